@@ -1,0 +1,24 @@
+"""The ``jod`` command line: one subcommand per stage.
+
+Each stage owns its commands in its own ``cli`` module; this module only assembles them.
+Stage modules import their heavy dependencies (torch, Flask) inside the command bodies, so
+``jod --help`` and ``jod scale`` stay fast and work without the optional extras.
+"""
+
+import typer
+
+from scaling.cli import scale_command
+
+app = typer.Typer(
+    name="jod",
+    help=(
+        "jodkit: turn pairwise image-quality judgments into JOD scales, align scenes onto one "
+        "unified scale, collect judgments in a browser and train quality models.\n\n"
+        "1 JOD = 75% of observers prefer one image over the other."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    pretty_exceptions_show_locals=False,
+)
+
+app.command("scale")(scale_command)

@@ -1,0 +1,86 @@
+"""Table formats: the contract between jodkit's stages.
+
+Every stage reads and writes these layouts, and only these. Each is defined once here and
+imported by the stages that read it; nothing else restates the column lists.
+
+Trials (long format, one row per judgment; the layout pwcmp and ASAP use)
+    ``observer, session, scene, attribute, condition_A, condition_B, is_A_selected``
+    optional: ``tie, left_shown, rt_ms, is_gold, is_training, repeat_of, timestamp``.
+    Cross-content trials carry ``scene_A`` and ``scene_B`` instead of ``scene``.
+    ``is_A_selected`` is 1 when A was judged better, 0 when B was; with ``tie`` = 1 it is
+    ignored. ``left_shown`` is ``"A"`` or ``"B"``.
+
+Scale table (one row per condition and group)
+    the group keys (e.g. ``scene, attribute``), then ``condition, jod, jod_std, ci_low,
+    ci_high, n_comparisons``, then diagnostics: ``n_wins, n_losses, component,
+    determined``. ``jod_std``/``ci_*`` are NaN without a bootstrap. ``component`` numbers
+    the connected components of the group's comparison graph (0 = the largest); scores in
+    different components share no offset. ``determined`` is False where the data do not pin
+    the score (no win, no loss, or outside the main component).
+
+Count matrices
+    square CSV with condition names as the header row and the first column; entry (i, j) =
+    times i was preferred over j. Or a MATLAB ``.mat`` file holding one such matrix.
+
+Training table (exported by the pipeline, read by ``training``)
+    ``image_path, scene, attribute, jod, jod_std``.
+
+Run metadata travels with each table: in ``DataFrame.attrs["jodkit"]``, in the Parquet
+schema, and for CSV in a sidecar file ``<name>.meta.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TRIAL_REQUIRED = (
+    "observer",
+    "session",
+    "attribute",
+    "condition_A",
+    "condition_B",
+    "is_A_selected",
+)
+TRIAL_OPTIONAL = (
+    "scene",
+    "scene_A",
+    "scene_B",
+    "tie",
+    "left_shown",
+    "rt_ms",
+    "is_gold",
+    "is_training",
+    "repeat_of",
+    "timestamp",
+)
+
+SCALE_VALUE_COLUMNS = ("condition", "jod", "jod_std", "ci_low", "ci_high", "n_comparisons")
+SCALE_DIAGNOSTIC_COLUMNS = ("n_wins", "n_losses", "component", "determined")
+SCALE_COLUMNS = SCALE_VALUE_COLUMNS + SCALE_DIAGNOSTIC_COLUMNS
+
+TRAINING_COLUMNS = ("image_path", "scene", "attribute", "jod", "jod_std")
+
+TIE_POLICIES = ("drop", "split")
+
+
+@dataclass(frozen=True)
+class ScaleOptions:
+    """pwcmp's options, plus the ones jodkit adds.
+
+    ``prior``: ``"gaussian"`` (pwcmp's default distance prior) or ``"none"``.
+    ``anchor``: ``"mean0"`` (mean pulled to 0, pwcmp's default) or ``"fix0"`` (first
+    condition fixed at 0).
+    ``ties``: ``"drop"`` or ``"split"`` (half a win each way).
+    """
+
+    prior: str = "gaussian"
+    anchor: str = "mean0"
+    ties: str = "drop"
+
+    def __post_init__(self) -> None:
+        if self.prior not in ("gaussian", "none"):
+            raise ValueError(f"prior must be 'gaussian' or 'none', not {self.prior!r}")
+        if self.anchor not in ("mean0", "fix0"):
+            raise ValueError(f"anchor must be 'mean0' or 'fix0', not {self.anchor!r}")
+        if self.ties not in TIE_POLICIES:
+            raise ValueError(f"ties must be one of {TIE_POLICIES}, not {self.ties!r}")
