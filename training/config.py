@@ -1,0 +1,144 @@
+"""The training configuration: one pydantic object, read from YAML and saved with every run.
+
+A run is reproducible from the ``config.yaml`` it writes next to its weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from training.labels import LabelKind
+from training.prompts import DEFAULT_ATTRIBUTES, DEFAULT_QUESTIONS
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Section):
+    """Where the labels come from and how scenes are split."""
+
+    table: Path | None = None
+    image_root: Path | None = None
+    attributes: list[str] | None = None
+    split_column: str | None = None
+    val_fraction: float = Field(0.15, ge=0.0, lt=1.0)
+    test_fraction: float = Field(0.15, ge=0.0, lt=1.0)
+    pair_scope: Literal["scene", "dataset"] = "scene"
+
+
+class ImageConfig(_Section):
+    """Image preprocessing: pad to square with the mean colour, resize, optional ROI view."""
+
+    size: int = Field(448, ge=28)
+    roi_column: str | None = None
+
+
+class PromptConfig(_Section):
+    attributes: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_ATTRIBUTES))
+    questions: list[str] = Field(default_factory=lambda: list(DEFAULT_QUESTIONS))
+    sample_paraphrases: bool = True
+
+
+class AdapterConfig(_Section):
+    """LoRA on the language model and/or the vision tower, or the vision tower fully trained."""
+
+    language: Literal["lora", "frozen"] = "lora"
+    vision: Literal["lora", "full", "frozen"] = "full"
+    rank: int = Field(128, ge=1)
+    alpha: float = 256.0
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    language_targets: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"])
+    vision_targets: list[str] | None = None
+
+
+class LossConfig(_Section):
+    """DeQA-Score's defaults: L = fidelity + 0.05 (CE + KL); each term can be switched off."""
+
+    label: LabelKind = "soft_pdf"
+    kl_weight: float = Field(0.05, ge=0.0)
+    ce_weight: float = Field(0.05, ge=0.0)
+    fidelity_weight: float = Field(1.0, ge=0.0)
+
+
+class OptimConfig(_Section):
+    lr: float = Field(2e-5, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    epochs: float = Field(3.0, gt=0.0)
+    max_steps: int | None = Field(None, ge=1)
+    warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0)
+    pairs_per_batch: int = Field(16, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    max_grad_norm: float | None = 1.0
+    fused_adamw: bool = False
+
+
+class RunConfig(_Section):
+    """Hardware and bookkeeping."""
+
+    output_dir: Path = Path("out/train")
+    seed: int = 0
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
+    gradient_checkpointing: bool = True
+    attn_implementation: str | None = None
+    checkpoint_every: int | None = Field(None, ge=1)
+    log_every: int = Field(10, ge=1)
+    eval_batch_size: int = Field(16, ge=1)
+    resume: bool = True
+    progress: bool = True
+    merge_adapters: bool = False
+
+
+class TrainConfig(_Section):
+    """Everything a training run needs besides the data itself."""
+
+    model: Path
+    data: DataConfig = Field(default_factory=DataConfig)
+    image: ImageConfig = Field(default_factory=ImageConfig)
+    prompts: PromptConfig = Field(default_factory=PromptConfig)
+    adapter: AdapterConfig = Field(default_factory=AdapterConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.data.val_fraction + self.data.test_fraction >= 1.0:
+            raise ValueError("data.val_fraction + data.test_fraction must be below 1")
+        if self.adapter.language == "frozen" and self.adapter.vision == "frozen":
+            raise ValueError("adapter: language and vision are both frozen; nothing would train")
+        if self.loss.kl_weight + self.loss.ce_weight + self.loss.fidelity_weight == 0:
+            raise ValueError("loss: every weight is 0; nothing would train")
+        return self
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TrainConfig:
+        """Read a config file; relative paths in it are resolved against the file's folder."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} does not exist")
+        raw = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}: the config must be a mapping, not {type(raw).__name__}")
+        config = cls.model_validate(raw)
+        return config.resolved(path.parent)
+
+    def resolved(self, base: Path) -> TrainConfig:
+        """Copy with relative paths made absolute against ``base``."""
+
+        def fix(p: Path | None) -> Path | None:
+            return None if p is None or p.is_absolute() else (base / p).resolve()
+
+        update = self.model_copy(deep=True)
+        update.model = fix(self.model) or self.model
+        update.data.table = fix(self.data.table) or self.data.table
+        update.data.image_root = fix(self.data.image_root) or self.data.image_root
+        update.run.output_dir = fix(self.run.output_dir) or self.run.output_dir
+        return update
+
+    def to_yaml(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False))
