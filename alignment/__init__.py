@@ -1,0 +1,1 @@
+"""Alignment of per-scene JOD scales onto one unified scale (DXOMARK portrait method)."""
