@@ -1,0 +1,211 @@
+"""Loading a local image-text-to-text model, attaching adapters, and reading level logits.
+
+Only local directories are loaded (no hub access). The vision tower and the language model
+are found by their attribute names, so LoRA targets work across Qwen2/2.5/3-VL and Idefics3.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from scaling.errors import InputError
+from training.config import AdapterConfig
+from training.encoding import (
+    HFPromptProcessor,
+    PromptEncoder,
+    QwenVLPromptProcessor,
+    level_token_ids,
+)
+from training.labels import JodRescaling
+
+VISION_NAMES = ("visual", "vision_tower", "vision_model")
+LANGUAGE_NAMES = ("language_model", "text_model")
+MODEL_CARD = "jodkit_model.json"
+ADAPTER_DIR = "adapter"
+MERGED_DIR = "merged"
+
+
+@dataclass
+class LoadedModel:
+    """A model with what is needed to feed it: tokenizer, prompt processor, level ids."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    processor: object
+    level_ids: list[int]
+    source: Path
+
+    def encoder(self, padding_side: str = "left") -> PromptEncoder:
+        config = self.model.config
+        forward = inspect.signature(self.base_model().forward).parameters
+        return PromptEncoder(
+            self.tokenizer,
+            self.processor,
+            self.level_ids,
+            image_token_id=getattr(config, "image_token_id", None),
+            add_mm_token_type_ids="mm_token_type_ids" in forward,
+            padding_side=padding_side,
+        )
+
+    def save(self, directory: str | Path) -> None:
+        """Weights, tokenizer and processor, loadable again with :func:`load_vlm`."""
+        self.model.save_pretrained(directory)
+        self.processor.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+
+    def base_model(self) -> torch.nn.Module:
+        model = self.model
+        return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def missing_model_message(path: Path) -> str:
+    return (
+        f"model directory {path} does not exist or holds no config.json. jodkit loads models "
+        "from local directories only (no hub access): download one on a machine with network, "
+        "e.g. `hf download Qwen/Qwen2-VL-2B-Instruct --local-dir models/qwen2-vl-2b`, copy it "
+        "here and point 'model' at it; or build a tiny smoke-test model with "
+        "`python -m training.tiny DIR`."
+    )
+
+
+def load_vlm(
+    path: str | Path,
+    dtype: torch.dtype | None = None,
+    attn_implementation: str | None = None,
+) -> LoadedModel:
+    """Model, tokenizer and prompt processor from a local directory, with level ids checked."""
+    from transformers import AutoModelForImageTextToText, AutoTokenizer
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(missing_model_message(path))
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    level_ids = level_token_ids(tokenizer, path)
+    kwargs = {"local_files_only": True}
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    model = AutoModelForImageTextToText.from_pretrained(path, **kwargs)
+    return LoadedModel(model, tokenizer, _prompt_processor(path, tokenizer), level_ids, path)
+
+
+def _prompt_processor(path: Path, tokenizer):
+    from transformers import AutoImageProcessor, AutoProcessor
+
+    image_processor = AutoImageProcessor.from_pretrained(path, local_files_only=True)
+    if hasattr(image_processor, "merge_size") and "<|image_pad|>" in tokenizer.get_vocab():
+        # Qwen-VL family: the full processor needs torchvision for its video half.
+        return QwenVLPromptProcessor(tokenizer, image_processor)
+    try:
+        processor = AutoProcessor.from_pretrained(path, local_files_only=True)
+    except (OSError, ImportError, ValueError) as error:
+        raise InputError(
+            f"cannot build the processor of this model ({error}); jodkit needs a processor "
+            "that expands image placeholders in the prompt",
+            source=str(path),
+        ) from error
+    return HFPromptProcessor(processor)
+
+
+def find_submodule(model: torch.nn.Module, names: tuple[str, ...]) -> str:
+    """Full name of the first module whose last name part is one of ``names``."""
+    for name, _ in model.named_modules():
+        if name.rsplit(".", 1)[-1] in names:
+            return name
+    raise InputError(f"model has no submodule named any of {names}", field="model")
+
+
+def lora_target_regex(model: torch.nn.Module, adapter: AdapterConfig) -> str | None:
+    """Regex over full module names: LLM projections and/or every vision-tower Linear."""
+    patterns = []
+    if adapter.language == "lora":
+        prefix = re.escape(find_submodule(model, LANGUAGE_NAMES))
+        leaves = "|".join(map(re.escape, adapter.language_targets))
+        patterns.append(rf"{prefix}\..*\.({leaves})")
+    if adapter.vision == "lora":
+        prefix = re.escape(find_submodule(model, VISION_NAMES))
+        if adapter.vision_targets:
+            leaves = "|".join(map(re.escape, adapter.vision_targets))
+            patterns.append(rf"{prefix}\..*\.({leaves})")
+        else:
+            linear = [
+                re.escape(name)
+                for name, module in model.named_modules()
+                if isinstance(module, torch.nn.Linear) and re.match(prefix + r"\.", name)
+            ]
+            patterns.append("|".join(linear))
+    return "|".join(f"(?:{p})" for p in patterns) if patterns else None
+
+
+def apply_adapters(model: torch.nn.Module, adapter: AdapterConfig) -> torch.nn.Module:
+    """Wrap with peft LoRA; a fully trained vision tower is saved with the adapter."""
+    from peft import LoraConfig, get_peft_model
+
+    targets = lora_target_regex(model, adapter)
+    if targets is None:
+        raise ValueError(
+            "adapter: vision 'full' with language 'frozen' has no LoRA target; use "
+            "language 'lora' or vision 'lora'"
+        )
+    modules_to_save = None
+    if adapter.vision == "full":
+        modules_to_save = [find_submodule(model, VISION_NAMES).rsplit(".", 1)[-1]]
+    config = LoraConfig(
+        r=adapter.rank,
+        lora_alpha=adapter.alpha,
+        lora_dropout=adapter.dropout,
+        target_modules=targets,
+        modules_to_save=modules_to_save,
+    )
+    return get_peft_model(model, config)
+
+
+def level_logits(
+    model: torch.nn.Module, batch: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward pass; returns (all logits, vocabulary logits at each row's level position)."""
+    inputs = {k: v for k, v in batch.items() if k not in ("labels", "level_positions")}
+    logits = model(**inputs, use_cache=False).logits
+    rows = torch.arange(logits.shape[0], device=logits.device)
+    return logits, logits[rows, batch["level_positions"]]
+
+
+def write_model_card(
+    directory: Path, rescalings: dict[str, JodRescaling], base_model: Path, merged: bool
+) -> None:
+    """The JOD mapping per attribute and where the weights are: all prediction needs."""
+    card = {
+        "rescalings": {a: r.model_dump() for a, r in rescalings.items()},
+        "base_model": str(base_model),
+        "weights": MERGED_DIR if merged else ADAPTER_DIR,
+    }
+    (directory / MODEL_CARD).write_text(json.dumps(card, indent=2))
+
+
+def load_trained(
+    directory: str | Path, dtype: torch.dtype | None = None
+) -> tuple[LoadedModel, dict[str, JodRescaling]]:
+    """A trained jodkit model (merged, or base + adapter) and its JOD mappings."""
+    directory = Path(directory)
+    card_path = directory / MODEL_CARD
+    if not card_path.is_file():
+        raise FileNotFoundError(
+            f"{directory} is not a trained jodkit model (no {MODEL_CARD}); train one with "
+            "`jod train config.yaml`"
+        )
+    card = json.loads(card_path.read_text())
+    rescalings = {a: JodRescaling.model_validate(r) for a, r in card["rescalings"].items()}
+    if card["weights"] == MERGED_DIR:
+        return load_vlm(directory / MERGED_DIR, dtype=dtype), rescalings
+    from peft import PeftModel
+
+    loaded = load_vlm(card["base_model"], dtype=dtype)
+    loaded.model = PeftModel.from_pretrained(loaded.model, directory / ADAPTER_DIR)
+    return loaded, rescalings

@@ -1,0 +1,122 @@
+"""Batched prediction: JOD, predicted std and level probabilities per image and attribute."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from scaling.errors import InputError
+from training.config import TrainConfig
+from training.data import load_image, parse_roi
+from training.encoding import Sample
+from training.labels import JodRescaling
+from training.losses import level_scores
+from training.modeling import LoadedModel, level_logits, load_trained
+from training.prompts import LEVEL_WORDS, PromptBook
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+PROB_COLUMNS = tuple(f"p_{w}" for w in LEVEL_WORDS)
+
+
+def samples_for(
+    rows: pd.DataFrame, prompts: PromptBook, image_size: int, roi_column: str | None, rng=None
+) -> list[Sample]:
+    """Prompts for table rows; the answer carries a placeholder level (it does not affect the
+    logits that predict it)."""
+    samples = []
+    for index, row in rows.iterrows():
+        roi = parse_roi(row[roi_column], "table", int(index) + 2) if roi_column else None
+        samples.append(
+            Sample(
+                images=load_image(row["image_path"], image_size, roi),
+                question=prompts.question(row["attribute"], rng),
+                answer=prompts.answer(row["attribute"], LEVEL_WORDS[2]),
+            )
+        )
+    return samples
+
+
+@torch.no_grad()
+def predict_rows(
+    loaded: LoadedModel,
+    rescalings: dict[str, JodRescaling],
+    rows: pd.DataFrame,
+    config: TrainConfig,
+    batch_size: int,
+    padding_side: str = "left",
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Predictions for ``rows`` (columns image_path, attribute, optionally scene)."""
+    unknown = sorted(set(rows["attribute"]) - set(rescalings))
+    if unknown:
+        raise InputError(
+            f"the model was not trained on attributes {unknown}; it knows {sorted(rescalings)}",
+            field="attribute",
+        )
+    prompts = PromptBook(config.prompts.attributes, config.prompts.questions)
+    encoder = loaded.encoder(padding_side)
+    model = loaded.model.eval()
+    device = next(model.parameters()).device
+    level_ids = torch.tensor(loaded.level_ids, device=device)
+    probs, scores, stds = [], [], []
+    starts = range(0, len(rows), batch_size)
+    for start in tqdm(starts, desc="predict", disable=not progress):
+        chunk = rows.iloc[start : start + batch_size]
+        batch = encoder(samples_for(chunk, prompts, config.image.size, config.image.roi_column))
+        batch = {k: v.to(device) for k, v in batch.items()}
+        _, vocab = level_logits(model, batch)
+        logits = vocab[:, level_ids].float()
+        score, std = level_scores(logits)
+        probs.append(logits.softmax(-1).cpu().numpy())
+        scores.append(score.cpu().numpy())
+        stds.append(std.cpu().numpy())
+    out = rows[[c for c in ("image_path", "scene", "attribute") if c in rows.columns]].copy()
+    out["score"] = np.concatenate(scores)
+    out["score_std"] = np.concatenate(stds)
+    out["jod_pred"] = [
+        float(rescalings[a].to_jod(s)) for a, s in zip(out["attribute"], out["score"], strict=True)
+    ]
+    out["jod_std_pred"] = [
+        float(rescalings[a].std_to_jod(s))
+        for a, s in zip(out["attribute"], out["score_std"], strict=True)
+    ]
+    out[list(PROB_COLUMNS)] = np.concatenate(probs)
+    return out.reset_index(drop=True)
+
+
+def list_images(images: Path) -> list[Path]:
+    """Image files in a folder (recursively, sorted) or a single file."""
+    if images.is_file():
+        return [images]
+    if not images.is_dir():
+        raise InputError("no such image file or folder", source=str(images))
+    found = sorted(p for p in images.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not found:
+        raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found", source=str(images))
+    return found
+
+
+def predict_images(
+    model_dir: str | Path,
+    images: str | Path,
+    attributes: Sequence[str] | None = None,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Every image x attribute (default: all the model was trained on) through a trained model."""
+    model_dir = Path(model_dir)
+    config = TrainConfig.from_yaml(model_dir / "config.yaml")
+    loaded, rescalings = load_trained(model_dir)
+    if torch.cuda.is_available():
+        loaded.model.to("cuda")
+    paths = [str(p) for p in list_images(Path(images))]
+    attributes = list(attributes or rescalings)
+    rows = pd.DataFrame(
+        [(p, a) for a in attributes for p in paths], columns=["image_path", "attribute"]
+    )
+    return predict_rows(loaded, rescalings, rows, config, batch_size, progress=progress)
