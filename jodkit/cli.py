@@ -6,7 +6,6 @@ Stage modules import their heavy dependencies (torch, Flask) inside the command 
 """
 
 import typer
-
 from scaling.cli import scale_command
 
 app = typer.Typer(
@@ -22,3 +21,10 @@ app = typer.Typer(
 )
 
 app.command("scale")(scale_command)
+
+from annotation_app.cli import campaign_app, export_command, serve_command, user_app  # noqa: E402
+
+app.command("serve")(serve_command)
+app.command("export")(export_command)
+app.add_typer(campaign_app, name="campaign")
+app.add_typer(user_app, name="user")

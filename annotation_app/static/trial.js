@@ -1,0 +1,232 @@
+// The trial page: decode both images before the clock starts, answer by keyboard or mouse,
+// never lose an answer (kept in localStorage until the server acknowledges its token).
+"use strict";
+(() => {
+  const root = document.getElementById("trial");
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const tieAllowed = root.dataset.tie === "true";
+  const outboxKey = `jodkit-outbox-${root.dataset.session}`;
+  const panels = ["left", "right"].map((side) => {
+    const el = document.getElementById(`panel-${side}`);
+    return { side, el, viewport: el.querySelector(".viewport"), img: el.querySelector("img"),
+             original: el.querySelector(".original"), view: { zoom: 1, x: 0, y: 0 } };
+  });
+  const $ = (id) => document.getElementById(id);
+  const state = { trials: [], current: null, shownAt: 0, busy: true, locked: true, pixel: false,
+                  flicked: false, zooms: 0, flickers: 0, cache: new Map() };
+
+  const token = () => Array.from(crypto.getRandomValues(new Uint8Array(16)),
+                                 (b) => b.toString(16).padStart(2, "0")).join("");
+  const setStatus = (text) => { $("status").textContent = text; };
+
+  function load(src) {
+    // One decoded Image per URL: the prefetched next pair is ready when its turn comes.
+    if (!state.cache.has(src)) {
+      const im = new Image();
+      im.src = src;
+      state.cache.set(src, im.decode().then(() => im));
+    }
+    return state.cache.get(src);
+  }
+
+  // ---- zoom and pan -------------------------------------------------------------------
+  function fitScale(panel) {
+    const { clientWidth: w, clientHeight: h } = panel.viewport;
+    const { naturalWidth: iw, naturalHeight: ih } = panel.img;
+    return iw && ih ? Math.min(w / iw, h / ih) : 1;
+  }
+  function cssScale(panel) {
+    // CSS px per image px: 1/devicePixelRatio in 1:1 mode, otherwise fit x zoom.
+    return state.pixel ? panel.view.zoom / window.devicePixelRatio : fitScale(panel) * panel.view.zoom;
+  }
+  function render() {
+    const dpr = window.devicePixelRatio;
+    let resampled = false;
+    for (const panel of panels) {
+      const s = cssScale(panel);
+      const { clientWidth: w, clientHeight: h } = panel.viewport;
+      const iw = panel.img.naturalWidth * s, ih = panel.img.naturalHeight * s;
+      // Snap to device pixels so that 1:1 really maps one image pixel to one screen pixel.
+      const snap = (v) => Math.round(v * dpr) / dpr;
+      const x = snap((w - iw) / 2 + panel.view.x), y = snap((h - ih) / 2 + panel.view.y);
+      panel.img.style.width = `${iw}px`;
+      panel.img.style.height = `${ih}px`;
+      panel.img.style.transform = `translate(${x}px, ${y}px)`;
+      const devicePerImage = s * dpr;
+      panel.img.classList.toggle("pixelated", devicePerImage >= 2);
+      if (Math.abs(devicePerImage - Math.round(devicePerImage)) > 1e-3 || devicePerImage < 1) resampled = true;
+    }
+    const s = cssScale(panels[0]) * dpr;
+    $("zoom-info").textContent = state.pixel ? `1:1 ×${panels[0].view.zoom}` : `fit ×${panels[0].view.zoom.toFixed(2)} (${(s * 100).toFixed(0)}%)`;
+    $("resample").hidden = !resampled;
+    $("resample").textContent = resampled ? `resampled: ${(s * 100).toFixed(0)}% of device pixels` : "";
+    $("lock").textContent = state.locked ? "locked" : "unlocked";
+  }
+  function targets(panel) { return state.locked ? panels : [panel]; }
+  function zoomBy(factor, panel = panels[0]) {
+    for (const p of targets(panel)) {
+      p.view.zoom = Math.min(32, Math.max(0.25, p.view.zoom * factor));
+      if (state.pixel) p.view.zoom = Math.max(1, Math.round(p.view.zoom));
+      p.view.x *= factor; p.view.y *= factor;
+    }
+    state.zooms += 1;
+    render();
+  }
+  function resetView() {
+    for (const p of panels) p.view = { zoom: 1, x: 0, y: 0 };
+    render();
+  }
+  for (const panel of panels) {
+    let drag = null;
+    panel.viewport.addEventListener("pointerdown", (e) => {
+      drag = { x: e.clientX, y: e.clientY };
+      panel.viewport.setPointerCapture(e.pointerId);
+    });
+    panel.viewport.addEventListener("pointermove", (e) => {
+      if (!drag) return;
+      for (const p of targets(panel)) { p.view.x += e.clientX - drag.x; p.view.y += e.clientY - drag.y; }
+      drag = { x: e.clientX, y: e.clientY };
+      render();
+    });
+    panel.viewport.addEventListener("pointerup", () => { drag = null; });
+    panel.viewport.addEventListener("wheel", (e) => {
+      e.preventDefault();
+      zoomBy(e.deltaY < 0 ? 1.25 : 0.8, panel);
+    }, { passive: false });
+  }
+
+  // ---- showing a pair ------------------------------------------------------------------
+  function flicker() {
+    state.flicked = !state.flicked;
+    state.flickers += 1;
+    const [l, r] = panels;
+    const [ls, rs] = [l.img.src, r.img.src];
+    l.img.src = rs; r.img.src = ls;  // both already decoded: the swap is instant
+    for (const p of panels) p.el.querySelector(".swapped").hidden = !state.flicked;
+    render();
+  }
+  async function show(trial) {
+    state.busy = true;
+    const [left, right] = await Promise.all([load(trial.left.src), load(trial.right.src)]);
+    state.current = trial;
+    state.flicked = false; state.zooms = 0; state.flickers = 0;
+    panels[0].img.src = left.src; panels[1].img.src = right.src;
+    panels[0].original.href = trial.left.original; panels[1].original.href = trial.right.original;
+    for (const p of panels) p.el.querySelector(".swapped").hidden = true;
+    $("training").hidden = !trial.training;
+    resetView();
+    // The clock starts at the first frame that shows both decoded images.
+    requestAnimationFrame(() => requestAnimationFrame((t) => {
+      state.shownAt = t;
+      state.busy = false;
+      root.dataset.trial = trial.id;
+    }));
+  }
+  function showProgress(progress) {
+    $("count").textContent = `${progress.answered} / ${progress.planned}`;
+    $("bar").style.width = `${(100 * progress.answered) / progress.planned}%`;
+  }
+  function overlay(html) {
+    $("overlay").hidden = !html;
+    $("overlay-text").innerHTML = html || "";
+  }
+
+  async function request(url, options = {}) {
+    const response = await fetch(url, { credentials: "same-origin", ...options,
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf, ...(options.headers || {}) } });
+    if (response.status === 401) { window.location.reload(); throw new Error("login required"); }
+    const body = await response.json().catch(() => ({}));
+    return { status: response.status, body };
+  }
+
+  async function next() {
+    const { status, body } = await request(root.dataset.nextUrl);
+    if (status !== 200) throw new Error(body.error || `HTTP ${status}`);
+    showProgress(body.progress);
+    if (body.progress.finished) {
+      state.busy = true;
+      overlay(`<h2>Session complete</h2><p>Thank you! ${body.progress.answered} answers stored.</p>
+               <p><a class="button" href="${root.dataset.homeUrl}">Back to campaigns</a></p>`);
+      root.dataset.finished = "true";
+      return;
+    }
+    if (body.progress.break_until) {
+      state.busy = true;
+      const until = new Date(body.progress.break_until);
+      const tick = () => {
+        const left = Math.max(0, Math.ceil((until - new Date()) / 1000));
+        overlay(`<h2>Time for a break</h2><p>Rest your eyes. You can continue in ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}.</p>`);
+        if (left > 0) setTimeout(tick, 1000); else { overlay(""); next().catch(retryLater); }
+      };
+      tick();
+      return;
+    }
+    overlay("");
+    state.trials = body.trials;
+    if (body.trials[1]) { load(body.trials[1].left.src); load(body.trials[1].right.src); }
+    await show(body.trials[0]);
+  }
+  function retryLater(error) {
+    setStatus(`connection problem (${error.message}); retrying…`);
+    setTimeout(() => next().then(() => setStatus("")).catch(retryLater), 2000);
+  }
+
+  // ---- answering -------------------------------------------------------------------------
+  async function send(item) {
+    // Retries until acknowledged; the token makes each retry harmless.
+    for (let delay = 500; ; delay = Math.min(delay * 2, 8000)) {
+      try {
+        const url = root.dataset.answerUrl.replace("/0/", `/${item.trial}/`);
+        const { status, body } = await request(url, { method: "POST", body: JSON.stringify(item.answer) });
+        if (status === 200 || status === 409 || status === 404) {
+          localStorage.removeItem(outboxKey);
+          if (status !== 200) setStatus(body.error || "");
+          return body;
+        }
+        if (status === 400) { localStorage.removeItem(outboxKey); setStatus(body.error); return body; }
+      } catch (error) { setStatus("offline: your answer is kept and will be sent"); }
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+  async function answer(choice) {
+    if (state.busy || !state.current) return;
+    if (choice === "tie" && !tieAllowed) return;
+    state.busy = true;
+    const item = { trial: state.current.id, answer: {
+      token: token(), choice, rt_ms: Math.round(performance.now() - state.shownAt),
+      zoom_count: state.zooms, flicker_count: state.flickers } };
+    localStorage.setItem(outboxKey, JSON.stringify(item));
+    setStatus("saving…");
+    await send(item);
+    setStatus("");
+    await next().catch(retryLater);
+  }
+
+  document.addEventListener("keydown", (e) => {
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    const actions = {
+      ArrowLeft: () => answer("left"), 1: () => answer("left"),
+      ArrowRight: () => answer("right"), 2: () => answer("right"),
+      ArrowDown: () => answer("tie"),
+      " ": () => { if (!state.busy) flicker(); },
+      "+": () => zoomBy(1.5), "=": () => zoomBy(1.5), "-": () => zoomBy(1 / 1.5),
+      0: () => { state.pixel = false; resetView(); },
+      p: () => { state.pixel = !state.pixel; resetView(); },
+      l: () => { state.locked = !state.locked; render(); },
+    };
+    const action = actions[e.key];
+    if (action) { e.preventDefault(); if (!e.repeat) action(); }
+  });
+  $("choose-left").addEventListener("click", () => answer("left"));
+  $("choose-right").addEventListener("click", () => answer("right"));
+  if ($("choose-tie")) $("choose-tie").addEventListener("click", () => answer("tie"));
+  window.addEventListener("resize", render);
+
+  async function start() {
+    const saved = localStorage.getItem(outboxKey);
+    if (saved) { setStatus("sending the answer saved before the page closed…"); await send(JSON.parse(saved)); }
+    await next();
+    setStatus("");
+  }
+  start().catch(retryLater);
+})();
