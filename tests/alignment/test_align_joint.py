@@ -1,0 +1,89 @@
+"""Joint maximum-likelihood alignment on the simulated panel (truth known)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.optimize import approx_fprime
+from scipy.stats import spearmanr
+
+from alignment.joint import JointObjective, align_joint, build_data
+from scaling.errors import InputError
+from study.panel import cross_trials, make_truth, per_scene_trials
+from study.renditions import ladder
+
+
+@pytest.fixture(scope="module")
+def panel():
+    steps = ladder((1.0, 0.6, 0.35), (0.0, 0.04, 0.08))
+    manifest = pd.DataFrame(
+        [
+            {"scene": f"s{j}", "condition": f"r{k}"} | p.as_dict()
+            for j in range(4)
+            for k, p in enumerate(steps)
+        ]
+    )
+    truth = make_truth(manifest, seed=4)
+    truth = truth[truth["attribute"] == "detail"].reset_index(drop=True)
+    st = per_scene_trials(truth, n_observers=12, seed=5)
+    sel = truth[truth["condition"].isin(["r0", "r4", "r8", "r6"])]
+    ct = cross_trials(truth, sel, n_observers=12, seed=6)
+    return truth, st, ct
+
+
+def test_gradient_matches_finite_differences(panel):
+    _, st, ct = panel
+    obj = JointObjective(build_data(st, ct))
+    theta = np.random.default_rng(0).normal(0, 0.5, obj.n + 2 * obj.d.n_scenes - 1)
+    grad = obj.value_and_grad(theta)[1]
+    num = approx_fprime(theta, lambda z: obj.value_and_grad(z)[0], 1e-7)
+    assert np.allclose(grad, num, rtol=1e-4, atol=1e-3 * np.abs(grad).max())
+
+
+def test_joint_recovers_the_global_truth(panel):
+    truth, st, ct = panel
+    out = align_joint(st, ct, reference="s1")
+    merged = truth.merge(out, on=["scene", "condition"])
+    assert spearmanr(merged["q_true"], merged["jod_unified"])[0] > 0.95
+    # the reference keeps its own per-scene scale: u = x there
+    ref = out[out["scene"] == "s1"]
+    assert np.allclose(ref["jod_unified"], ref["jod_scene"])
+    # u is affine in the truth; after the best affine map, error well under 1 JOD
+    A = np.c_[merged["jod_unified"], np.ones(len(merged))]
+    coef = np.linalg.lstsq(A, merged["q_true"], rcond=None)[0]
+    assert np.sqrt(np.mean((A @ coef - merged["q_true"]) ** 2)) < 0.6
+    # the slopes undo the hidden spreads: a_j = c / spread_j with c ~ 0.8 / 0.9, the mean
+    # compressions of the cross-content and per-scene observers (careless ones aside)
+    spreads = truth.groupby("scene")["spread"].first()
+    scenes = out.attrs["jodkit"]["attributes"]["all"]["scenes"]
+    c = np.array([scenes[s]["a"] * spreads[s] for s in spreads.index])
+    assert np.all((c > 0.4) & (c < 1.4)), c
+    assert abs(c.mean() - 0.89) < 0.2, c
+
+
+def test_joint_bootstrap_gives_cis(panel):
+    _, st, ct = panel
+    out = align_joint(st, ct, reference="s0", bootstrap=8, seed=1)
+    assert np.isfinite(out["jod_unified_std"]).all()
+    assert (out["ci_low"] <= out["ci_high"]).all()
+    other = out[out["scene"] != "s0"]
+    assert (other["jod_unified_std"] > 0).all()
+
+
+def test_joint_bad_input(panel):
+    _, st, ct = panel
+    with pytest.raises(InputError, match="never appears") as err:
+        align_joint(st[st["scene"] != "s3"], ct)
+    assert err.value.source == "cross-content trials"
+    one = ct[
+        ~((ct["scene_A"] == "s2") & (ct["condition_A"] != "r0"))
+        & ~((ct["scene_B"] == "s2") & (ct["condition_B"] != "r0"))
+    ]
+    with pytest.raises(InputError, match="'s2' has 1 image"):
+        align_joint(st, one)
+    bad = st.copy()
+    bad.loc[5, "is_A_selected"] = 2
+    with pytest.raises(InputError, match="0 or 1") as err:
+        align_joint(bad, ct)
+    assert err.value.row == 6 and err.value.field == "is_A_selected"
+    with pytest.raises(InputError, match="scene_A"):
+        align_joint(st, ct.drop(columns="scene_A"))
