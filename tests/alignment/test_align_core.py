@@ -197,3 +197,15 @@ def test_missing_std_for_weighted_fit_and_bad_ids():
         align(scenes, cross, reference="nope")
     with pytest.raises(ValueError, match="method"):
         align(scenes, cross, method="magic")
+
+
+def test_diagnostic_plots_are_written(tmp_path):
+    from PIL import Image
+
+    from alignment.plots import plot_alignment
+
+    scenes, cross = make_tables(noise_y=0.2)
+    paths = plot_alignment(align(scenes, cross), tmp_path)
+    assert sorted(p.name for p in paths) == ["maps.png", "residuals.png", "unified_hist.png"]
+    for p in paths:
+        assert Image.open(p).size[0] >= 400
