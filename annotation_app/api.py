@@ -11,7 +11,7 @@ from flask_login import current_user, login_required
 from annotation_app.db import get_db
 from annotation_app.models import Image, Trial
 from annotation_app.pages import own_session
-from annotation_app.sessions import parse_answer, pending_trials, progress, submit
+from annotation_app.sessions import AnswerConflict, parse_answer, pending_trials, progress, submit
 from scaling.errors import InputError
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -65,7 +65,7 @@ def answer(trial_id: int):
     try:
         status = submit(db, trial, parse_answer(request.get_json(silent=True)))
     except InputError as err:
-        code = 409 if err.field == "token" else 400
+        code = 409 if isinstance(err, AnswerConflict) else 400
         return {"error": str(err), "field": err.field}, code
     sess = own_session(trial.session_id)
     return {"status": status, "progress": progress(db, sess).as_json()}

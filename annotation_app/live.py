@@ -46,8 +46,10 @@ class LiveScales:
 
     @staticmethod
     def _compute(db: Session, campaign: Campaign) -> pd.DataFrame | str:
-        from scaling import scale
-
+        try:
+            from scaling import scale
+        except ImportError as err:  # scaling.scale is the lead's; show why, don't crash
+            return f"live scales unavailable: {err}"
         trials = trials_frame(db, campaign, "per_scene")
         trials = trials[trials["is_training"] == 0]
         if trials.empty:

@@ -24,6 +24,10 @@ MAX_ACTIVE_MS_PER_TRIAL = 120_000
 """A trial left open longer than this counts as a pause, not as active viewing time."""
 
 
+class AnswerConflict(InputError):
+    """The trial already holds a different answer (HTTP 409, not a malformed request)."""
+
+
 @dataclass
 class Progress:
     """Where a session stands, as the trial page shows it."""
@@ -185,13 +189,15 @@ def submit(db: Session, trial: Trial, answer: Answer) -> str:
         result = _store(db, trial, answer, now)
     except IntegrityError:
         db.rollback()
-        raise InputError("this token was already used for another trial", field="token") from None
+        raise AnswerConflict(
+            "this token was already used for another trial", field="token"
+        ) from None
     if result == 0:
         db.rollback()
         stored = db.scalar(select(Trial.answer_token).where(Trial.id == trial.id))
         if stored == answer.token:
             return "duplicate"
-        raise InputError("this trial was already answered", field="token")
+        raise AnswerConflict("this trial was already answered", field="token")
     sess.active_ms += min(answer.rt_ms, MAX_ACTIVE_MS_PER_TRIAL)
     if sess.active_ms >= spec.session.break_after_minutes * 60_000:
         sess.active_ms = 0.0
