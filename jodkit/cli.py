@@ -28,3 +28,15 @@ app.command("serve")(serve_command)
 app.command("export")(export_command)
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(user_app, name="user")
+
+from alignment.cli import align_command  # noqa: E402
+from study.cli import example_command  # noqa: E402
+
+app.command("align")(align_command)
+app.command("example")(example_command)
+
+from training.cli import evaluate_command, predict_command, train_command  # noqa: E402
+
+app.command("train")(train_command)
+app.command("predict")(predict_command)
+app.command("evaluate")(evaluate_command)
