@@ -12,6 +12,7 @@ large enough to repay starting one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import warnings
@@ -142,9 +143,10 @@ def bootstrap_scores(
                     chunks[futures[future]] = future.result()
                     bar.update(sizes[futures[future]])
         else:
-            for i, (s, k) in enumerate(zip(chunk_seeds, sizes, strict=True)):
-                chunks[i] = _run_chunk(unit_counts, solve, q0, s, k)
-                bar.update(k)
+            with single_threaded_blas():
+                for i, (s, k) in enumerate(zip(chunk_seeds, sizes, strict=True)):
+                    chunks[i] = _run_chunk(unit_counts, solve, q0, s, k)
+                    bar.update(k)
     samples = np.concatenate(chunks)
     return summarise(samples, alpha)
 
@@ -185,12 +187,26 @@ def _run_chunk(
     return out
 
 
+def single_threaded_blas() -> contextlib.AbstractContextManager:
+    """Limit BLAS to one thread while solving.
+
+    The solver's matrices are small (N x N); BLAS threads fighting over two busy cores made
+    one 200-condition solve up to 60 times slower (docs/performance.md). Parallelism comes
+    from the process pool instead. Uses ``threadpoolctl`` when it is installed.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 _WORKER: dict[str, object] = {}
 
 
 def _init_worker(unit_counts: np.ndarray, solve: SolveFn, q0: np.ndarray | None) -> None:
     """Keep the data in each worker once, instead of shipping it with every chunk."""
-    _WORKER.update(unit_counts=unit_counts, solve=solve, q0=q0)
+    _WORKER.update(unit_counts=unit_counts, solve=solve, q0=q0, blas=single_threaded_blas())
 
 
 def _worker_chunk(seed: np.random.SeedSequence, size: int) -> np.ndarray:
