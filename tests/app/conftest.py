@@ -181,3 +181,16 @@ class Browser:
 def login(app):
     """login("obs1") -> Browser."""
     return lambda username: Browser(app, username)
+
+
+@pytest.fixture
+def run_session():
+    """run_session(browser, campaign_id, type, choice): answer until the session ends."""
+
+    def run_session(obs, cid: int, session_type: str = "per_scene", choice: str = "left") -> int:
+        sid = obs.start(cid, session_type)
+        while trials := obs.next(sid)["trials"]:
+            assert obs.answer(trials[0]["id"], choice).status_code == 200
+        return sid
+
+    return run_session

@@ -1,0 +1,95 @@
+"""Campaign specs: clear errors naming the bad key, nothing stored on error, frozen hash."""
+
+from __future__ import annotations
+
+import pytest
+import typer
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from annotation_app.campaigns import create_campaign
+from annotation_app.cli import campaign_app, export_command
+from annotation_app.db import get_db
+from annotation_app.models import Campaign, Image
+from annotation_app.spec import parse_spec
+from scaling.errors import InputError
+
+
+def counts(app) -> tuple[int, int]:
+    with app.app_context():
+        db = get_db()
+        return db.scalar(select(func.count(Campaign.id))), db.scalar(select(func.count(Image.id)))
+
+
+def test_create_stores_images_with_sha256(app, make_spec, tmp_path):
+    with app.app_context():
+        camp, created = create_campaign(get_db(), make_spec(), tmp_path / "store")
+        assert created and len(camp.images) == 12
+        s1 = [im for im in camp.images if im.scene == "s1"]
+        assert [im.condition for im in s1] == ["c0", "c1", "c2", "c3"]
+        assert all(im.roi == [8, 8, 32, 32] for im in s1)
+        stored = tmp_path / "store" / s1[0].filename
+        assert stored.exists() and s1[0].filename.startswith(s1[0].sha256)
+
+
+def test_same_spec_is_noop_changed_spec_refused(app, make_spec, tmp_path):
+    spec = make_spec()
+    with app.app_context():
+        create_campaign(get_db(), spec, tmp_path / "store")
+        assert create_campaign(get_db(), spec, tmp_path / "store")[1] is False
+        changed = make_spec(length=99)
+        with pytest.raises(InputError, match="frozen"):
+            create_campaign(get_db(), changed, tmp_path / "store")
+    assert counts(app) == (1, 12)
+
+
+@pytest.mark.parametrize(
+    ("edit", "field", "message"),
+    [
+        (("seed: 3", "seed: 3\ncolour: red"), "colour", "Extra inputs"),
+        (("images: s2", "images: 7"), "scenes[1].images", ""),
+        (("images: s2", "images: nowhere"), "scenes[1].images", "folder not found"),
+        (("better: c0", "better: c9"), "golden.pairs[0].better", "unknown condition"),
+        (("{per_pair: 2}", "{per_pair: 2, per_image: 3}"), "comparisons", "exactly one"),
+        (("rate: 0.0", "rate: 0.9"), "golden.rate", "less than or equal"),
+        (("roi: [8, 8, 32, 32]", "roi: [40, 8, 32, 32]"), None, "outside image"),
+    ],
+)
+def test_bad_spec_names_the_key_and_stores_nothing(app, make_spec, tmp_path, edit, field, message):
+    spec = make_spec()
+    spec.write_text(spec.read_text().replace(*edit, 1))
+    with app.app_context(), pytest.raises(InputError) as err:
+        create_campaign(get_db(), spec, tmp_path / "store")
+    assert err.value.field == field
+    assert message in str(err.value)
+    assert counts(app) == (0, 0)
+
+
+def test_not_yaml_and_not_mapping():
+    with pytest.raises(InputError, match="not valid YAML"):
+        parse_spec("a: [1, 2")
+    with pytest.raises(InputError, match="mapping"):
+        parse_spec("- 1\n- 2")
+
+
+def test_cli_create_export_and_bad_spec(make_spec, tmp_path):
+    """The CLI runs on SQLite in its --home folder."""
+    jod = typer.Typer()  # the same wiring as jodkit/cli.py
+    jod.command("export")(export_command)
+    jod.add_typer(campaign_app, name="campaign")
+    runner = CliRunner()
+    home = tmp_path / "home"
+    created = runner.invoke(jod, ["campaign", "create", str(make_spec()), "--home", str(home)])
+    assert created.exit_code == 0, created.output
+    assert "campaign 'test' created: 12 images" in created.output
+    bad = make_spec(name="other", tie="maybe")
+    refused = runner.invoke(jod, ["campaign", "create", str(bad), "--home", str(home)])
+    assert refused.exit_code == 2
+    assert "tie_allowed" in refused.output
+    exported = runner.invoke(
+        jod, ["export", "test", "--out", str(tmp_path / "out"), "--home", str(home)]
+    )
+    assert exported.exit_code == 0, exported.output
+    assert (tmp_path / "out" / "trials_per_scene.csv").exists()
+    missing = runner.invoke(jod, ["export", "nope", "--home", str(home)])
+    assert missing.exit_code == 2 and "no campaign named 'nope'" in missing.output

@@ -1,0 +1,116 @@
+"""Exports in the METHODS layout, role checks, image serving confined to the store."""
+
+from __future__ import annotations
+
+import io
+import time
+from datetime import timedelta
+
+import pandas as pd
+from PIL import Image as PILImage
+
+from annotation_app.db import get_db
+from annotation_app.models import Image
+from scaling.formats import TRIAL_REQUIRED
+
+
+def test_trial_csv_layout_and_counts(app, campaign, login, run_session):
+    cid = campaign(training=1, repeat=0.3, length=10)
+    run_session(login("obs1"), cid, choice="left")
+    exp = login("exp")
+    csv = exp.client.get(f"/dashboard/{cid}/export/trials_per_scene.csv")
+    assert csv.status_code == 200
+    frame = pd.read_csv(io.StringIO(csv.get_data(as_text=True)))
+    assert list(frame.columns) == [
+        "observer", "session", "scene", "attribute", "condition_A", "condition_B",
+        "is_A_selected", "tie", "left_shown", "rt_ms", "is_gold", "is_training",
+        "repeat_of", "timestamp",
+    ]  # fmt: skip
+    assert set(TRIAL_REQUIRED) <= set(frame.columns)
+    assert len(frame) == 11  # 10 + 1 training trial, flagged
+    assert frame["is_training"].tolist() == [1] + [0] * 10
+    # "left" chosen every time: A selected exactly when A was on the left
+    assert (frame["is_A_selected"] == (frame["left_shown"] == "A")).all()
+    for i, row in frame.dropna(subset=["repeat_of"]).iterrows():
+        original = frame.loc[int(row["repeat_of"])]
+        assert int(row["repeat_of"]) < i
+        assert (original["condition_A"], original["condition_B"]) == (
+            row["condition_A"],
+            row["condition_B"],
+        )
+    report = exp.client.get(f"/dashboard/{cid}/export/report.md").get_data(as_text=True)
+    assert "| obs1 | 11 |" in report
+    assert exp.client.get(f"/dashboard/{cid}/export/counts.zip").status_code == 200
+    assert exp.client.get(f"/dashboard/{cid}/export/../../etc").status_code == 404
+
+
+def test_dashboard_requires_staff_role(app, campaign, login, run_session):
+    cid = campaign()
+    run_session(login("obs1"), cid)
+    obs = login("obs2")
+    assert obs.client.get(f"/dashboard/{cid}").status_code == 403
+    assert obs.client.get(f"/dashboard/{cid}/export/trials_per_scene.csv").status_code == 403
+    page = login("exp").client.get(f"/dashboard/{cid}")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "Comparisons per pair" in html and "obs1" in html
+
+
+def test_image_serving_stays_in_store(app, campaign, login, tmp_path):
+    cid = campaign()
+    obs = login("obs1")
+    trial = obs.next(obs.start(cid))["trials"][0]
+    assert obs.client.get(trial["left"]["src"]).status_code == 200
+    for url in ("/media/..%2F..%2Fetc%2Fpasswd", "/media/../../etc/passwd", "/media/%2e%2e/x"):
+        assert obs.client.get(url).status_code == 404
+    secret = tmp_path / "secret.txt"
+    secret.write_text("nope")
+    with app.app_context():
+        db = get_db()
+        row = db.get(Image, 1)
+        row.filename = "../secret.txt"  # a tampered row must not reach outside the store
+        db.commit()
+    assert obs.client.get("/media/1").status_code == 404
+    assert app.test_client().get("/media/2").status_code == 302  # login required
+
+
+def test_roi_crop_scaled_to_display_size_original_on_demand(app, campaign, login, run_session):
+    cid = campaign()
+    obs = login("obs1")
+    obs.start(cid)
+    with app.app_context():
+        s1 = next(im for im in get_db().query(Image) if im.scene == "s1")
+    crop = PILImage.open(io.BytesIO(obs.client.get(f"/media/{s1.id}").data))
+    original = PILImage.open(io.BytesIO(obs.client.get(f"/media/{s1.id}?view=original").data))
+    assert crop.size == (96, 96) and original.size == (64, 48)
+
+
+def test_session_cookie_expires(app, campaign, login, run_session):
+    campaign()
+    assert app.permanent_session_lifetime == timedelta(hours=8)
+    obs = login("obs1")
+    assert obs.client.get("/").status_code == 200
+    app.permanent_session_lifetime = timedelta(seconds=1)
+    time.sleep(2.1)
+    assert obs.client.get("/").status_code == 302  # expired: back to the login form
+
+
+def test_wrong_password_and_add_user_validation(app, campaign):
+    import pytest
+
+    from annotation_app.auth import add_user
+    from scaling.errors import InputError
+
+    campaign()
+    client = app.test_client()
+    client.get("/auth/login")
+    with app.app_context():
+        for args, field in (
+            (("x y", "longenough", "observer"), "username"),
+            (("new", "short", "observer"), "password"),
+            (("new", "longenough", "boss"), "role"),
+            (("obs1", "longenough", "observer"), "username"),
+        ):
+            with pytest.raises(InputError) as err:
+                add_user(get_db(), *args)
+            assert err.value.field == field

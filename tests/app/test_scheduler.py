@@ -1,0 +1,67 @@
+"""The design: exact counterbalancing, per-observer caps, interleaving, hidden checks."""
+
+from __future__ import annotations
+
+from collections import Counter
+from itertools import pairwise
+
+from sqlalchemy import select
+
+from annotation_app.db import get_db
+from annotation_app.models import Image, Trial
+
+
+def trials_of(app) -> list[Trial]:
+    with app.app_context():
+        db = get_db()
+        rows = list(db.scalars(select(Trial).order_by(Trial.id)))
+        scene = {im.id: im.scene for im in db.scalars(select(Image))}
+        for t in rows:
+            t.scenes = (scene[t.image_a_id], scene[t.image_b_id])
+        return rows
+
+
+def test_counterbalanced_capped_and_interleaved(app, campaign, login, run_session):
+    cid = campaign(length=18)
+    for name in ("obs1", "obs2"):
+        run_session(login(name), cid)
+    trials = trials_of(app)
+    assert len(trials) == 36
+    sides: dict[tuple[int, int], Counter] = {}
+    for t in trials:
+        assert t.scenes[0] == t.scenes[1]  # per-scene: within one scene
+        sides.setdefault((t.image_a_id, t.image_b_id), Counter())[t.left_shown] += 1
+    assert all(abs(c["A"] - c["B"]) <= 1 for c in sides.values())
+    assert len(sides) == 18  # 3 scenes x 6 pairs, all covered
+    per_observer = Counter((t.user_id, t.image_a_id, t.image_b_id) for t in trials)
+    assert max(per_observer.values()) == 1  # max_per_observer: 1
+    for user in {t.user_id for t in trials}:
+        mine = [t for t in trials if t.user_id == user]
+        assert all(a.scenes[0] != b.scenes[0] for a, b in pairwise(mine))
+
+
+def test_golden_repeat_and_training_trials(app, campaign, login, run_session):
+    cid = campaign(gold=0.3, repeat=0.3, training=2, length=20)
+    run_session(login("obs1"), cid)
+    trials = trials_of(app)
+    kinds = Counter(t.kind for t in trials)
+    assert kinds["gold"] > 0 and kinds["repeat"] > 0
+    assert [t.kind for t in trials[:2]] == ["training", "training"]
+    by_id = {t.id: t for t in trials}
+    for t in trials:
+        if t.kind == "repeat":
+            original = by_id[t.repeat_of_id]
+            assert (t.image_a_id, t.image_b_id) == (original.image_a_id, original.image_b_id)
+            assert t.left_shown != original.left_shown  # sides swapped
+        if t.kind == "gold":
+            assert t.gold_expect_a is not None
+
+
+def test_cross_content_pairs_span_scenes(app, campaign, login, run_session):
+    cid = campaign(length=10)
+    run_session(login("obs1"), cid, "cross_content")
+    trials = trials_of(app)
+    assert len(trials) == 10
+    assert all(t.scenes[0] != t.scenes[1] for t in trials)
+    used = {i for t in trials for i in (t.image_a_id, t.image_b_id)}
+    assert len(used) <= 6  # images_per_scene: 2, three scenes
