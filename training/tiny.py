@@ -129,3 +129,11 @@ def save_tiny_model(directory: str | Path, seed: int = 0, max_side: int = 112) -
     tokenizer.save_pretrained(directory)
     build_tiny_image_processor(max_side).save_pretrained(directory)
     return directory
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: python -m training.tiny DIR")
+    print(f"tiny model written to {save_tiny_model(sys.argv[1])}")

@@ -26,6 +26,7 @@ from training.trainer import Trainer, prepare_data  # noqa: E402
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     """A tiny model and a 6-scene, 2-attribute table of noisy flat images."""
+    torch.set_num_threads(1)  # tiny tensors: extra threads only add contention on CI's 2 cores
     root = tmp_path_factory.mktemp("train")
     save_tiny_model(root / "tiny")
     rng = np.random.default_rng(0)
