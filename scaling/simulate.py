@@ -287,3 +287,31 @@ def _validate_settings(
         raise ValueError(f"outlier_fraction must be in [0, 1], not {outlier_fraction}")
     if not 0.0 <= compression < 1.0:
         raise ValueError(f"compression must be in [0, 1), not {compression}")
+
+
+def simulate_observer_counts(
+    true_jod: np.ndarray, n_observers: int, *, repeats: int = 1, seed: int = 0
+) -> np.ndarray:
+    """Per-observer count matrices of a full design, drawn straight from the model.
+
+    The fast path for studies that need only counts (bootstrap coverage, screening): every
+    observer compares every pair ``repeats`` times, with the same Thurstone model as
+    :func:`simulate_trials`.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (n_observers, N, N); entry (o, i, j) = times observer o chose i over j.
+    """
+    q = np.asarray(true_jod, dtype=float)
+    if q.ndim != 1 or len(q) < 2 or not np.all(np.isfinite(q)):
+        raise ValueError("true_jod must be a 1-D array of at least 2 finite scores")
+    if n_observers < 1 or repeats < 1:
+        raise ValueError(f"n_observers and repeats must be at least 1: {n_observers}, {repeats}")
+    i, j = np.triu_indices(len(q), k=1)
+    rng = np.random.default_rng(seed)
+    i_wins = rng.binomial(repeats, ndtr((q[i] - q[j]) / SIGMA), size=(n_observers, len(i)))
+    counts = np.zeros((n_observers, len(q), len(q)))
+    counts[:, i, j] = i_wins
+    counts[:, j, i] = repeats - i_wins
+    return counts

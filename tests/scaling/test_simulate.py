@@ -9,7 +9,13 @@ from scipy.stats import norm
 
 from scaling.errors import InputError
 from scaling.formats import TRIAL_REQUIRED
-from scaling.simulate import SIGMA, design_pairs, make_true_scores, simulate_trials
+from scaling.simulate import (
+    SIGMA,
+    design_pairs,
+    make_true_scores,
+    simulate_observer_counts,
+    simulate_trials,
+)
 
 
 def _two_conditions(diff: float) -> pd.DataFrame:
@@ -162,3 +168,22 @@ def test_bad_settings_are_rejected(kwargs: dict, message: str) -> None:
 def test_make_true_scores_rejects_bad_sizes(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         make_true_scores(**kwargs)
+
+
+def test_observer_counts_follow_the_model_and_the_full_design() -> None:
+    counts = simulate_observer_counts(np.array([0.0, 1.0, 3.0]), 2000, repeats=2, seed=1)
+    assert counts.shape == (2000, 3, 3)
+    totals = counts + counts.transpose(0, 2, 1)
+    assert np.all(totals[:, [0, 0, 1], [1, 2, 2]] == 2)
+    share = counts.sum(axis=0) / totals.sum(axis=0).clip(min=1)
+    assert share[1, 0] == pytest.approx(0.75, abs=0.015)
+    assert share[2, 0] == pytest.approx(norm.cdf(3.0 / SIGMA), abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [((np.array([1.0]), 3), {}), ((np.array([0.0, np.nan]), 3), {}), ((np.zeros(3), 0), {})],
+)
+def test_observer_counts_reject_bad_input(args: tuple, kwargs: dict) -> None:
+    with pytest.raises(ValueError, match="at least"):
+        simulate_observer_counts(*args, **kwargs)
