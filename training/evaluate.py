@@ -27,7 +27,7 @@ def fit_logistic(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     try:
         params, _ = curve_fit(logistic4, pred, truth, p0=start, maxfev=20000)
         return logistic4(pred, *params)
-    except (RuntimeError, ValueError):
+    except (RuntimeError, ValueError, TypeError):  # no convergence, or fewer than 4 points
         slope, intercept = np.polyfit(pred, truth, 1)
         return slope * pred + intercept
 
