@@ -1,0 +1,302 @@
+"""Solvers for the Thurstone Case V objective of a single connected comparison graph.
+
+``solve_exact`` is the default: it reaches the optimum of pwcmp's objective to solver
+precision. Without a prior the objective is convex, and a trust-region Newton method with
+the exact Hessian converges in a handful of iterations. With pwcmp's Gaussian prior (not
+convex) it starts from that convex solution and finishes with L-BFGS on the full objective,
+using the analytic gradient.
+
+``solve_cvxpy`` covers the convex cases with cvxpy and adds what pwcmp cannot express:
+linear constraints such as known orderings ("more noise is never better") or fixed anchor
+scores. cvxpy's ``log_normcdf`` is an approximation; the solution is polished on the exact
+objective with the constraints that cvxpy found active held as equalities, so both solvers
+agree to solver precision where both apply (docs/scaling.md gives the measured error before
+and after polishing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import cho_factor, cho_solve, null_space, solve_triangular
+from scipy.optimize import minimize
+
+from scaling.likelihood import (
+    MEAN0_WEIGHT,
+    RIDGE,
+    SIGMA,
+    ThurstoneObjective,
+)
+
+STEP_TOL = 1e-9
+"""Newton stops when no score moves by more than this many JOD."""
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """Constraint: condition ``better`` scores at least ``margin`` JOD above ``worse``."""
+
+    better: int
+    worse: int
+    margin: float = 0.0
+
+
+@dataclass(frozen=True)
+class FixedScore:
+    """Constraint: condition ``index`` has exactly ``value`` JOD."""
+
+    index: int
+    value: float
+
+
+Constraint = Ordering | FixedScore
+
+
+@dataclass
+class Solution:
+    """Scores of one connected comparison graph and how the solver got there."""
+
+    q: np.ndarray
+    objective: float
+    gradient_norm: float
+    iterations: int
+    converged: bool
+    solver: str
+
+
+def _free_mask(n: int, anchor: str) -> np.ndarray:
+    mask = np.ones(n, dtype=bool)
+    if anchor == "fix0":
+        mask[0] = False
+    return mask
+
+
+def _newton(
+    objective: ThurstoneObjective, start: np.ndarray, max_iter: int = 100
+) -> tuple[np.ndarray, int]:
+    """Damped Newton with the exact Hessian of the convex (no-prior) objective.
+
+    Stops when no score moves by more than STEP_TOL JOD. The ridge and the mean0 term make
+    the Hessian positive definite; a Levenberg shift covers the rare numerical failure.
+    """
+    free = _free_mask(objective.n, objective.anchor)
+    q = start.copy()
+    value, grad = objective.value_and_grad(q)
+    for iteration in range(1, max_iter + 1):
+        hess = objective.likelihood_hessian(q)[np.ix_(free, free)]
+        step = np.zeros_like(q)
+        step[free] = -cho_solve(_cholesky_with_shift(hess), grad[free])
+        slope = float(np.dot(grad, step))
+        t = 1.0
+        while True:
+            candidate = q + t * step
+            new_value, new_grad = objective.value_and_grad(candidate)
+            if new_value <= value + 1e-4 * t * slope or t < 1e-8:
+                break
+            t *= 0.5
+        q, value, grad = candidate, new_value, new_grad
+        if np.abs(t * step).max() < STEP_TOL:
+            return q, iteration
+    return q, max_iter
+
+
+def _cholesky_with_shift(matrix: np.ndarray) -> tuple[np.ndarray, bool]:
+    shift = 0.0
+    identity = np.eye(matrix.shape[0])
+    while True:
+        try:
+            return cho_factor(matrix + shift * identity)
+        except np.linalg.LinAlgError:
+            shift = max(10.0 * shift, 1e-8 * max(1.0, float(np.abs(np.diag(matrix)).max())))
+
+
+def _shift_unanimous(counts: np.ndarray) -> np.ndarray:
+    """Counts with each unanimous n:0 pair replaced by (n - 1):1, as in pwcmp's prior."""
+    shifted = np.asarray(counts, dtype=float).copy()
+    wins_only = (shifted > 0) & (shifted.T == 0)
+    shifted[wins_only] -= 1.0
+    shifted[wins_only.T] += 1.0
+    return shifted
+
+
+def _whitened_lbfgs(objective: ThurstoneObjective, start: np.ndarray) -> tuple[np.ndarray, int]:
+    """L-BFGS on the full (non-convex) objective in coordinates whitened by the likelihood Hessian.
+
+    The likelihood dominates the curvature, so with z = L^T (q - start), H = L L^T, the
+    problem is close to isotropic and L-BFGS needs a few iterations instead of hundreds.
+    """
+    free = _free_mask(objective.n, objective.anchor)
+    hess = objective.likelihood_hessian(start)[np.ix_(free, free)]
+    lower = np.linalg.cholesky(hess + 1e-8 * np.eye(hess.shape[0]))
+    full = start.copy()
+
+    def to_scores(z: np.ndarray) -> np.ndarray:
+        full[free] = start[free] + solve_triangular(lower, z, trans="T", lower=True)
+        return full
+
+    def fun(z: np.ndarray) -> tuple[float, np.ndarray]:
+        value, grad = objective.value_and_grad(to_scores(z))
+        return value, solve_triangular(lower, grad[free], lower=True)
+
+    result = minimize(
+        fun,
+        np.zeros(int(free.sum())),
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": 5000, "maxcor": 20, "ftol": 1e-15, "gtol": 1e-10},
+    )
+    return to_scores(result.x).copy(), int(result.nit)
+
+
+def solve_exact(
+    counts: np.ndarray,
+    prior: str = "gaussian",
+    anchor: str = "mean0",
+    q0: np.ndarray | None = None,
+) -> Solution:
+    """Maximum a-posteriori JOD scores of one connected comparison graph.
+
+    Parameters
+    ----------
+    counts : (N, N) array
+        D[i, j] = times i was chosen over j. The graph of D + D^T must be connected (see
+        :mod:`scaling.graph`); every condition must have been compared at least once.
+    prior, anchor
+        pwcmp's options (see :class:`scaling.likelihood.ThurstoneObjective`).
+    q0 : (N,) array, optional
+        Warm start (e.g. the full-data solution when bootstrapping). Defaults to 0.
+
+    Returns
+    -------
+    Solution
+        ``q`` holds the N scores; with ``fix0``, q[0] = 0.
+    """
+    n = counts.shape[0]
+    if n == 1:
+        return Solution(np.zeros(1), 0.0, 0.0, 0, True, "exact")
+    objective = ThurstoneObjective(counts, prior=prior, anchor=anchor)
+    start = np.zeros(n) if q0 is None else np.asarray(q0, dtype=float).copy()
+    if anchor == "fix0":
+        start -= start[0]
+
+    if prior == "none":
+        q, iterations = _newton(objective, start)
+    else:
+        if q0 is None:
+            # Warm start: the convex problem on pwcmp's unanimity-shifted counts (the prior's
+            # k), whose optimum is finite everywhere and close to the prior's.
+            convex = ThurstoneObjective(_shift_unanimous(counts), prior="none", anchor=anchor)
+            start, _ = _newton(convex, start)
+        q, iterations = _whitened_lbfgs(objective, start)
+
+    value, grad = objective.value_and_grad(q)
+    gnorm = float(np.abs(grad[_free_mask(n, anchor)]).max())
+    # Gradients scale with the number of comparisons; 1e-6 per comparison is far below any
+    # score change worth reporting.
+    tolerance = 1e-6 * max(1.0, float(objective.counts.sum()))
+    return Solution(q, value, gnorm, iterations, gnorm < tolerance, "exact")
+
+
+def solve_cvxpy(
+    counts: np.ndarray,
+    anchor: str = "mean0",
+    constraints: Sequence[Constraint] = (),
+    polish: bool = True,
+    solver: str | None = None,
+) -> Solution:
+    """Maximum-likelihood scores (no prior) with linear constraints, through cvxpy.
+
+    Parameters
+    ----------
+    counts : (N, N) array
+        As for :func:`solve_exact`; the comparison graph must be connected.
+    anchor : {"mean0", "fix0"}
+        ``fix0`` becomes the constraint q[0] = 0. With a ``FixedScore`` constraint the
+        anchor's regularisation still applies (it no longer moves the scores).
+    constraints : sequence of Ordering or FixedScore
+        Linear constraints pwcmp cannot express.
+    polish : bool
+        Re-solve the exact objective with the constraints cvxpy found active held as
+        equalities, removing the error of cvxpy's ``log_normcdf`` approximation.
+    solver : str, optional
+        cvxpy solver name (default: cvxpy's choice, usually CLARABEL).
+    """
+    import cvxpy as cp
+
+    n = counts.shape[0]
+    objective = ThurstoneObjective(counts, prior="none", anchor=anchor)
+    pos = objective.positions
+    upper = pos.rows < pos.cols  # each unordered pair once; the objective counts it twice
+    i, j = pos.rows[upper], pos.cols[upper]
+    wins, losses = pos.wins[upper], pos.losses[upper]
+
+    q = cp.Variable(n)
+    diff = (q[i] - q[j]) / SIGMA
+    nll = -2.0 * (wins @ cp.log_normcdf(diff) + losses @ cp.log_normcdf(-diff))
+    ridge = RIDGE * cp.sum_squares(q[i] - q[j])  # both ordered positions, halved
+    cost = nll + ridge
+    cons = []
+    if anchor == "mean0":
+        cost = cost + MEAN0_WEIGHT * cp.square(cp.sum(q) / n)
+    else:
+        cons.append(q[0] == 0)
+    for c in constraints:
+        if isinstance(c, Ordering):
+            cons.append(q[c.better] - q[c.worse] >= c.margin)
+        else:
+            cons.append(q[c.index] == c.value)
+    problem = cp.Problem(cp.Minimize(cost), cons)
+    problem.solve(solver=solver)
+    if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+        raise RuntimeError(f"cvxpy could not solve the scaling problem: {problem.status}")
+    q_cvx = np.asarray(q.value, dtype=float)
+    if anchor == "fix0":
+        q_cvx[0] = 0.0
+    if not polish:
+        value, grad = objective.value_and_grad(q_cvx)
+        return Solution(q_cvx, value, float(np.abs(grad).max()), 0, True, "cvxpy")
+    return _polish(objective, q_cvx, constraints)
+
+
+def _polish(
+    objective: ThurstoneObjective, q_start: np.ndarray, constraints: Sequence[Constraint]
+) -> Solution:
+    """Newton on the exact objective restricted to the active constraints' affine set."""
+    n = objective.n
+    rows, rhs = [], []
+    if objective.anchor == "fix0":
+        rows.append(np.eye(n)[0])
+        rhs.append(0.0)
+    for c in constraints:
+        row = np.zeros(n)
+        if isinstance(c, FixedScore):
+            row[c.index] = 1.0
+            rows.append(row)
+            rhs.append(c.value)
+        elif q_start[c.better] - q_start[c.worse] - c.margin < 1e-4:
+            row[c.better], row[c.worse] = 1.0, -1.0
+            rows.append(row)
+            rhs.append(c.margin)
+    if rows:
+        a = np.array(rows)
+        basis = null_space(a)
+        offset = np.linalg.lstsq(a, np.array(rhs), rcond=None)[0]
+    else:
+        basis, offset = np.eye(n), np.zeros(n)
+    z0 = basis.T @ (q_start - offset)
+
+    def fun(z: np.ndarray) -> tuple[float, np.ndarray]:
+        value, grad = objective.value_and_grad(offset + basis @ z)
+        return value, basis.T @ grad
+
+    def hess(z: np.ndarray) -> np.ndarray:
+        return basis.T @ objective.likelihood_hessian(offset + basis @ z) @ basis
+
+    result = minimize(fun, z0, jac=True, hess=hess, method="trust-exact", options={"gtol": 1e-10})
+    q = offset + basis @ result.x
+    value, grad = objective.value_and_grad(q)
+    return Solution(
+        q, value, float(np.abs(basis.T @ grad).max()), int(result.nit), True, "cvxpy+polish"
+    )
