@@ -1,0 +1,127 @@
+"""How fast jodkit scales, against pwcmp's reference times.
+
+Run from the repository root:
+
+    python benchmarks/scaling_speed.py                 # all sections
+    python benchmarks/scaling_speed.py --sections single growth
+    python benchmarks/scaling_speed.py --max-conditions 500 --bootstrap-samples 100
+
+Sections:
+  single     200 conditions from 6,000 comparisons, one scene (target < 0.1 s).
+  growth     25 ... 1000 conditions, ~30 comparisons per condition.
+  bootstrap  25 scenes x 200 conditions, observer bootstrap (target < 60 s on 2 cores).
+
+Everything goes through the public ``scaling.scale`` on simulated trial tables
+(``scaling.simulate``), so the times include building the count matrices. pwcmp's reference
+times (MATLAB code under GNU Octave): about 280 s for 100 conditions / 3,000 trials and
+65 min (4.3 GB) for 200 conditions / 6,000 trials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from collections.abc import Callable
+
+import pandas as pd
+
+from scaling import scale
+from scaling.simulate import make_true_scores, simulate_trials
+
+PWCMP_SECONDS = {100: 280.0, 200: 65 * 60.0}
+GROWTH_SIZES = (25, 50, 100, 200, 500, 1000)
+COMPARISONS_PER_CONDITION = 30
+N_OBSERVERS = 20
+
+
+def _trials(n_conditions: int, n_comparisons: int, n_scenes: int = 1) -> pd.DataFrame:
+    truth = make_true_scores(n_conditions, n_scenes=n_scenes, seed=n_conditions)
+    return simulate_trials(
+        truth,
+        n_observers=N_OBSERVERS,
+        design="random",
+        n_comparisons=n_comparisons,
+        seed=n_conditions,
+    )
+
+
+def _best_of(fn: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def _row(n: int, comparisons: int, seconds: float) -> str:
+    ref = PWCMP_SECONDS.get(n)
+    ratio = f"{ref / seconds:10.0f}x" if ref else f"{'-':>11}"
+    ref_text = f"{ref:9.0f}" if ref else f"{'-':>9}"
+    return f"{n:>10} {comparisons:>12} {seconds:>10.3f} {ref_text} {ratio}"
+
+
+def single() -> None:
+    """200 conditions, 6,000 comparisons."""
+    trials = _trials(200, 6000)
+    seconds = _best_of(lambda: scale(trials, progress=False), repeats=3)
+    print("\n== single scene: 200 conditions, 6,000 comparisons (best of 3)")
+    print(f"{'conditions':>10} {'comparisons':>12} {'seconds':>10} {'pwcmp s':>9} {'speed-up':>11}")
+    print(_row(200, 6000, seconds))
+    print(f"target < 0.1 s: {'met' if seconds < 0.1 else 'NOT met'}")
+
+
+def growth(max_conditions: int) -> None:
+    """Time against the number of conditions at ~30 comparisons per condition."""
+    print(f"\n== growth: {COMPARISONS_PER_CONDITION} comparisons per condition (best of 2)")
+    print(f"{'conditions':>10} {'comparisons':>12} {'seconds':>10} {'pwcmp s':>9} {'speed-up':>11}")
+    previous = None
+    for n in (s for s in GROWTH_SIZES if s <= max_conditions):
+        comparisons = COMPARISONS_PER_CONDITION * n
+        trials = _trials(n, comparisons)
+        seconds = _best_of(lambda t=trials: scale(t, progress=False), repeats=2)
+        note = ""
+        if previous:
+            note = f"  time x{seconds / previous[1]:.1f} for conditions x{n / previous[0]:.1f}"
+        print(_row(n, comparisons, seconds) + note)
+        previous = (n, seconds)
+
+
+def bootstrap(n_samples: int) -> None:
+    """25 scenes x 200 conditions with an observer bootstrap."""
+    trials = _trials(200, 6000, n_scenes=25)
+    start = time.perf_counter()
+    table = scale(trials, bootstrap=n_samples, resample="observer", progress=False)
+    seconds = time.perf_counter() - start
+    print(f"\n== 25 scenes x 200 conditions, {n_samples}-sample observer bootstrap")
+    print(f"trials: {len(trials)}, rows out: {len(table)}, seconds: {seconds:.1f}")
+    per_solve_ms = seconds / 25 / n_samples * 1e3
+    print(f"per scene: {seconds / 25:.2f} s; per bootstrap solve: {per_solve_ms:.1f} ms")
+    if n_samples == 500:
+        print(f"target < 60 s: {'met' if seconds < 60 else 'NOT met'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--sections",
+        nargs="+",
+        default=["single", "growth", "bootstrap"],
+        choices=["single", "growth", "bootstrap"],
+    )
+    parser.add_argument("--max-conditions", type=int, default=max(GROWTH_SIZES))
+    parser.add_argument("--bootstrap-samples", type=int, default=500)
+    args = parser.parse_args()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores")
+    if "single" in args.sections:
+        single()
+    if "growth" in args.sections:
+        growth(args.max_conditions)
+    if "bootstrap" in args.sections:
+        bootstrap(args.bootstrap_samples)
+
+
+if __name__ == "__main__":
+    main()
