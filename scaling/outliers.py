@@ -139,8 +139,6 @@ def screen_observers(
         ``dist_L`` (largest first); ``attrs["jodkit"]["screening"]`` holds the settings and
         a note on reading the flag.
     """
-    from scaling.io import counts_from_trials
-
     _validate_trials(trials)
     keys = [k for k in by if k in trials.columns]
     observers = sorted(trials["observer"].astype(str).unique())
@@ -149,6 +147,8 @@ def screen_observers(
             f"screening needs at least 3 observers, found {len(observers)}",
             field="observer",
         )
+    from scaling.io import counts_from_trials
+
     solve = solve or partial(_solve_exact, prior=prior, anchor=anchor)
     by_observer = trials.assign(observer=trials["observer"].astype(str))
     groups = by_observer.groupby(keys, sort=True) if keys else [((), by_observer)]
