@@ -4,7 +4,8 @@ Every stage reads and writes these layouts, and only these. Each is defined once
 imported by the stages that read it; nothing else restates the column lists.
 
 Trials (long format, one row per judgment; the layout pwcmp and ASAP use)
-    ``observer, session, scene, attribute, condition_A, condition_B, is_A_selected``
+    ``observer, session, scene, attribute, condition_A, condition_B, is_A_selected``;
+    ``session``, ``scene`` and ``attribute`` may be absent when there is only one.
     optional: ``tie, left_shown, rt_ms, is_gold, is_training, repeat_of, timestamp``.
     Cross-content trials carry ``scene_A`` and ``scene_B`` instead of ``scene``.
     ``is_A_selected`` is 1 when A was judged better, 0 when B was; with ``tie`` = 1 it is
@@ -35,13 +36,13 @@ from dataclasses import dataclass
 
 TRIAL_REQUIRED = (
     "observer",
-    "session",
-    "attribute",
     "condition_A",
     "condition_B",
     "is_A_selected",
 )
 TRIAL_OPTIONAL = (
+    "session",
+    "attribute",
     "scene",
     "scene_A",
     "scene_B",

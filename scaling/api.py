@@ -1,0 +1,470 @@
+"""The scaling stage's public entry points: count matrix to scores, trial table to scale table.
+
+Input: a trial table or a count matrix (formats in :mod:`scaling.formats`).
+Output: the scale table, one row per group and condition, with run metadata in
+``attrs["jodkit"]``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from jodkit import __version__
+from scaling.bootstrap import bootstrap_scores
+from scaling.errors import InputError
+from scaling.formats import SCALE_COLUMNS, ScaleOptions
+from scaling.graph import component_labels, link_like_pwcmp
+from scaling.io import (
+    METADATA_KEY,
+    counts_from_trials,
+    read_any_table,
+    validate_counts,
+    validate_trials,
+)
+from scaling.solvers import FixedScore, Ordering, solve_cvxpy, solve_exact
+
+DISCONNECTED_POLICIES = ("separate", "pwcmp")
+MAX_TRIAL_UNIT_ENTRIES = 50_000_000
+"""Trial bootstrap keeps one count matrix per trial in memory: cap it (400 MB)."""
+SOLVERS = ("exact", "cvxpy")
+
+
+class DisconnectedGraphWarning(UserWarning):
+    """The comparison graph of a group falls apart into components."""
+
+
+@dataclass(frozen=True)
+class OrderingSpec:
+    """Known ordering by condition name: each condition scores at least as high as the next.
+
+    ``OrderingSpec(("noise_0", "noise_1", "noise_2"))`` says more noise is never better.
+    """
+
+    chain: tuple[str, ...]
+    margin: float = 0.0
+
+
+@dataclass(frozen=True)
+class FixedSpec:
+    """Condition ``condition`` has exactly ``value`` JOD."""
+
+    condition: str
+    value: float
+
+
+@dataclass
+class PwScaleResult:
+    """Scores of one count matrix with what a reader needs to trust them.
+
+    ``jod`` is NaN for conditions never compared. ``component`` numbers the connected
+    components (0 = largest); ``determined`` is False where the data do not pin the score.
+    """
+
+    jod: np.ndarray
+    component: np.ndarray
+    determined: np.ndarray
+    n_wins: np.ndarray
+    n_losses: np.ndarray
+    n_comparisons: np.ndarray
+    objective: float
+    converged: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def _solve_component(
+    counts: np.ndarray,
+    options: ScaleOptions,
+    solver: str,
+    constraints: Sequence[Ordering | FixedScore],
+    q0: np.ndarray | None,
+):
+    if solver == "cvxpy":
+        return solve_cvxpy(counts, anchor=options.anchor, constraints=constraints)
+    return solve_exact(counts, prior=options.prior, anchor=options.anchor, q0=q0)
+
+
+def pw_scale(
+    counts: np.ndarray,
+    prior: str = "gaussian",
+    anchor: str = "mean0",
+    *,
+    solver: str = "exact",
+    constraints: Sequence[Ordering | FixedScore] = (),
+    disconnected: str = "separate",
+    q0: np.ndarray | None = None,
+    conditions: Sequence[str] | None = None,
+) -> PwScaleResult:
+    """Scale one count matrix to JOD (pwcmp's ``pw_scale``, made safe).
+
+    Parameters
+    ----------
+    counts : (N, N) array
+        D[i, j] = times condition i was chosen over j (validated by the caller or by
+        :func:`scaling.io.validate_counts`).
+    prior : {"gaussian", "none"}
+        pwcmp's distance prior (default) or pure maximum likelihood.
+    anchor : {"mean0", "fix0"}
+        Mean pulled to 0 (default), or the first condition of each component fixed at 0.
+    solver : {"exact", "cvxpy"}
+        ``cvxpy`` needs ``prior="none"`` and is the one that accepts ``constraints``.
+    constraints : sequence of Ordering or FixedScore
+        Linear constraints on condition indices (cvxpy only).
+    disconnected : {"separate", "pwcmp"}
+        ``separate`` scales each component on its own (offsets between components are
+        undetermined and marked so); ``pwcmp`` links the components' best conditions as
+        pwcmp does, for compatibility.
+    q0 : (N,) array, optional
+        Warm start (bootstrap).
+    conditions : sequence of str, optional
+        Names used in warnings.
+    """
+    options = ScaleOptions(prior=prior, anchor=anchor)
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, not {solver!r}")
+    if disconnected not in DISCONNECTED_POLICIES:
+        raise ValueError(f"disconnected must be one of {DISCONNECTED_POLICIES}")
+    if solver == "cvxpy" and prior != "none":
+        raise ValueError(
+            "the cvxpy solver handles the convex problem only: use prior='none' "
+            "(pwcmp's Gaussian prior is not convex)"
+        )
+    if constraints and solver != "cvxpy":
+        raise ValueError("constraints need solver='cvxpy'")
+    counts = np.asarray(counts, dtype=float)
+    n = counts.shape[0]
+    names = list(conditions) if conditions is not None else [f"c{k + 1}" for k in range(n)]
+    labels = component_labels(counts)
+    n_wins, n_losses = counts.sum(axis=1), counts.sum(axis=0)
+    compared = (n_wins + n_losses) > 0
+    notes: list[str] = []
+    if labels.max() > 0:
+        groups = [[names[k] for k in np.flatnonzero(labels == c)] for c in range(labels.max() + 1)]
+        listing = "; ".join(f"{c}: {', '.join(g)}" for c, g in enumerate(groups))
+        notes.append(
+            f"the comparison graph has {len(groups)} components; scores in different "
+            f"components are not comparable. Components: {listing}"
+        )
+        warnings.warn(notes[-1], DisconnectedGraphWarning, stacklevel=2)
+
+    jod = np.full(n, np.nan)
+    objective, converged = 0.0, True
+    if disconnected == "pwcmp" and labels.max() > 0:
+        solution = _solve_component(
+            link_like_pwcmp(counts, labels), options, solver, constraints, q0
+        )
+        jod, objective, converged = solution.q, solution.objective, solution.converged
+    else:
+        for component in range(labels.max() + 1):
+            members = np.flatnonzero(labels == component)
+            if not compared[members].any():
+                continue
+            local = _local_constraints(constraints, members)
+            solution = _solve_component(
+                counts[np.ix_(members, members)],
+                options,
+                solver,
+                local,
+                None if q0 is None else q0[members],
+            )
+            jod[members] = solution.q
+            objective += solution.objective
+            converged &= solution.converged
+    determined = (labels == 0) & (n_wins > 0) & (n_losses > 0)
+    if not converged:
+        notes.append("the solver stopped before reaching its tolerance")
+    return PwScaleResult(
+        jod=jod,
+        component=labels,
+        determined=determined,
+        n_wins=n_wins,
+        n_losses=n_losses,
+        n_comparisons=n_wins + n_losses,
+        objective=objective,
+        converged=converged,
+        notes=notes,
+    )
+
+
+def _local_constraints(
+    constraints: Sequence[Ordering | FixedScore], members: np.ndarray
+) -> list[Ordering | FixedScore]:
+    """Constraints restated in a component's own indices; ones that span components drop."""
+    local_index = {int(m): k for k, m in enumerate(members)}
+    local: list[Ordering | FixedScore] = []
+    for c in constraints:
+        if isinstance(c, Ordering):
+            if c.better in local_index and c.worse in local_index:
+                local.append(Ordering(local_index[c.better], local_index[c.worse], c.margin))
+        elif c.index in local_index:
+            local.append(FixedScore(local_index[c.index], c.value))
+    return local
+
+
+def _solve_for_bootstrap(
+    counts: np.ndarray, q0: np.ndarray | None, prior: str, anchor: str
+) -> np.ndarray:
+    """Bootstrap callback: a resample's scores, each component solved on its own."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DisconnectedGraphWarning)
+        return pw_scale(counts, prior, anchor, q0=q0).jod
+
+
+def _resolve_constraints(
+    orderings: Sequence[OrderingSpec], fixed: Sequence[FixedSpec], conditions: list[str]
+) -> list[Ordering | FixedScore]:
+    index = {c: k for k, c in enumerate(conditions)}
+    resolved: list[Ordering | FixedScore] = []
+    for spec in orderings:
+        present = [c for c in spec.chain if c in index]
+        resolved += [
+            Ordering(index[a], index[b], spec.margin) for a, b in itertools.pairwise(present)
+        ]
+    resolved += [FixedScore(index[f.condition], f.value) for f in fixed if f.condition in index]
+    return resolved
+
+
+def _default_by(trials: pd.DataFrame) -> list[str]:
+    return [c for c in ("scene", "attribute") if c in trials.columns]
+
+
+def scale(
+    trials: pd.DataFrame | str,
+    by: Sequence[str] | None = None,
+    *,
+    prior: str = "gaussian",
+    anchor: str = "mean0",
+    ties: str = "drop",
+    bootstrap: int = 0,
+    resample: str = "observer",
+    seed: int = 0,
+    solver: str = "exact",
+    orderings: Sequence[OrderingSpec] = (),
+    fixed: Sequence[FixedSpec] = (),
+    disconnected: str = "separate",
+    n_jobs: int | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Scale a trial table to JOD, each group on its own.
+
+    Parameters
+    ----------
+    trials : DataFrame or path
+        Trial table (``scaling.formats``); CSV or Parquet paths are read and validated.
+        Training trials (``is_training`` = 1) are left out.
+    by : sequence of str, optional
+        Group columns; default: those of ``scene`` and ``attribute`` that exist.
+    prior, anchor : str
+        pwcmp's options (see :func:`pw_scale`).
+    ties : {"drop", "split"}
+        Tie policy, recorded in the metadata.
+    bootstrap : int
+        Bootstrap samples for ``jod_std``/``ci_low``/``ci_high`` (0: none; 500-1000
+        recommended).
+    resample : {"observer", "trial"}
+        Bootstrap unit; ``observer`` (pwcmp's choice) needs an ``observer`` column.
+    seed : int
+        Bootstrap seed; the same seed gives the same intervals.
+    solver : {"exact", "cvxpy"}
+        ``cvxpy`` for constrained scaling (``orderings``, ``fixed``; prior "none").
+    orderings, fixed : sequences of OrderingSpec, FixedSpec
+        Constraints by condition name, applied in every group that has those conditions.
+    disconnected : {"separate", "pwcmp"}
+        See :func:`pw_scale`.
+    n_jobs : int, optional
+        Bootstrap worker processes (default: all cores).
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    DataFrame
+        The scale table: group keys, then ``scaling.formats.SCALE_COLUMNS``.
+    """
+    options = ScaleOptions(prior=prior, anchor=anchor, ties=ties)
+    if resample not in ("observer", "trial"):
+        raise ValueError(f"resample must be 'observer' or 'trial', not {resample!r}")
+    if bootstrap < 0:
+        raise ValueError(f"bootstrap must be >= 0, not {bootstrap}")
+    source = "DataFrame" if isinstance(trials, pd.DataFrame) else str(trials)
+    raw = trials if isinstance(trials, pd.DataFrame) else read_any_table(trials)
+    keys = list(by) if by is not None else _default_by(raw)
+    frame = validate_trials(raw, by=keys, source=source)
+    n_training = 0
+    if "is_training" in frame.columns:
+        n_training = int(frame["is_training"].sum())
+        frame = frame[frame["is_training"] == 0]
+    if frame.empty:
+        raise InputError("has no trials left to scale (all are training trials)", source=source)
+
+    groups = list(frame.groupby(keys, sort=True)) if keys else [((), frame)]
+    tables, notes = [], []
+    for key, group in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        conditions = sorted(set(group["condition_A"]) | set(group["condition_B"]))
+        counts = counts_from_trials(group, conditions, ties)
+        validate_counts(counts, conditions, source=f"group {dict(zip(keys, key, strict=True))}")
+        constraints = _resolve_constraints(orderings, fixed, conditions)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DisconnectedGraphWarning)
+            result = pw_scale(
+                counts,
+                prior,
+                anchor,
+                solver=solver,
+                constraints=constraints,
+                disconnected=disconnected,
+                conditions=conditions,
+            )
+        label = ", ".join(f"{k}={v}" for k, v in zip(keys, key, strict=True)) or "all trials"
+        for w in caught:
+            warnings.warn(f"{label}: {w.message}", DisconnectedGraphWarning, stacklevel=2)
+        notes += [f"{label}: {note}" for note in result.notes]
+        std = low = high = np.full(len(conditions), np.nan)
+        if bootstrap:
+            units = _unit_counts(group, conditions, ties, resample)
+            boot = bootstrap_scores(
+                units,
+                partial(_solve_for_bootstrap, prior=prior, anchor=anchor),
+                n_samples=bootstrap,
+                seed=seed,
+                q0=result.jod,
+                n_jobs=n_jobs,
+                progress=progress,
+            )
+            std, low, high = boot.std, boot.ci_low, boot.ci_high
+        table = pd.DataFrame(
+            {
+                "condition": conditions,
+                "jod": result.jod,
+                "jod_std": std,
+                "ci_low": low,
+                "ci_high": high,
+                "n_comparisons": result.n_comparisons,
+                "n_wins": result.n_wins,
+                "n_losses": result.n_losses,
+                "component": result.component,
+                "determined": result.determined,
+            }
+        )
+        for k, v in zip(reversed(keys), reversed(key), strict=True):
+            table.insert(0, k, v)
+        tables.append(table)
+
+    out = pd.concat(tables, ignore_index=True)[[*keys, *SCALE_COLUMNS]]
+    out.attrs[METADATA_KEY] = _metadata(
+        options, keys, bootstrap, resample, seed, solver, disconnected, n_training, notes
+    )
+    return out
+
+
+def _unit_counts(group: pd.DataFrame, conditions: list[str], ties: str, resample: str):
+    """One count matrix per bootstrap unit (observer, or trial)."""
+    if resample == "trial":
+        if len(group) * len(conditions) ** 2 > MAX_TRIAL_UNIT_ENTRIES:
+            raise InputError(
+                f"{len(group)} trials over {len(conditions)} conditions are too many to "
+                "bootstrap by trial; resample by observer instead",
+                field="resample",
+            )
+        units = [counts_from_trials(group.iloc[[k]], conditions, ties) for k in range(len(group))]
+        return np.stack(units)
+    return np.stack(
+        [counts_from_trials(g, conditions, ties) for _, g in group.groupby("observer", sort=True)]
+    )
+
+
+def _metadata(
+    options: ScaleOptions,
+    keys: list[str],
+    bootstrap: int,
+    resample: str,
+    seed: int,
+    solver: str,
+    disconnected: str,
+    n_training: int,
+    notes: list[str],
+) -> dict[str, Any]:
+    return {
+        "stage": "scaling",
+        "jodkit_version": __version__,
+        "model": "Thurstone Case V, 1 JOD = 75% preference (sigma = 1.4826)",
+        "prior": options.prior,
+        "anchor": options.anchor,
+        "ties": options.ties,
+        "group_by": keys,
+        "bootstrap_samples": bootstrap,
+        "bootstrap_unit": resample if bootstrap else None,
+        "seed": seed,
+        "solver": solver,
+        "disconnected": disconnected,
+        "training_trials_excluded": n_training,
+        "notes": notes,
+    }
+
+
+def scale_counts(
+    counts: np.ndarray,
+    conditions: Sequence[str],
+    *,
+    prior: str = "gaussian",
+    anchor: str = "mean0",
+    solver: str = "exact",
+    orderings: Sequence[OrderingSpec] = (),
+    fixed: Sequence[FixedSpec] = (),
+    disconnected: str = "separate",
+    source: str = "count matrix",
+    extra_metadata: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Scale a single count matrix (CSV or .mat input) to a scale table without groups.
+
+    There is no per-observer data in a matrix, so no bootstrap.
+    """
+    conditions = list(conditions)
+    validate_counts(np.asarray(counts, dtype=float), conditions, source)
+    constraints = _resolve_constraints(orderings, fixed, conditions)
+    result = pw_scale(
+        counts,
+        prior,
+        anchor,
+        solver=solver,
+        constraints=constraints,
+        disconnected=disconnected,
+        conditions=conditions,
+    )
+    nan = np.full(len(conditions), np.nan)
+    table = pd.DataFrame(
+        {
+            "condition": conditions,
+            "jod": result.jod,
+            "jod_std": nan,
+            "ci_low": nan,
+            "ci_high": nan,
+            "n_comparisons": result.n_comparisons,
+            "n_wins": result.n_wins,
+            "n_losses": result.n_losses,
+            "component": result.component,
+            "determined": result.determined,
+        }
+    )
+    meta = _metadata(
+        ScaleOptions(prior=prior, anchor=anchor),
+        [],
+        0,
+        "observer",
+        0,
+        solver,
+        disconnected,
+        0,
+        result.notes,
+    )
+    meta.update(extra_metadata or {})
+    table.attrs[METADATA_KEY] = meta
+    return table

@@ -1,0 +1,345 @@
+"""Reading and validating trials and count matrices; writing tables with their metadata.
+
+Validation happens here, once, at the boundary: every later function trusts its input.
+Errors name the file, the row (1-based data row, the header excluded) and the field.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scaling.errors import InputError
+from scaling.formats import TIE_POLICIES, TRIAL_OPTIONAL, TRIAL_REQUIRED
+
+METADATA_KEY = "jodkit"
+"""Key of the run metadata in ``DataFrame.attrs`` and in Parquet schema metadata."""
+
+
+def _source_name(source: str | Path | pd.DataFrame, name: str | None) -> str:
+    if name:
+        return name
+    return "DataFrame" if isinstance(source, pd.DataFrame) else str(source)
+
+
+def read_any_table(path: str | Path) -> pd.DataFrame:
+    """A CSV or Parquet file as a DataFrame, with a clear error for anything else."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file not found", source=str(path))
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix in (".csv", ".txt", ".tsv"):
+            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise InputError(f"cannot be read as a table: {err}", source=str(path)) from err
+    raise InputError(f"unknown table type '{suffix}': use .csv, .tsv or .parquet", source=str(path))
+
+
+def _check_columns(frame: pd.DataFrame, required: Sequence[str], source: str) -> None:
+    missing = [c for c in required if c not in frame.columns]
+    if not missing:
+        return
+    hints = []
+    for column in missing:
+        close = difflib.get_close_matches(column, [str(c) for c in frame.columns], n=1)
+        if close:
+            hints.append(f"'{column}' (found '{close[0]}': misspelt?)")
+        else:
+            hints.append(f"'{column}'")
+    raise InputError(
+        f"missing column(s) {', '.join(hints)}; the trial format needs "
+        f"{', '.join(required)} (see scaling.formats)",
+        source=source,
+        field=missing[0],
+    )
+
+
+def _first_bad_row(mask: np.ndarray | pd.Series) -> int:
+    return int(np.flatnonzero(np.asarray(mask))[0]) + 1
+
+
+def _as_binary(frame: pd.DataFrame, column: str, source: str, allow_nan: bool) -> pd.Series:
+    values = pd.to_numeric(frame[column], errors="coerce")
+    bad_text = values.isna() & frame[column].notna()
+    if bad_text.any():
+        row = _first_bad_row(bad_text)
+        raise InputError(
+            f"must be 0 or 1, got {frame[column].iloc[row - 1]!r}",
+            source=source,
+            row=row,
+            field=column,
+        )
+    if not allow_nan and values.isna().any():
+        raise InputError(
+            "is empty (NaN)", source=source, row=_first_bad_row(values.isna()), field=column
+        )
+    bad = values.notna() & ~values.isin([0, 1])
+    if bad.any():
+        row = _first_bad_row(bad)
+        raise InputError(
+            f"must be 0 or 1, got {values.iloc[row - 1]!r}", source=source, row=row, field=column
+        )
+    return values
+
+
+def validate_trials(
+    trials: pd.DataFrame, by: Sequence[str] = (), source: str = "DataFrame"
+) -> pd.DataFrame:
+    """Check a trial table (scaling.formats) and return a clean copy.
+
+    ``is_A_selected`` becomes an int column, ``tie`` (when present) an int column with 0 for
+    missing values, and conditions and group keys become strings.
+    """
+    _check_columns(trials, [*TRIAL_REQUIRED, *by], source)
+    if trials.empty:
+        raise InputError("has no trials", source=source)
+    frame = trials.reset_index(drop=True).copy()
+
+    for column in ("observer", "condition_A", "condition_B", *by):
+        empty = frame[column].isna()
+        if empty.any():
+            raise InputError("is empty", source=source, row=_first_bad_row(empty), field=column)
+        frame[column] = frame[column].astype(str)
+
+    tie = None
+    if "tie" in frame.columns:
+        tie = _as_binary(frame, "tie", source, allow_nan=True).fillna(0).astype(int)
+        frame["tie"] = tie
+    selected = _as_binary(frame, "is_A_selected", source, allow_nan=True)
+    undecided = selected.isna() if tie is None else selected.isna() & (tie == 0)
+    if undecided.any():
+        raise InputError(
+            "is empty (NaN) and the trial is not a tie",
+            source=source,
+            row=_first_bad_row(undecided),
+            field="is_A_selected",
+        )
+    frame["is_A_selected"] = selected.fillna(0).astype(int)
+
+    same = frame["condition_A"] == frame["condition_B"]
+    if "scene_A" in frame.columns and "scene_B" in frame.columns:
+        same &= frame["scene_A"].astype(str) == frame["scene_B"].astype(str)
+    if same.any():
+        row = _first_bad_row(same)
+        raise InputError(
+            f"condition '{frame['condition_A'].iloc[row - 1]}' is compared with itself",
+            source=source,
+            row=row,
+            field="condition_B",
+        )
+    for flag in ("is_training", "is_gold"):
+        if flag in frame.columns:
+            frame[flag] = _as_binary(frame, flag, source, allow_nan=True).fillna(0).astype(int)
+    return frame
+
+
+def read_trials(
+    source: str | Path | pd.DataFrame, by: Sequence[str] = (), name: str | None = None
+) -> pd.DataFrame:
+    """Read and validate a trial table from CSV, Parquet or a DataFrame."""
+    label = _source_name(source, name)
+    frame = source if isinstance(source, pd.DataFrame) else read_any_table(source)
+    return validate_trials(frame, by=by, source=label)
+
+
+def looks_like_trials(frame: pd.DataFrame) -> bool:
+    """True when a table has the trial format's required columns (or most of them)."""
+    known = set(TRIAL_REQUIRED) | set(TRIAL_OPTIONAL)
+    return len(known & {str(c) for c in frame.columns}) >= 3
+
+
+def counts_from_trials(
+    trials: pd.DataFrame, conditions: Sequence[str], ties: str = "drop"
+) -> np.ndarray:
+    """Count matrix D[i, j] = times condition i was chosen over j.
+
+    ``ties``: ``"drop"`` ignores tied trials, ``"split"`` adds half a win each way.
+    ``trials`` must be validated (see :func:`validate_trials`).
+    """
+    if ties not in TIE_POLICIES:
+        raise ValueError(f"ties must be one of {TIE_POLICIES}, not {ties!r}")
+    index = {c: k for k, c in enumerate(conditions)}
+    n = len(index)
+    a = trials["condition_A"].map(index).to_numpy()
+    b = trials["condition_B"].map(index).to_numpy()
+    if np.isnan(a.astype(float)).any() or np.isnan(b.astype(float)).any():
+        raise ValueError("trials name conditions missing from the condition list")
+    a, b = a.astype(int), b.astype(int)
+    tie = trials["tie"].to_numpy() == 1 if "tie" in trials.columns else np.zeros(len(a), bool)
+    chose_a = trials["is_A_selected"].to_numpy() == 1
+    counts = np.zeros((n, n))
+    decided = ~tie
+    winner = np.where(chose_a, a, b)[decided]
+    loser = np.where(chose_a, b, a)[decided]
+    np.add.at(counts, (winner, loser), 1.0)
+    if ties == "split" and tie.any():
+        np.add.at(counts, (a[tie], b[tie]), 0.5)
+        np.add.at(counts, (b[tie], a[tie]), 0.5)
+    return counts
+
+
+def read_count_matrix(
+    path: str | Path, variable: str | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """Read a count matrix and its condition names.
+
+    CSV: condition names in the header row and in the first column, in the same order.
+    MATLAB ``.mat``: the one matrix variable in the file, or the one named by ``variable``;
+    conditions are named ``c1 .. cN``.
+    """
+    path = Path(path)
+    source = str(path)
+    if not path.exists():
+        raise InputError("file not found", source=source)
+    if path.suffix.lower() == ".mat":
+        counts, conditions = _read_mat(path, variable)
+    else:
+        frame = read_any_table(path)
+        frame = frame.set_index(frame.columns[0])
+        rows = [str(r) for r in frame.index]
+        cols = [str(c) for c in frame.columns]
+        if len(rows) != len(cols):
+            raise InputError(
+                f"count matrix is not square: {len(rows)} rows, {len(cols)} columns",
+                source=source,
+            )
+        for k, (r, c) in enumerate(zip(rows, cols, strict=True)):
+            if r != c:
+                raise InputError(
+                    f"row label '{r}' does not match column label '{c}': rows and columns "
+                    "must name the same conditions in the same order",
+                    source=source,
+                    row=k + 1,
+                    field=c,
+                )
+        values = frame.apply(pd.to_numeric, errors="coerce")
+        text = values.isna() & frame.notna()
+        if text.to_numpy().any():
+            r, c = np.argwhere(text.to_numpy())[0]
+            raise InputError(
+                f"is not a number: {frame.iat[r, c]!r}", source=source, row=r + 1, field=cols[c]
+            )
+        counts, conditions = values.to_numpy(dtype=float), rows
+    validate_counts(counts, conditions, source)
+    return counts, conditions
+
+
+def _read_mat(path: Path, variable: str | None) -> tuple[np.ndarray, list[str]]:
+    from scipy.io import loadmat
+
+    try:
+        content = loadmat(path)
+    except (ValueError, OSError) as err:
+        raise InputError(f"cannot be read as a MATLAB file: {err}", source=str(path)) from err
+    matrices = {
+        k: v
+        for k, v in content.items()
+        if not k.startswith("__") and isinstance(v, np.ndarray) and v.ndim == 2
+    }
+    if variable is None:
+        if len(matrices) != 1:
+            raise InputError(
+                f"holds {len(matrices)} matrices ({', '.join(sorted(matrices))}): name one "
+                "with --variable",
+                source=str(path),
+            )
+        variable = next(iter(matrices))
+    if variable not in matrices:
+        raise InputError(
+            f"has no matrix named '{variable}' (found: {', '.join(sorted(matrices))})",
+            source=str(path),
+        )
+    counts = np.asarray(matrices[variable], dtype=float)
+    return counts, [f"c{k + 1}" for k in range(counts.shape[0])]
+
+
+def validate_counts(counts: np.ndarray, conditions: Sequence[str], source: str) -> None:
+    """Square, finite, non-negative, whole (or half, for split ties), zero diagonal."""
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
+        raise InputError(f"count matrix is not square: shape {counts.shape}", source=source)
+    if len(conditions) != counts.shape[0]:
+        raise InputError(
+            f"{len(conditions)} condition names for a {counts.shape[0]}-row matrix",
+            source=source,
+        )
+    if len(set(conditions)) != len(conditions):
+        dup = next(c for c in conditions if list(conditions).count(c) > 1)
+        raise InputError(f"condition '{dup}' appears twice", source=source)
+    checks = (
+        (~np.isfinite(counts), "is empty or not finite"),
+        (counts < 0, "is negative"),
+        (np.isfinite(counts) & (counts * 2 != np.round(counts * 2)), "is not a whole count"),
+    )
+    for mask, problem in checks:
+        if mask.any():
+            r, c = np.argwhere(mask)[0]
+            raise InputError(
+                f"count {problem}: {counts[r, c]!r}",
+                source=source,
+                row=int(r) + 1,
+                field=str(conditions[c]),
+            )
+    diagonal = np.flatnonzero(np.diag(counts) != 0)
+    if diagonal.size:
+        k = int(diagonal[0])
+        raise InputError(
+            f"condition '{conditions[k]}' is compared with itself (non-zero diagonal)",
+            source=source,
+            row=k + 1,
+            field=str(conditions[k]),
+        )
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".meta.json")
+
+
+def write_table(
+    table: pd.DataFrame, path: str | Path, metadata: Mapping[str, Any] | None = None
+) -> Path:
+    """Write a table as CSV (metadata in ``<name>.meta.json``) or Parquet (in the schema).
+
+    ``metadata`` defaults to ``table.attrs["jodkit"]``.
+    """
+    path = Path(path)
+    meta = dict(metadata if metadata is not None else table.attrs.get(METADATA_KEY, {}))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plain = table.copy()
+    plain.attrs = {}
+    if path.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        arrow = pa.Table.from_pandas(plain, preserve_index=False)
+        schema_meta = dict(arrow.schema.metadata or {})
+        schema_meta[METADATA_KEY.encode()] = json.dumps(meta, default=str).encode()
+        pq.write_table(arrow.replace_schema_metadata(schema_meta), path)
+    else:
+        plain.to_csv(path, index=False)
+        _sidecar(path).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    return path
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a table written by :func:`write_table`, metadata in ``attrs["jodkit"]``."""
+    path = Path(path)
+    table = read_any_table(path)
+    meta: dict[str, Any] = {}
+    if path.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        raw = (pq.read_schema(path).metadata or {}).get(METADATA_KEY.encode())
+        meta = json.loads(raw) if raw else {}
+    elif _sidecar(path).exists():
+        meta = json.loads(_sidecar(path).read_text())
+    table.attrs[METADATA_KEY] = meta
+    return table
