@@ -120,6 +120,7 @@
       state.shownAt = t;
       state.busy = false;
       root.dataset.trial = trial.id;
+      root.dataset.ready = "true";
     }));
   }
   function showProgress(progress) {
@@ -192,6 +193,7 @@
     if (state.busy || !state.current) return;
     if (choice === "tie" && !tieAllowed) return;
     state.busy = true;
+    delete root.dataset.ready;
     const item = { trial: state.current.id, answer: {
       token: token(), choice, rt_ms: Math.round(performance.now() - state.shownAt),
       zoom_count: state.zooms, flicker_count: state.flickers } };

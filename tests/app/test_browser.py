@@ -1,0 +1,136 @@
+"""End to end in real Chromium: log in, read the instructions, answer, flicker, zoom,
+reload mid-session and resume, finish; screenshots saved under test-artifacts/."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from werkzeug.serving import make_server
+
+from annotation_app.db import get_db
+from annotation_app.models import Trial
+
+PASSWORD = "correct-horse-1"  # the fixtures' password (tests/app/conftest.py)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def live(app):
+    """The app served on a free port picked at run time."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture
+def page(tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("no /usr/bin/chromium")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 860})
+        yield page
+        browser.close()
+
+
+def shot(page, tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    page.screenshot(path=str(path))
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copy(path, ARTIFACTS / name)
+
+
+def login(page, live: str, username: str) -> None:
+    page.goto(f"{live}/auth/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("#login")
+
+
+def answered(app) -> int:
+    with app.app_context():
+        return get_db().scalar(select(func.count()).where(Trial.answered_at.is_not(None)))
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_expert_session_end_to_end(app, campaign, live, page, tmp_path):
+    cid = campaign(length=6)
+    login(page, live, "obs1")
+    page.click("text=noise · per-scene")
+    assert "Look at flat areas." in page.inner_text(".instructions")
+    page.click("#start")
+    page.wait_for_selector("#trial[data-trial]")
+    count = page.locator("#count")
+    count.wait_for()
+    assert count.inner_text() == "0 / 6"
+    shot(page, tmp_path, "trial_page.png")
+
+    first = page.get_attribute("#trial", "data-trial")
+    left_src = page.get_attribute("#panel-left img", "src")
+    right_src = page.get_attribute("#panel-right img", "src")
+    page.keyboard.press("Space")  # flicker: the two images swap in place
+    assert page.get_attribute("#panel-left img", "src") == right_src
+    assert page.is_visible("#panel-left .swapped")
+    page.keyboard.press("Space")
+    assert page.get_attribute("#panel-left img", "src") == left_src
+    page.keyboard.press("+")  # zoom: both panels move together while locked
+    widths = [
+        page.eval_on_selector(f"#panel-{s} img", "e => e.style.width") for s in ("left", "right")
+    ]
+    assert widths[0] == widths[1]
+    assert "×1.50" in page.inner_text("#zoom-info")
+    page.keyboard.press("p")  # true 1:1 pixels
+    assert page.inner_text("#zoom-info").startswith("1:1")
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function(f"document.querySelector('#trial').dataset.trial !== '{first}'")
+    assert count.inner_text() == "1 / 6"
+
+    page.wait_for_selector("#trial[data-ready=true]")
+    page.click("#choose-right")  # mouse
+    page.wait_for_function("document.querySelector('#count').textContent === '2 / 6'")
+    page.wait_for_selector("#trial[data-ready=true]")
+    page.keyboard.press("ArrowDown")  # tie
+    page.wait_for_function("document.querySelector('#count').textContent === '3 / 6'")
+
+    page.wait_for_selector("#trial[data-ready=true]")
+    before = page.get_attribute("#trial", "data-trial")
+    page.reload()  # mid-session: the same pair comes back
+    page.wait_for_function(f"document.querySelector('#trial').dataset.trial === '{before}'")
+    assert page.inner_text("#count") == "3 / 6"
+
+    for done in (4, 5, 6):
+        page.wait_for_selector("#trial[data-ready=true]")
+        page.keyboard.press("2")
+        page.wait_for_function(f"document.querySelector('#count').textContent === '{done} / 6'")
+    page.wait_for_selector("#trial[data-finished=true]")
+    assert "Session complete" in page.inner_text("#overlay")
+    assert answered(app) == 6
+    with app.app_context():
+        rows = list(get_db().scalars(select(Trial).order_by(Trial.seq)))
+        assert [r.tie for r in rows[:3]] == [False, False, True]
+        assert rows[0].flicker_count == 2 and rows[0].zoom_count >= 1
+        assert all(r.rt_ms and r.rt_ms > 0 for r in rows)
+
+    page.context.clear_cookies()  # a second person at another desk
+    login(page, live, "exp")
+    page.goto(f"{live}/dashboard/{cid}")
+    assert "obs1" in page.inner_text("#observers")
+    page.set_viewport_size({"width": 1400, "height": 1400})
+    shot(page, tmp_path, "dashboard.png")
