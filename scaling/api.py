@@ -30,6 +30,7 @@ from scaling.io import (
     validate_trials,
 )
 from scaling.solvers import FixedScore, Ordering, solve_cvxpy, solve_exact
+from scaling.threads import single_threaded_blas
 
 DISCONNECTED_POLICIES = ("separate", "pwcmp")
 MAX_TRIAL_UNIT_ENTRIES = 50_000_000
@@ -156,27 +157,28 @@ def pw_scale(
 
     jod = np.full(n, np.nan)
     objective, converged = 0.0, True
-    if disconnected == "pwcmp" and labels.max() > 0:
-        solution = _solve_component(
-            link_like_pwcmp(counts, labels), options, solver, constraints, q0
-        )
-        jod, objective, converged = solution.q, solution.objective, solution.converged
-    else:
-        for component in range(labels.max() + 1):
-            members = np.flatnonzero(labels == component)
-            if not compared[members].any():
-                continue
-            local = _local_constraints(constraints, members)
+    with single_threaded_blas():
+        if disconnected == "pwcmp" and labels.max() > 0:
             solution = _solve_component(
-                counts[np.ix_(members, members)],
-                options,
-                solver,
-                local,
-                None if q0 is None else q0[members],
+                link_like_pwcmp(counts, labels), options, solver, constraints, q0
             )
-            jod[members] = solution.q
-            objective += solution.objective
-            converged &= solution.converged
+            jod, objective, converged = solution.q, solution.objective, solution.converged
+        else:
+            for component in range(labels.max() + 1):
+                members = np.flatnonzero(labels == component)
+                if not compared[members].any():
+                    continue
+                local = _local_constraints(constraints, members)
+                solution = _solve_component(
+                    counts[np.ix_(members, members)],
+                    options,
+                    solver,
+                    local,
+                    None if q0 is None else q0[members],
+                )
+                jod[members] = solution.q
+                objective += solution.objective
+                converged &= solution.converged
     determined = (labels == 0) & (n_wins > 0) & (n_losses > 0)
     if not converged:
         notes.append("the solver stopped before reaching its tolerance")

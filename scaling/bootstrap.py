@@ -12,7 +12,6 @@ large enough to repay starting one.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
 import warnings
@@ -22,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from tqdm.auto import tqdm
+
+from scaling.threads import single_threaded_blas
 
 SolveFn = Callable[[np.ndarray, np.ndarray | None], np.ndarray]
 """``solve(D, q0) -> q``: scale one count matrix, optionally warm-started from ``q0``."""
@@ -185,20 +186,6 @@ def _run_chunk(
         counts = round_split_ties((weights @ flat).reshape(n, n), rng)
         out[k] = solve(counts, q0)
     return out
-
-
-def single_threaded_blas() -> contextlib.AbstractContextManager:
-    """Limit BLAS to one thread while solving.
-
-    The solver's matrices are small (N x N); BLAS threads fighting over two busy cores made
-    one 200-condition solve up to 60 times slower (docs/performance.md). Parallelism comes
-    from the process pool instead. Uses ``threadpoolctl`` when it is installed.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 _WORKER: dict[str, object] = {}

@@ -141,17 +141,17 @@ def scale_command(
             "disconnected": disconnected,
             **constraint_args,
         }
+        is_matrix = _is_matrix(input_path)
+        trials = None
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", api.DisconnectedGraphWarning)
-            if _is_matrix(input_path):
+            if is_matrix:
                 counts, conditions = io.read_count_matrix(input_path, variable)
                 table = api.scale_counts(counts, conditions, source=str(input_path), **common)
-                trials = None
             else:
-                trials = io.read_any_table(input_path)
                 keys = [k.strip() for k in by.split(",")] if by else None
                 table = api.scale(
-                    trials,
+                    input_path,
                     keys,
                     ties=ties,
                     bootstrap=bootstrap,
@@ -165,8 +165,11 @@ def scale_command(
             typer.secho(f"warning: {w.message}", fg="yellow", err=True)
         screening = None
         if screen is not None:
-            if trials is None:
-                raise InputError("observer screening needs trials, not a count matrix")
+            if is_matrix:
+                raise InputError(
+                    "observer screening needs trials, not a count matrix", source=str(input_path)
+                )
+            trials = io.read_any_table(input_path)
             screening = api_screen(trials, table)
     except InputError as err:
         typer.secho(f"error: {err}", fg="red", err=True)
@@ -183,11 +186,12 @@ def scale_command(
         typer.echo(f"wrote {screen}: flagged observers (dist_L >= 1.5): {flagged or 'none'}")
     if plot is not None:
         written = plots.plot_rankings(table, plot)
-        if trials is None:
+        if is_matrix:
             written.append(
                 plots.plot_comparison_counts(counts, conditions, Path(plot) / "counts.png")
             )
         else:
+            trials = trials if trials is not None else io.read_any_table(input_path)
             written += _count_heatmaps(table, trials, Path(plot))
         typer.echo(f"wrote {len(written)} plots to {plot}/")
     undetermined = int((~table["determined"].astype(bool)).sum())
