@@ -6,7 +6,12 @@ Stage modules import their heavy dependencies (torch, Flask) inside the command 
 """
 
 import typer
+
+from alignment.cli import align_command
+from annotation_app.cli import campaign_app, export_command, serve_command, user_app
 from scaling.cli import scale_command
+from study.cli import example_command
+from training.cli import evaluate_command, predict_command, train_command
 
 app = typer.Typer(
     name="jod",
@@ -20,23 +25,17 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
+# scaling
 app.command("scale")(scale_command)
-
-from annotation_app.cli import campaign_app, export_command, serve_command, user_app  # noqa: E402
-
-app.command("serve")(serve_command)
-app.command("export")(export_command)
-app.add_typer(campaign_app, name="campaign")
-app.add_typer(user_app, name="user")
-
-from alignment.cli import align_command  # noqa: E402
-from study.cli import example_command  # noqa: E402
-
+# alignment and the example study
 app.command("align")(align_command)
 app.command("example")(example_command)
-
-from training.cli import evaluate_command, predict_command, train_command  # noqa: E402
-
+# annotation app
+app.command("serve")(serve_command)
+app.add_typer(campaign_app, name="campaign")
+app.add_typer(user_app, name="user")
+app.command("export")(export_command)
+# training
 app.command("train")(train_command)
 app.command("predict")(predict_command)
 app.command("evaluate")(evaluate_command)
