@@ -61,6 +61,22 @@ def cross_id(scene: str, condition: str) -> str:
     return f"{scene}{CROSS_SEP}{condition}"
 
 
+def cross_trials_as_ids(trials: pd.DataFrame) -> pd.DataFrame:
+    """Cross-content trials as an ordinary trial table that ``scaling.scale`` can scale.
+
+    Each image becomes the condition ``"<scene>/<condition>"`` (:func:`cross_id`) and the
+    ``scene_A``/``scene_B`` columns go, so all cross trials of one attribute form one group.
+    """
+    _require(trials, ("scene_A", "scene_B", "condition_A", "condition_B"), "cross-content trials")
+    out = trials.drop(columns=["scene_A", "scene_B"])
+    for side in ("A", "B"):
+        out[f"condition_{side}"] = [
+            cross_id(str(s), str(c))
+            for s, c in zip(trials[f"scene_{side}"], trials[f"condition_{side}"], strict=True)
+        ]
+    return out
+
+
 def split_cross_ids(cross: pd.DataFrame, source: str = CROSS_TABLE) -> pd.DataFrame:
     """Give a cross-content scale table ``scene`` and ``condition`` columns."""
     if "scene" in cross.columns:

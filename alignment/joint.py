@@ -30,9 +30,12 @@ from tqdm import tqdm
 from alignment.formats import UNIFIED_COLUMNS, cross_id
 from alignment.reference import choose_reference
 from scaling.errors import InputError
+from scaling.io import validate_trials
 from scaling.likelihood import MEAN0_WEIGHT, NO_PRIOR_RIDGE, SIGMA
 
 _LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
+SCENE_TRIALS = "per-scene trials"
+CROSS_TRIALS = "cross-content trials"
 
 
 def _mills(u: np.ndarray) -> np.ndarray:
@@ -69,29 +72,27 @@ def _pairs(trials: pd.DataFrame, a_ids: pd.Series, b_ids: pd.Series) -> pd.DataF
     return df.groupby(["first", "second"], as_index=False).sum()
 
 
-def _check(trials: pd.DataFrame, source: str, cols: tuple[str, ...]) -> pd.DataFrame:
-    missing = [c for c in cols if c not in trials.columns]
-    if missing:
-        raise InputError(f"missing column(s) {missing}", source=source, field=missing[0])
-    sel = pd.to_numeric(trials["is_A_selected"], errors="coerce")
-    bad = np.flatnonzero(~sel.isin([0, 1]).to_numpy())
-    if bad.size:
-        raise InputError(
-            "is_A_selected must be 0 or 1",
-            source=source,
-            row=int(bad[0]) + 1,
-            field="is_A_selected",
-        )
-    if "tie" in trials.columns:
-        trials = trials[pd.to_numeric(trials["tie"], errors="coerce").fillna(0) == 0]
-    return trials.assign(is_A_selected=sel.astype(int))
+def _decided(trials: pd.DataFrame, source: str, by: tuple[str, ...]) -> pd.DataFrame:
+    """Validated trials (``scaling.io.validate_trials``) without ties and training trials."""
+    frame = validate_trials(trials, by=by, source=source)
+    keep = np.ones(len(frame), bool)
+    for flag in ("tie", "is_training"):
+        if flag in frame.columns:
+            keep &= frame[flag].to_numpy() == 0
+    return frame[keep]
 
 
-def build_data(scene_trials: pd.DataFrame, cross_trials: pd.DataFrame) -> JointData:
-    """Index every image and collapse both trial tables into pair counts."""
-    base = ("condition_A", "condition_B", "is_A_selected")
-    st = _check(scene_trials, "per-scene trials", ("scene", *base))
-    ct = _check(cross_trials, "cross-content trials", ("scene_A", "scene_B", *base))
+def build_data(
+    scene_trials: pd.DataFrame,
+    cross_trials: pd.DataFrame,
+    sources: tuple[str, str] = (SCENE_TRIALS, CROSS_TRIALS),
+) -> JointData:
+    """Index every image and collapse both trial tables into pair counts.
+
+    ``sources``: names of the two tables in error messages (e.g. their file names).
+    """
+    st = _decided(scene_trials, sources[0], ("scene",))
+    ct = _decided(cross_trials, sources[1], ("scene_A", "scene_B"))
     sa = [cross_id(s, c) for s, c in zip(st["scene"], st["condition_A"], strict=True)]
     sb = [cross_id(s, c) for s, c in zip(st["scene"], st["condition_B"], strict=True)]
     ca = [cross_id(s, c) for s, c in zip(ct["scene_A"], ct["condition_A"], strict=True)]
@@ -102,8 +103,8 @@ def build_data(scene_trials: pd.DataFrame, cross_trials: pd.DataFrame) -> JointD
         row = next(i for i, (x, y) in enumerate(zip(ca, cb, strict=True)) if unknown[0] in (x, y))
         raise InputError(
             f"image {unknown[0]!r} of the cross-content trials never appears in a per-scene trial",
-            source="cross-content trials",
-            row=row + 1,
+            source=sources[1],
+            row=int(ct.index[row]) + 1,
             field="condition_A",
         )
     index = {name: i for i, name in enumerate(ids)}
@@ -117,7 +118,7 @@ def build_data(scene_trials: pd.DataFrame, cross_trials: pd.DataFrame) -> JointD
         if n < 2:
             raise InputError(
                 f"scene {s!r} has {n} image(s) in the cross-content trials; its map needs 2",
-                source="cross-content trials",
+                source=sources[1],
                 field="scene_A",
             )
     both = pd.concat([scene_pairs, cross_pairs], ignore_index=True)
@@ -200,12 +201,52 @@ def align_joint(
     bootstrap: int = 0,
     seed: int = 0,
     progress: bool = False,
+    sources: tuple[str, str] = (SCENE_TRIALS, CROSS_TRIALS),
 ) -> pd.DataFrame:
-    """Unified scale of one attribute from the raw trials (see the module docstring).
+    """Unified scale from the raw trials (see the module docstring), one fit per attribute.
 
+    With an ``attribute`` column in both tables each attribute is aligned on its own and the
+    output starts with ``attribute``, as in ``alignment.align.align``.
     ``bootstrap`` resamples observers (per-scene and cross-content alike) with replacement.
+    ``sources``: names of the two tables in error messages.
     """
-    data = build_data(scene_trials, cross_trials)
+    by_attr = "attribute" in scene_trials.columns and "attribute" in cross_trials.columns
+    if not by_attr:
+        out, info = _align_joint_one(
+            scene_trials, cross_trials, reference, bootstrap, seed, progress, sources
+        )
+        infos = {"all": info}
+    else:
+        parts, infos = [], {}
+        for attr, st in scene_trials.groupby(scene_trials["attribute"].astype(str), sort=True):
+            ct = cross_trials[cross_trials["attribute"].astype(str) == attr]
+            part, infos[attr] = _align_joint_one(
+                st, ct, reference, bootstrap, seed, progress, sources
+            )
+            parts.append(part.assign(attribute=attr))
+        out = pd.concat(parts, ignore_index=True)[["attribute", *UNIFIED_COLUMNS]]
+    out.attrs["jodkit"] = {
+        "stage": "alignment",
+        "method": "joint",
+        "bootstrap": bootstrap,
+        "seed": seed,
+        "attributes": infos,
+        "warnings": [],
+    }
+    return out
+
+
+def _align_joint_one(
+    scene_trials: pd.DataFrame,
+    cross_trials: pd.DataFrame,
+    reference: str,
+    bootstrap: int,
+    seed: int,
+    progress: bool,
+    sources: tuple[str, str],
+) -> tuple[pd.DataFrame, dict]:
+    """The unified table of one attribute and its metadata entry."""
+    data = build_data(scene_trials, cross_trials, sources)
     obj = JointObjective(data)
     theta = fit_joint(data)
     x, a, b = obj.unpack(theta)
@@ -235,28 +276,19 @@ def align_joint(
             "ci_high": hi,
         }
     )[list(UNIFIED_COLUMNS)]
-    out.attrs["jodkit"] = {
-        "stage": "alignment",
-        "method": "joint",
-        "bootstrap": bootstrap,
-        "seed": seed,
-        "attributes": {
-            "all": {
-                "reference": ref_scene,
-                "reference_reason": reason,
-                "scenes": {
-                    s: {
-                        "a": float(a[j]),
-                        "b": float(b[j]),
-                        "n_cross": int(images.loc[images["scene"] == s, "in_cross"].sum()),
-                    }
-                    for j, s in enumerate(scenes)
-                },
+    info = {
+        "reference": ref_scene,
+        "reference_reason": reason,
+        "scenes": {
+            s: {
+                "a": float(a[j]),
+                "b": float(b[j]),
+                "n_cross": int(images.loc[images["scene"] == s, "in_cross"].sum()),
             }
+            for j, s in enumerate(scenes)
         },
-        "warnings": [],
     }
-    return out
+    return out, info
 
 
 def _bootstrap(

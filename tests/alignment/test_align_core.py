@@ -209,3 +209,24 @@ def test_diagnostic_plots_are_written(tmp_path):
     assert sorted(p.name for p in paths) == ["maps.png", "residuals.png", "unified_hist.png"]
     for p in paths:
         assert Image.open(p).size[0] >= 400
+
+
+def test_cross_trials_as_ids_makes_one_scalable_group():
+    from alignment.formats import cross_trials_as_ids
+
+    trials = pd.DataFrame(
+        {
+            "observer": ["o1", "o2"],
+            "scene_A": ["s0", "s1"],
+            "scene_B": ["s1", "s0"],
+            "condition_A": ["c0", "c0"],
+            "condition_B": ["c0", "c1"],
+            "is_A_selected": [1, 0],
+        }
+    )
+    out = cross_trials_as_ids(trials)
+    assert "scene_A" not in out.columns
+    assert out["condition_A"].tolist() == ["s0/c0", "s1/c0"]
+    assert out["condition_B"].tolist() == ["s1/c0", "s0/c1"]
+    with pytest.raises(InputError, match="scene_B"):
+        cross_trials_as_ids(trials.drop(columns="scene_B"))

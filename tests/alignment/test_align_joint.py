@@ -57,7 +57,7 @@ def test_joint_recovers_the_global_truth(panel):
     # the slopes undo the hidden spreads: a_j = c / spread_j with c ~ 0.8 / 0.9, the mean
     # compressions of the cross-content and per-scene observers (careless ones aside)
     spreads = truth.groupby("scene")["spread"].first()
-    scenes = out.attrs["jodkit"]["attributes"]["all"]["scenes"]
+    scenes = out.attrs["jodkit"]["attributes"]["detail"]["scenes"]
     c = np.array([scenes[s]["a"] * spreads[s] for s in spreads.index])
     assert np.all((c > 0.4) & (c < 1.4)), c
     assert abs(c.mean() - 0.89) < 0.2, c
