@@ -16,14 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from annotation_app.models import Campaign, Image, ObserverSession, Trial, User
-from scaling.formats import TRIAL_OPTIONAL, TRIAL_REQUIRED
+from scaling.formats import trial_columns as canonical_trial_columns
 
 
 def trial_columns(session_type: str) -> list[str]:
     """Column order of the export, taken from the formats contract."""
-    scene_cols = ("scene",) if session_type == "per_scene" else ("scene_A", "scene_B")
-    optional = [c for c in TRIAL_OPTIONAL if c not in ("scene", "scene_A", "scene_B")]
-    return [*TRIAL_REQUIRED[:2], *scene_cols, *TRIAL_REQUIRED[2:], *optional]
+    return list(canonical_trial_columns(cross_content=session_type != "per_scene"))
 
 
 def trials_frame(db: Session, campaign: Campaign, session_type: str = "per_scene") -> pd.DataFrame:

@@ -55,6 +55,14 @@ TRIAL_OPTIONAL = (
     "timestamp",
 )
 
+
+def trial_columns(cross_content: bool = False) -> tuple[str, ...]:
+    """Canonical column order of a trial table, as exports and simulators write it."""
+    scenes = ("scene_A", "scene_B") if cross_content else ("scene",)
+    extras = ("tie", "left_shown", "rt_ms", "is_gold", "is_training", "repeat_of", "timestamp")
+    return ("observer", "session", *scenes, "attribute", *TRIAL_REQUIRED[1:], *extras)
+
+
 SCALE_VALUE_COLUMNS = ("condition", "jod", "jod_std", "ci_low", "ci_high", "n_comparisons")
 SCALE_DIAGNOSTIC_COLUMNS = ("n_wins", "n_losses", "component", "determined")
 SCALE_COLUMNS = SCALE_VALUE_COLUMNS + SCALE_DIAGNOSTIC_COLUMNS
