@@ -102,7 +102,9 @@ def scale_command(
     plot: Annotated[
         Path | None,
         typer.Option(
-            help="Folder for plots: a ranking with CIs and a comparison-count heatmap per group."
+            help="Plots: a folder gets a ranking with CIs and a comparison-count heatmap per "
+            "group; a .png path gets an overview of all groups, and the per-group plots go "
+            "to the folder of the same name without .png."
         ),
     ] = None,
     screen: Annotated[
@@ -185,15 +187,15 @@ def scale_command(
         flagged = screening.loc[screening["flagged"], "observer"].tolist()
         typer.echo(f"wrote {screen}: flagged observers (dist_L >= 1.5): {flagged or 'none'}")
     if plot is not None:
-        written = plots.plot_rankings(table, plot)
+        folder = plot.with_suffix("") if plot.suffix.lower() == ".png" else plot
+        written = [plots.plot_overview(table, plot)] if plot.suffix.lower() == ".png" else []
+        written += plots.plot_rankings(table, folder)
         if is_matrix:
-            written.append(
-                plots.plot_comparison_counts(counts, conditions, Path(plot) / "counts.png")
-            )
+            written.append(plots.plot_comparison_counts(counts, conditions, folder / "counts.png"))
         else:
             trials = trials if trials is not None else io.read_any_table(input_path)
-            written += _count_heatmaps(table, trials, Path(plot))
-        typer.echo(f"wrote {len(written)} plots to {plot}/")
+            written += _count_heatmaps(table, trials, folder)
+        typer.echo(f"wrote {len(written)} plots: {plot} and {folder}/")
     undetermined = int((~table["determined"].astype(bool)).sum())
     if undetermined:
         typer.echo(

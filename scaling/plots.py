@@ -86,12 +86,40 @@ def plot_rankings(scale_table: pd.DataFrame, out_dir: str | Path) -> list[Path]:
 
 
 def _ranking_figure(group: pd.DataFrame, title: str) -> Figure:
+    n = len(group)
+    height = min(max(2.5, 0.22 * n + 1.2), 16.0) if n <= MAX_LABELLED else 7.0
+    fig = Figure(figsize=(7.5, height))
+    _draw_ranking(fig.add_subplot(), group, title, labelled=n <= MAX_LABELLED)
+    return fig
+
+
+def plot_overview(scale_table: pd.DataFrame, path: str | Path, *, max_groups: int = 12) -> Path:
+    """All groups' rankings on one page (the first ``max_groups``, in group order).
+
+    A quick look at a whole study: per-group detail lives in :func:`plot_rankings`.
+    """
+    _require(scale_table, _RANKING_COLUMNS, "scale table")
+    keys = group_keys(scale_table)
+    groups = list(scale_table.groupby(keys, sort=True)) if keys else [((), scale_table)]
+    shown = groups[:max_groups]
+    columns = min(3, len(shown))
+    rows = -(-len(shown) // columns)
+    largest = max(len(g) for _, g in shown)
+    panel_height = min(max(2.2, 0.16 * largest + 1.0), 8.0)
+    fig = Figure(figsize=(5.0 * columns, panel_height * rows))
+    for k, (name, group) in enumerate(shown):
+        label = " / ".join(str(v) for v in (name if isinstance(name, tuple) else (name,)))
+        ax = fig.add_subplot(rows, columns, k + 1)
+        _draw_ranking(ax, group, label or "all conditions", labelled=len(group) <= 30)
+    if len(groups) > len(shown):
+        fig.suptitle(f"first {len(shown)} of {len(groups)} groups", fontsize=10, x=0.01, ha="left")
+    fig.tight_layout()
+    return _save(fig, Path(path))
+
+
+def _draw_ranking(ax, group: pd.DataFrame, title: str, *, labelled: bool) -> None:
     g = group.sort_values("jod", kind="stable").reset_index(drop=True)
     n = len(g)
-    labelled = n <= MAX_LABELLED
-    height = min(max(2.5, 0.22 * n + 1.2), 16.0) if labelled else 7.0
-    fig = Figure(figsize=(7.5, height))
-    ax = fig.add_subplot()
     y = np.arange(n)
     jod = g["jod"].to_numpy(float)
     low, high = g["ci_low"].to_numpy(float), g["ci_high"].to_numpy(float)
@@ -168,7 +196,6 @@ def _ranking_figure(group: pd.DataFrame, title: str) -> Figure:
         )
     if handles:
         ax.legend(handles=handles, loc="lower right", fontsize=8, frameon=False)
-    return fig
 
 
 def plot_comparison_counts(

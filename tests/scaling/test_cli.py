@@ -107,3 +107,12 @@ def test_screening_is_written(trials_csv, tmp_path):
     table = pd.read_csv(screen)
     assert set(table["observer"]) == set(pd.read_csv(trials_csv)["observer"])
     assert "flagged observers" in result.output
+
+
+def test_png_plot_path_gets_an_overview_and_a_folder(trials_csv, tmp_path):
+    overview = tmp_path / "scales.png"
+    args = ["scale", str(trials_csv), "-o", str(tmp_path / "s.csv"), "--plot", str(overview)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert overview.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(list((tmp_path / "scales").glob("ranking_*.png"))) == 2
