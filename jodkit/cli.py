@@ -10,7 +10,7 @@ import typer
 from alignment.cli import align_command
 from annotation_app.cli import campaign_app, export_command, serve_command, user_app
 from scaling.cli import scale_command
-from study.cli import example_command
+from study.cli import demo_command, example_command
 from training.cli import evaluate_command, predict_command, train_command
 
 app = typer.Typer(
@@ -30,6 +30,7 @@ app.command("scale")(scale_command)
 # alignment and the example study
 app.command("align")(align_command)
 app.command("example")(example_command)
+app.command("demo")(demo_command)
 # annotation app
 app.command("serve")(serve_command)
 app.add_typer(campaign_app, name="campaign")

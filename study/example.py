@@ -101,6 +101,10 @@ def make_scene(image: np.ndarray, spec: SceneSpec, size: int) -> np.ndarray:
 
 def folder_scenes(folder: Path, n_scenes: int) -> tuple[SceneSpec, ...]:
     """One scene per image of ``folder`` (sorted), cycling framing/exposure/colour."""
+    if not Path(folder).is_dir():
+        raise FileNotFoundError(f"image folder not found: {folder}")
+    if n_scenes < 1:
+        raise ValueError(f"the number of scenes must be at least 1, not {n_scenes}")
     files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")

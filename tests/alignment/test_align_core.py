@@ -206,7 +206,7 @@ def test_diagnostic_plots_are_written(tmp_path):
 
     scenes, cross = make_tables(noise_y=0.2)
     paths = plot_alignment(align(scenes, cross), tmp_path)
-    assert sorted(p.name for p in paths) == ["maps.png", "residuals.png", "unified_hist.png"]
+    assert sorted(p.name for p in paths) == ["maps.png", "residuals.png", "unified_by_scene.png"]
     for p in paths:
         assert Image.open(p).size[0] >= 400
 
