@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.sparse import csr_matrix
 
 from jodkit import __version__
 from scaling.bootstrap import bootstrap_scores
@@ -26,6 +27,7 @@ from scaling.io import (
     METADATA_KEY,
     counts_from_trials,
     read_any_table,
+    trial_cells,
     validate_counts,
     validate_trials,
 )
@@ -33,8 +35,6 @@ from scaling.solvers import FixedScore, Ordering, solve_cvxpy, solve_exact
 from scaling.threads import single_threaded_blas
 
 DISCONNECTED_POLICIES = ("separate", "pwcmp")
-MAX_TRIAL_UNIT_ENTRIES = 50_000_000
-"""Trial bootstrap keeps one count matrix per trial in memory: cap it (400 MB)."""
 SOLVERS = ("exact", "cvxpy")
 
 
@@ -367,20 +367,18 @@ def scale(
     return out
 
 
-def _unit_counts(group: pd.DataFrame, conditions: list[str], ties: str, resample: str):
-    """One count matrix per bootstrap unit (observer, or trial)."""
+def _unit_counts(
+    group: pd.DataFrame, conditions: list[str], ties: str, resample: str
+) -> csr_matrix:
+    """Sparse (units x N^2) counts, one row per bootstrap unit (observer, or trial)."""
+    trial, cell, weight = trial_cells(group, conditions, ties)
     if resample == "trial":
-        if len(group) * len(conditions) ** 2 > MAX_TRIAL_UNIT_ENTRIES:
-            raise InputError(
-                f"{len(group)} trials over {len(conditions)} conditions are too many to "
-                "bootstrap by trial; resample by observer instead",
-                field="resample",
-            )
-        units = [counts_from_trials(group.iloc[[k]], conditions, ties) for k in range(len(group))]
-        return np.stack(units)
-    return np.stack(
-        [counts_from_trials(g, conditions, ties) for _, g in group.groupby("observer", sort=True)]
-    )
+        unit, n_units = trial, len(group)
+    else:
+        codes, observers = pd.factorize(group["observer"], sort=True)
+        unit, n_units = codes[trial], len(observers)
+    n = len(conditions)
+    return csr_matrix((weight, (unit, cell)), shape=(n_units, n * n))
 
 
 def _metadata(

@@ -12,6 +12,7 @@ large enough to repay starting one.
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import warnings
@@ -20,6 +21,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.sparse import csr_matrix, issparse, sparray, spmatrix
 from tqdm.auto import tqdm
 
 from scaling.threads import single_threaded_blas
@@ -82,7 +84,7 @@ def round_split_ties(counts: np.ndarray, rng: np.random.Generator) -> np.ndarray
 
 
 def bootstrap_scores(
-    unit_counts: np.ndarray,
+    unit_counts: np.ndarray | sparray | spmatrix,
     solve: SolveFn,
     *,
     n_samples: int = 500,
@@ -96,9 +98,10 @@ def bootstrap_scores(
 
     Parameters
     ----------
-    unit_counts : numpy.ndarray
-        Shape (U, N, N): one count matrix per resampling unit (observer or trial); their sum
-        is the data set's count matrix.
+    unit_counts : numpy.ndarray or scipy.sparse matrix
+        One count matrix per resampling unit (observer or trial), their sum being the data
+        set's count matrix: dense, shape (U, N, N), or sparse, shape (U, N^2) with each
+        row a flattened matrix (far smaller when units are single trials).
     solve : callable
         ``solve(D, q0) -> q`` returning the N scores of count matrix ``D``. Must be
         picklable (a module-level function or a ``functools.partial`` of one) for the work
@@ -170,7 +173,7 @@ def summarise(samples: np.ndarray, alpha: float = 0.05) -> BootstrapResult:
 
 
 def _run_chunk(
-    unit_counts: np.ndarray,
+    units: csr_matrix,
     solve: SolveFn,
     q0: np.ndarray | None,
     seed: np.random.SeedSequence,
@@ -178,12 +181,13 @@ def _run_chunk(
 ) -> np.ndarray:
     """Draw ``size`` bootstrap samples and scale each."""
     rng = np.random.default_rng(seed)
-    n_units, n = unit_counts.shape[0], unit_counts.shape[1]
-    flat = unit_counts.reshape(n_units, n * n)
+    n_units = units.shape[0]
+    n = math.isqrt(units.shape[1])
+    transposed = units.T.tocsr()
     out = np.empty((size, n))
     for k in range(size):
         weights = np.bincount(rng.integers(n_units, size=n_units), minlength=n_units)
-        counts = round_split_ties((weights @ flat).reshape(n, n), rng)
+        counts = round_split_ties((transposed @ weights).reshape(n, n), rng)
         out[k] = solve(counts, q0)
     return out
 
@@ -191,7 +195,7 @@ def _run_chunk(
 _WORKER: dict[str, object] = {}
 
 
-def _init_worker(unit_counts: np.ndarray, solve: SolveFn, q0: np.ndarray | None) -> None:
+def _init_worker(unit_counts: csr_matrix, solve: SolveFn, q0: np.ndarray | None) -> None:
     """Keep the data in each worker once, instead of shipping it with every chunk."""
     _WORKER.update(unit_counts=unit_counts, solve=solve, q0=q0, blas=single_threaded_blas())
 
@@ -208,17 +212,31 @@ def _picklable(solve: SolveFn) -> bool:
     return True
 
 
-def _validate(unit_counts: np.ndarray, n_samples: int, alpha: float) -> np.ndarray:
-    """Check the arguments once at the boundary."""
-    counts = np.asarray(unit_counts, dtype=float)
-    if counts.ndim != 3 or counts.shape[1] != counts.shape[2]:
-        raise ValueError(f"unit_counts must have shape (units, N, N), not {np.shape(unit_counts)}")
-    if counts.shape[0] < 1 or counts.shape[1] < 2:
-        raise ValueError(f"unit_counts needs at least 1 unit and 2 conditions: {counts.shape}")
-    if not np.all(np.isfinite(counts)) or np.any(counts < 0):
+def _validate(
+    unit_counts: np.ndarray | sparray | spmatrix, n_samples: int, alpha: float
+) -> csr_matrix:
+    """Check the arguments once at the boundary; units become a sparse (U, N^2) matrix."""
+    if issparse(unit_counts):
+        units = csr_matrix(unit_counts, dtype=float)
+        n = math.isqrt(units.shape[1])
+        if n * n != units.shape[1]:
+            raise ValueError(f"sparse unit_counts must have N^2 columns, not {units.shape[1]}")
+        values = units.data
+    else:
+        dense = np.asarray(unit_counts, dtype=float)
+        if dense.ndim != 3 or dense.shape[1] != dense.shape[2]:
+            raise ValueError(
+                f"unit_counts must have shape (units, N, N), not {np.shape(unit_counts)}"
+            )
+        n = dense.shape[1]
+        units = csr_matrix(dense.reshape(dense.shape[0], n * n))
+        values = dense
+    if units.shape[0] < 1 or n < 2:
+        raise ValueError(f"unit_counts needs at least 1 unit and 2 conditions, not {n}")
+    if not np.all(np.isfinite(values)) or np.any(values < 0):
         raise ValueError("unit_counts must hold finite, non-negative counts")
     if n_samples < 2:
         raise ValueError(f"n_samples must be at least 2, not {n_samples}")
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), not {alpha}")
-    return counts
+    return units

@@ -157,6 +157,40 @@ def looks_like_trials(frame: pd.DataFrame) -> bool:
     return len(known & {str(c) for c in frame.columns}) >= 3
 
 
+def trial_cells(
+    trials: pd.DataFrame, conditions: Sequence[str], ties: str = "drop"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where each trial's vote lands in the flattened count matrix.
+
+    Returns ``(trial, cell, weight)``: trial ``trial[k]`` (its row position) adds
+    ``weight[k]`` to entry ``cell[k] = winner * N + loser``. A decided trial lands once with
+    weight 1; with ``ties="split"`` a tie lands twice with weight 0.5, and with ``"drop"``
+    not at all. ``trials`` must be validated (see :func:`validate_trials`).
+    """
+    if ties not in TIE_POLICIES:
+        raise ValueError(f"ties must be one of {TIE_POLICIES}, not {ties!r}")
+    index = {c: k for k, c in enumerate(conditions)}
+    n = len(index)
+    a = trials["condition_A"].map(index)
+    b = trials["condition_B"].map(index)
+    if a.isna().any() or b.isna().any():
+        raise ValueError("trials name conditions missing from the condition list")
+    a, b = a.to_numpy(int), b.to_numpy(int)
+    tie = trials["tie"].to_numpy() == 1 if "tie" in trials.columns else np.zeros(len(a), bool)
+    chose_a = trials["is_A_selected"].to_numpy() == 1
+    decided = np.flatnonzero(~tie)
+    winner = np.where(chose_a, a, b)[decided]
+    loser = np.where(chose_a, b, a)[decided]
+    trial, cell = decided, winner * n + loser
+    weight = np.ones(decided.size)
+    if ties == "split":
+        tied = np.flatnonzero(tie)
+        trial = np.concatenate([trial, tied, tied])
+        cell = np.concatenate([cell, a[tied] * n + b[tied], b[tied] * n + a[tied]])
+        weight = np.concatenate([weight, np.full(2 * tied.size, 0.5)])
+    return trial, cell, weight
+
+
 def counts_from_trials(
     trials: pd.DataFrame, conditions: Sequence[str], ties: str = "drop"
 ) -> np.ndarray:
@@ -165,26 +199,9 @@ def counts_from_trials(
     ``ties``: ``"drop"`` ignores tied trials, ``"split"`` adds half a win each way.
     ``trials`` must be validated (see :func:`validate_trials`).
     """
-    if ties not in TIE_POLICIES:
-        raise ValueError(f"ties must be one of {TIE_POLICIES}, not {ties!r}")
-    index = {c: k for k, c in enumerate(conditions)}
-    n = len(index)
-    a = trials["condition_A"].map(index).to_numpy()
-    b = trials["condition_B"].map(index).to_numpy()
-    if np.isnan(a.astype(float)).any() or np.isnan(b.astype(float)).any():
-        raise ValueError("trials name conditions missing from the condition list")
-    a, b = a.astype(int), b.astype(int)
-    tie = trials["tie"].to_numpy() == 1 if "tie" in trials.columns else np.zeros(len(a), bool)
-    chose_a = trials["is_A_selected"].to_numpy() == 1
-    counts = np.zeros((n, n))
-    decided = ~tie
-    winner = np.where(chose_a, a, b)[decided]
-    loser = np.where(chose_a, b, a)[decided]
-    np.add.at(counts, (winner, loser), 1.0)
-    if ties == "split" and tie.any():
-        np.add.at(counts, (a[tie], b[tie]), 0.5)
-        np.add.at(counts, (b[tie], a[tie]), 0.5)
-    return counts
+    n = len(conditions)
+    _, cell, weight = trial_cells(trials, conditions, ties)
+    return np.bincount(cell, weight, minlength=n * n).reshape(n, n)
 
 
 def read_count_matrix(
