@@ -12,6 +12,10 @@ Three estimators, from the paper's to the statistically honest one:
     errors in variables (York et al. 2004, the maximum-likelihood line when both x and y
     carry Gaussian errors with known per-point variances; the same fit as ODR/Deming with
     per-point weights). Unlike OLS it does not shrink the slope towards 0 when x is noisy.
+``offset``
+    a = 1, b = mean(y - x): for scales that already share the JOD unit (same observers,
+    same task), only the offset is estimated. Stable with very few cross-content images,
+    where a free slope is ill-conditioned (``docs/alignment.md``, ALSaRR check).
 
 Inputs are numpy arrays; the caller (``alignment.align``) has validated them.
 """
@@ -22,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-METHODS = ("paper", "weighted", "eiv")
+METHODS = ("paper", "weighted", "eiv", "offset")
 NEEDS_STD = ("weighted", "eiv")
 _STD_FLOOR = 1e-3  # JOD; keeps weights finite for a score pinned exactly
 
@@ -84,6 +88,8 @@ def fit_line(
     x, y = np.asarray(x, float), np.asarray(y, float)
     if method == "paper":
         a, b = _wls(x, y, np.ones_like(x))
+    elif method == "offset":
+        a, b = 1.0, float(np.mean(y - x))
     else:
         if sy is None or (method == "eiv" and sx is None):
             raise ValueError(f"method {method!r} needs the JOD standard deviations")

@@ -230,3 +230,9 @@ def test_cross_trials_as_ids_makes_one_scalable_group():
     assert out["condition_B"].tolist() == ["s1/c0", "s0/c1"]
     with pytest.raises(InputError, match="scene_B"):
         cross_trials_as_ids(trials.drop(columns="scene_B"))
+
+
+def test_offset_fit_keeps_the_unit_and_averages_the_shift():
+    fit = fit_line(np.array([0.0, 1.0, 3.0]), np.array([2.1, 2.9, 5.0]), method="offset")
+    assert fit.a == 1.0 and fit.b == pytest.approx(2.0)
+    assert fit.rmse == pytest.approx(np.sqrt((0.01 + 0.01 + 0.0) / 3))
