@@ -22,7 +22,7 @@ from jodkit import __version__
 from scaling.bootstrap import bootstrap_scores
 from scaling.errors import InputError
 from scaling.formats import SCALE_COLUMNS, ScaleOptions
-from scaling.graph import component_labels, link_like_pwcmp
+from scaling.graph import component_labels, determined_core, link_like_pwcmp
 from scaling.io import (
     METADATA_KEY,
     counts_from_trials,
@@ -31,6 +31,7 @@ from scaling.io import (
     validate_counts,
     validate_trials,
 )
+from scaling.placement import place_undetermined
 from scaling.solvers import FixedScore, Ordering, solve_cvxpy, solve_exact
 from scaling.threads import single_threaded_blas
 
@@ -66,7 +67,10 @@ class PwScaleResult:
     """Scores of one count matrix with what a reader needs to trust them.
 
     ``jod`` is NaN for conditions never compared. ``component`` numbers the connected
-    components (0 = largest); ``determined`` is False where the data do not pin the score.
+    components (0 = largest). ``determined`` is True for the main component's determined core
+    (:func:`scaling.graph.determined_core`): those scores are the exact optimum of pwcmp's
+    objective. The others are placed by :mod:`scaling.placement` (or, with constraints, left
+    where the constrained optimum put them).
     """
 
     jod: np.ndarray
@@ -156,6 +160,7 @@ def pw_scale(
         warnings.warn(notes[-1], DisconnectedGraphWarning, stacklevel=2)
 
     jod = np.full(n, np.nan)
+    core = np.zeros(n, dtype=bool)
     objective, converged = 0.0, True
     with single_threaded_blas():
         if disconnected == "pwcmp" and labels.max() > 0:
@@ -163,23 +168,25 @@ def pw_scale(
                 link_like_pwcmp(counts, labels), options, solver, constraints, q0
             )
             jod, objective, converged = solution.q, solution.objective, solution.converged
+            core = determined_core(counts)
         else:
             for component in range(labels.max() + 1):
                 members = np.flatnonzero(labels == component)
                 if not compared[members].any():
                     continue
                 local = _local_constraints(constraints, members)
+                sub = counts[np.ix_(members, members)]
                 solution = _solve_component(
-                    counts[np.ix_(members, members)],
-                    options,
-                    solver,
-                    local,
-                    None if q0 is None else q0[members],
+                    sub, options, solver, local, None if q0 is None else q0[members]
                 )
-                jod[members] = solution.q
+                sub_core = determined_core(sub)
+                core[members] = sub_core
+                jod[members] = (
+                    solution.q if local else place_undetermined(sub, solution.q, sub_core)
+                )
                 objective += solution.objective
                 converged &= solution.converged
-    determined = (labels == 0) & (n_wins > 0) & (n_losses > 0)
+    determined = (labels == 0) & core
     if not converged:
         notes.append("the solver stopped before reaching its tolerance")
     return PwScaleResult(

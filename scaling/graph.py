@@ -52,3 +52,23 @@ def link_like_pwcmp(counts: np.ndarray, labels: np.ndarray) -> np.ndarray:
             linked[best[a], best[b]] = 1.0
             linked[best[b], best[a]] = 1.0
     return linked
+
+
+def determined_core(counts: np.ndarray) -> np.ndarray:
+    """Conditions whose scores the data pin, relative to each other: Ford's condition.
+
+    Maximum-likelihood scores exist exactly when the win graph (an edge i -> j when i beat j
+    at least once) is strongly connected (Ford, 1957): otherwise some set of conditions beat
+    every other condition they met, and nothing bounds how far above them it lies. A
+    condition that never lost is the simplest case, but two groups where one always beat the
+    other are another, although every condition has wins and losses. The core is the largest
+    strongly connected component (ties go to the one holding the lowest condition index).
+    """
+    _, labels = connected_components(csr_matrix(counts > 0), directed=True, connection="strong")
+    sizes = np.bincount(labels)
+    biggest = np.flatnonzero(sizes == sizes.max())
+    first = [np.flatnonzero(labels == c)[0] for c in biggest]
+    core = labels == biggest[int(np.argmin(first))]
+    if core.sum() == 1 and sizes.max() == 1:
+        core[:] = False  # no condition was both beaten and beating within a cycle
+    return core

@@ -11,6 +11,7 @@ from scipy.io import loadmat
 from scipy.stats import spearmanr
 
 import scaling
+import scaling.graph
 from scaling.errors import InputError
 from scaling.formats import SCALE_COLUMNS
 from scaling.simulate import make_true_scores, simulate_trials
@@ -205,3 +206,58 @@ def test_unknown_options_are_rejected(study):
         scaling.scale(trials, ties="half", progress=False)
     with pytest.raises(ValueError, match="resample"):
         scaling.scale(trials, bootstrap=10, resample="scene", progress=False)
+
+
+def test_groups_that_always_beat_each_other_are_not_determined():
+    # two 3-cycles: every condition wins and loses, yet x, y, z always beat a, b, c
+    counts = np.zeros((6, 6))
+    for i, j in [(0, 1), (1, 2), (2, 0), (3, 4), (4, 5), (5, 3)]:
+        counts[i, j] = 2
+        counts[j, i] = 1
+    counts[3, 0] = counts[4, 1] = 3
+    np.testing.assert_array_equal(
+        scaling.graph.determined_core(counts), [True, True, True, False, False, False]
+    )
+
+
+def test_conditions_pinned_from_one_side_only_are_not_determined():
+    # d never lost; c lost only to d, so once d is set aside c never lost either.
+    counts = np.zeros((4, 4))
+    counts[0, 1], counts[1, 0] = 5, 3
+    counts[2, 0], counts[2, 1] = 2, 3
+    counts[3, 2] = 4
+    core = scaling.graph.determined_core(counts)
+    np.testing.assert_array_equal(core, [True, True, False, False])
+    result = scaling.pw_scale(counts)
+    np.testing.assert_array_equal(result.determined, [True, True, False, False])
+    # placed, not thrown tens of JOD away: above their opponents, by a few JOD at most
+    assert result.jod[1] < result.jod[0] < result.jod[2] < result.jod[3]
+    assert result.jod[3] - result.jod[1] < 6.0
+
+
+def test_placement_leaves_the_exact_core_untouched():
+    rng = np.random.default_rng(2)
+    truth = rng.uniform(-4, 4, 60)
+    simulated = simulate_trials(
+        pd.DataFrame({"condition": [f"c{k}" for k in range(60)], "jod": truth}),
+        n_observers=1,
+        design="random",
+        n_comparisons=600,
+        seed=3,
+    )
+    conditions = [f"c{k}" for k in range(60)]
+    counts = scaling.counts_from_trials(simulated, conditions)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", scaling.DisconnectedGraphWarning)
+        result = scaling.pw_scale(counts)
+    core = result.determined
+    assert 0 < (~core).sum() < 20
+    raw = scaling.solve_exact(counts[np.ix_(result.component == 0, result.component == 0)])
+    main = np.flatnonzero(result.component == 0)
+    in_core = core[main]
+    np.testing.assert_allclose(result.jod[main][in_core], raw.q[in_core], atol=1e-9)
+    error = (result.jod - result.jod[core].mean()) - (truth - truth[core].mean())
+    raw_error = (raw.q - raw.q[in_core].mean()) - (truth[main] - truth[main][in_core].mean())
+    # the raw optimum throws one-sided conditions far away; placement keeps them sensible
+    assert np.abs(error[main][~in_core]).max() < 0.5 * np.abs(raw_error[~in_core]).max()
+    assert np.abs(error[main][~in_core]).max() < 6.0
