@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.sparse import csr_matrix
+from tqdm.auto import tqdm
 
 from jodkit import __version__
-from scaling.bootstrap import bootstrap_scores
+from scaling.bootstrap import BootstrapResult, bootstrap_scores
 from scaling.errors import InputError
 from scaling.formats import SCALE_COLUMNS, ScaleOptions
 from scaling.graph import component_labels, determined_core, link_like_pwcmp
@@ -314,29 +315,33 @@ def scale(
         raise InputError("has no trials left to scale (all are training trials)", source=source)
 
     groups = list(frame.groupby(keys, sort=True)) if keys else [((), frame)]
+    solver_options = {
+        "prior": prior,
+        "anchor": anchor,
+        "solver": solver,
+        "orderings": orderings,
+        "fixed": fixed,
+        "disconnected": disconnected,
+    }
     tables, notes = [], []
-    for key, group in groups:
+    bar = tqdm(groups, desc="scaling", unit="group", disable=not progress or len(groups) < 2)
+    for key, group in bar:
         key = key if isinstance(key, tuple) else (key,)
         conditions = sorted(set(group["condition_A"]) | set(group["condition_B"]))
         counts = counts_from_trials(group, conditions, ties)
-        validate_counts(counts, conditions, source=f"group {dict(zip(keys, key, strict=True))}")
-        constraints = _resolve_constraints(orderings, fixed, conditions)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", DisconnectedGraphWarning)
-            result = pw_scale(
+            result = _scale_matrix(
                 counts,
-                prior,
-                anchor,
-                solver=solver,
-                constraints=constraints,
-                disconnected=disconnected,
-                conditions=conditions,
+                conditions,
+                source=f"group {dict(zip(keys, key, strict=True))}",
+                **solver_options,
             )
         label = ", ".join(f"{k}={v}" for k, v in zip(keys, key, strict=True)) or "all trials"
         for w in caught:
             warnings.warn(f"{label}: {w.message}", DisconnectedGraphWarning, stacklevel=2)
         notes += [f"{label}: {note}" for note in result.notes]
-        std = low = high = np.full(len(conditions), np.nan)
+        boot = None
         if bootstrap:
             units = _unit_counts(group, conditions, ties, resample)
             boot = bootstrap_scores(
@@ -348,21 +353,7 @@ def scale(
                 n_jobs=n_jobs,
                 progress=progress,
             )
-            std, low, high = boot.std, boot.ci_low, boot.ci_high
-        table = pd.DataFrame(
-            {
-                "condition": conditions,
-                "jod": result.jod,
-                "jod_std": std,
-                "ci_low": low,
-                "ci_high": high,
-                "n_comparisons": result.n_comparisons,
-                "n_wins": result.n_wins,
-                "n_losses": result.n_losses,
-                "component": result.component,
-                "determined": result.determined,
-            }
-        )
+        table = _table(conditions, result, boot)
         for k, v in zip(reversed(keys), reversed(key), strict=True):
             table.insert(0, k, v)
         tables.append(table)
@@ -417,6 +408,52 @@ def _metadata(
     }
 
 
+def _scale_matrix(
+    counts: np.ndarray,
+    conditions: list[str],
+    *,
+    prior: str,
+    anchor: str,
+    solver: str,
+    orderings: Sequence[OrderingSpec],
+    fixed: Sequence[FixedSpec],
+    disconnected: str,
+    source: str,
+) -> PwScaleResult:
+    """Validate one count matrix, resolve constraints by name, and scale it."""
+    validate_counts(counts, conditions, source)
+    return pw_scale(
+        counts,
+        prior,
+        anchor,
+        solver=solver,
+        constraints=_resolve_constraints(orderings, fixed, conditions),
+        disconnected=disconnected,
+        conditions=conditions,
+    )
+
+
+def _table(
+    conditions: list[str], result: PwScaleResult, boot: BootstrapResult | None
+) -> pd.DataFrame:
+    """The scale-table rows of one group (without its group keys)."""
+    nan = np.full(len(conditions), np.nan)
+    return pd.DataFrame(
+        {
+            "condition": conditions,
+            "jod": result.jod,
+            "jod_std": nan if boot is None else boot.std,
+            "ci_low": nan if boot is None else boot.ci_low,
+            "ci_high": nan if boot is None else boot.ci_high,
+            "n_comparisons": result.n_comparisons,
+            "n_wins": result.n_wins,
+            "n_losses": result.n_losses,
+            "component": result.component,
+            "determined": result.determined,
+        }
+    )
+
+
 def scale_counts(
     counts: np.ndarray,
     conditions: Sequence[str],
@@ -428,39 +465,24 @@ def scale_counts(
     fixed: Sequence[FixedSpec] = (),
     disconnected: str = "separate",
     source: str = "count matrix",
-    extra_metadata: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Scale a single count matrix (CSV or .mat input) to a scale table without groups.
 
     There is no per-observer data in a matrix, so no bootstrap.
     """
     conditions = list(conditions)
-    validate_counts(np.asarray(counts, dtype=float), conditions, source)
-    constraints = _resolve_constraints(orderings, fixed, conditions)
-    result = pw_scale(
-        counts,
-        prior,
-        anchor,
+    result = _scale_matrix(
+        np.asarray(counts, dtype=float),
+        conditions,
+        prior=prior,
+        anchor=anchor,
         solver=solver,
-        constraints=constraints,
+        orderings=orderings,
+        fixed=fixed,
         disconnected=disconnected,
-        conditions=conditions,
+        source=source,
     )
-    nan = np.full(len(conditions), np.nan)
-    table = pd.DataFrame(
-        {
-            "condition": conditions,
-            "jod": result.jod,
-            "jod_std": nan,
-            "ci_low": nan,
-            "ci_high": nan,
-            "n_comparisons": result.n_comparisons,
-            "n_wins": result.n_wins,
-            "n_losses": result.n_losses,
-            "component": result.component,
-            "determined": result.determined,
-        }
-    )
+    table = _table(conditions, result, None)
     meta = _metadata(
         ScaleOptions(prior=prior, anchor=anchor),
         [],
@@ -472,6 +494,5 @@ def scale_counts(
         0,
         result.notes,
     )
-    meta.update(extra_metadata or {})
     table.attrs[METADATA_KEY] = meta
     return table

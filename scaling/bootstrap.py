@@ -132,7 +132,9 @@ def bootstrap_scores(
     parallel = jobs > 1 and n_samples >= MIN_SAMPLES_FOR_POOL and _picklable(solve)
 
     chunks: list[np.ndarray | None] = [None] * len(sizes)
-    with tqdm(total=n_samples, desc="bootstrap", unit="sample", disable=not progress) as bar:
+    with tqdm(
+        total=n_samples, desc="bootstrap", unit="sample", disable=not progress, leave=False
+    ) as bar:
         if parallel:
             with ProcessPoolExecutor(
                 max_workers=min(jobs, len(sizes)),
