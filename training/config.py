@@ -49,6 +49,8 @@ class AdapterConfig(_Section):
 
     language: Literal["lora", "frozen"] = "lora"
     vision: Literal["lora", "full", "frozen"] = "full"
+    # A pretrained head already separates the level words; a random (tiny) one cannot.
+    lm_head: Literal["frozen", "full"] = "frozen"
     rank: int = Field(128, ge=1)
     alpha: float = 256.0
     dropout: float = Field(0.05, ge=0.0, lt=1.0)
@@ -66,7 +68,11 @@ class LossConfig(_Section):
 
 
 class OptimConfig(_Section):
+    """AdamW with a cosine schedule; ``vision_lr`` sets the vision tower's own rate (default
+    ``lr``): a fully trained tower collapses at rates that suit LoRA."""
+
     lr: float = Field(2e-5, gt=0.0)
+    vision_lr: float | None = Field(None, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
     epochs: float = Field(3.0, gt=0.0)
     max_steps: int | None = Field(None, ge=1)
@@ -93,10 +99,26 @@ class RunConfig(_Section):
     merge_adapters: bool = False
 
 
-class TrainConfig(_Section):
-    """Everything a training run needs besides the data itself."""
+class ResNetConfig(_Section):
+    """The baseline's architecture when no weights are given (defaults: ResNet-50)."""
 
-    model: Path
+    hidden_sizes: list[int] = Field(default_factory=lambda: [256, 512, 1024, 2048])
+    depths: list[int] = Field(default_factory=lambda: [3, 4, 6, 3])
+    embedding_size: int = Field(64, ge=1)
+    layer_type: Literal["bottleneck", "basic"] = "bottleneck"
+
+
+class TrainConfig(_Section):
+    """Everything a training run needs besides the data itself.
+
+    ``kind: vlm`` trains a multimodal LLM from the local directory ``model``; ``kind: resnet``
+    trains the CNN baseline, from ``model`` (a local transformers ResNet) or from scratch with
+    the ``resnet`` architecture. The baseline ignores ``adapter``, ``loss`` and ``prompts``.
+    """
+
+    kind: Literal["vlm", "resnet"] = "vlm"
+    model: Path | None = None
+    resnet: ResNetConfig = Field(default_factory=ResNetConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     image: ImageConfig = Field(default_factory=ImageConfig)
     prompts: PromptConfig = Field(default_factory=PromptConfig)
@@ -107,6 +129,10 @@ class TrainConfig(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
+        if self.kind == "vlm" and self.model is None:
+            raise ValueError("model: a local model directory is required for kind 'vlm'")
+        if len(self.resnet.hidden_sizes) != len(self.resnet.depths):
+            raise ValueError("resnet: hidden_sizes and depths must have the same length")
         if self.data.val_fraction + self.data.test_fraction >= 1.0:
             raise ValueError("data.val_fraction + data.test_fraction must be below 1")
         if self.adapter.language == "frozen" and self.adapter.vision == "frozen":

@@ -154,15 +154,18 @@ def apply_adapters(model: torch.nn.Module, adapter: AdapterConfig) -> torch.nn.M
             "adapter: vision 'full' with language 'frozen' has no LoRA target; use "
             "language 'lora' or vision 'lora'"
         )
-    modules_to_save = None
+    modules_to_save = []
     if adapter.vision == "full":
-        modules_to_save = [find_submodule(model, VISION_NAMES).rsplit(".", 1)[-1]]
+        modules_to_save.append(find_submodule(model, VISION_NAMES).rsplit(".", 1)[-1])
+    if adapter.lm_head == "full":
+        head = model.get_output_embeddings()
+        modules_to_save.append(next(n for n, m in model.named_modules() if m is head))
     config = LoraConfig(
         r=adapter.rank,
         lora_alpha=adapter.alpha,
         lora_dropout=adapter.dropout,
         target_modules=targets,
-        modules_to_save=modules_to_save,
+        modules_to_save=modules_to_save or None,
     )
     return get_peft_model(model, config)
 
@@ -178,22 +181,24 @@ def level_logits(
 
 
 def write_model_card(
-    directory: Path, rescalings: dict[str, JodRescaling], base_model: Path, merged: bool
+    directory: Path,
+    rescalings: dict[str, JodRescaling],
+    base_model: Path | None,
+    merged: bool = False,
+    kind: str = "vlm",
 ) -> None:
     """The JOD mapping per attribute and where the weights are: all prediction needs."""
     card = {
+        "kind": kind,
         "rescalings": {a: r.model_dump() for a, r in rescalings.items()},
-        "base_model": str(base_model),
+        "base_model": None if base_model is None else str(base_model),
         "weights": MERGED_DIR if merged else ADAPTER_DIR,
     }
     (directory / MODEL_CARD).write_text(json.dumps(card, indent=2))
 
 
-def load_trained(
-    directory: str | Path, dtype: torch.dtype | None = None
-) -> tuple[LoadedModel, dict[str, JodRescaling]]:
-    """A trained jodkit model (merged, or base + adapter) and its JOD mappings."""
-    directory = Path(directory)
+def read_model_card(directory: Path) -> tuple[dict, dict[str, JodRescaling]]:
+    """The card of a trained model directory and its JOD mappings."""
     card_path = directory / MODEL_CARD
     if not card_path.is_file():
         raise FileNotFoundError(
@@ -202,6 +207,17 @@ def load_trained(
         )
     card = json.loads(card_path.read_text())
     rescalings = {a: JodRescaling.model_validate(r) for a, r in card["rescalings"].items()}
+    return card, rescalings
+
+
+def load_trained(
+    directory: str | Path, dtype: torch.dtype | None = None
+) -> tuple[LoadedModel, dict[str, JodRescaling]]:
+    """A trained jodkit MLLM (merged, or base + adapter) and its JOD mappings."""
+    directory = Path(directory)
+    card, rescalings = read_model_card(directory)
+    if card.get("kind", "vlm") != "vlm":
+        raise InputError(f"{directory} holds a {card['kind']} model, not a multimodal LLM")
     if card["weights"] == MERGED_DIR:
         return load_vlm(directory / MERGED_DIR, dtype=dtype), rescalings
     from peft import PeftModel

@@ -16,7 +16,7 @@ from training.data import load_image, parse_roi
 from training.encoding import Sample
 from training.labels import JodRescaling
 from training.losses import level_scores
-from training.modeling import LoadedModel, level_logits, load_trained
+from training.modeling import LoadedModel, level_logits, load_trained, read_model_card
 from training.prompts import LEVEL_WORDS, PromptBook
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -111,12 +111,20 @@ def predict_images(
     """Every image x attribute (default: all the model was trained on) through a trained model."""
     model_dir = Path(model_dir)
     config = TrainConfig.from_yaml(model_dir / "config.yaml")
-    loaded, rescalings = load_trained(model_dir)
-    if torch.cuda.is_available():
-        loaded.model.to("cuda")
+    card, rescalings = read_model_card(model_dir)
     paths = [str(p) for p in list_images(Path(images))]
     attributes = list(attributes or rescalings)
     rows = pd.DataFrame(
         [(p, a) for a in attributes for p in paths], columns=["image_path", "attribute"]
     )
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if card.get("kind") == "resnet":
+        from training.baseline import WEIGHTS_DIR, ResNetRegressor, predict_baseline_rows
+
+        model = ResNetRegressor.load(model_dir / WEIGHTS_DIR).to(device)
+        return predict_baseline_rows(
+            model, rescalings, rows, config.image.size, batch_size, progress
+        )
+    loaded, rescalings = load_trained(model_dir)
+    loaded.model.to(device)
     return predict_rows(loaded, rescalings, rows, config, batch_size, progress=progress)

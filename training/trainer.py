@@ -18,15 +18,17 @@ import torch
 from tqdm.auto import tqdm
 
 from scaling.errors import InputError
-from training.config import TrainConfig
+from training.config import OptimConfig, TrainConfig
 from training.data import pair_indices, read_table, split_scenes
 from training.labels import JodRescaling, make_label
 from training.losses import answer_ce, fidelity, level_kl, level_scores
 from training.modeling import (
     ADAPTER_DIR,
     MERGED_DIR,
+    VISION_NAMES,
     LoadedModel,
     apply_adapters,
+    find_submodule,
     level_logits,
     load_vlm,
     write_model_card,
@@ -57,9 +59,10 @@ def prepare_data(config: TrainConfig) -> PreparedData:
             raise InputError(
                 f"no rows for attributes {config.data.attributes}", source=str(config.data.table)
             )
-    prompts = PromptBook(config.prompts.attributes, config.prompts.questions)
-    for attribute in table["attribute"].unique():
-        prompts.words(attribute)
+    if config.kind == "vlm":  # every attribute needs its words in the prompts
+        prompts = PromptBook(config.prompts.attributes, config.prompts.questions)
+        for attribute in table["attribute"].unique():
+            prompts.words(attribute)
     table["split"] = split_scenes(
         table,
         config.data.val_fraction,
@@ -104,6 +107,31 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def param_groups(
+    model: torch.nn.Module, lr: float, vision_lr: float | None
+) -> list[dict[str, object]]:
+    """Trainable parameters, with the vision tower's in a group of its own when its rate differs."""
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if vision_lr is None or vision_lr == lr:
+        return [{"params": [p for _, p in trainable], "lr": lr}]
+    tower = find_submodule(model, VISION_NAMES) + "."
+    vision = [p for n, p in trainable if n.startswith(tower)]
+    rest = [p for n, p in trainable if not n.startswith(tower)]
+    return [
+        g for g in ({"params": rest, "lr": lr}, {"params": vision, "lr": vision_lr}) if g["params"]
+    ]
+
+
+def build_optimizer(groups: list[dict], optim: OptimConfig, total_steps: int):
+    """AdamW (fused when asked) and a cosine schedule with linear warm-up."""
+    from transformers import get_cosine_schedule_with_warmup
+
+    kwargs = {"fused": True} if optim.fused_adamw else {}
+    optimizer = torch.optim.AdamW(groups, lr=optim.lr, weight_decay=optim.weight_decay, **kwargs)
+    warmup = math.ceil(optim.warmup_ratio * total_steps)
+    return optimizer, get_cosine_schedule_with_warmup(optimizer, warmup, total_steps)
+
+
 class Trainer:
     """One training run from a :class:`TrainConfig`; :meth:`fit` writes the model directory."""
 
@@ -137,15 +165,8 @@ class Trainer:
         pairs_per_step = optim.pairs_per_batch * optim.grad_accum * self.accelerator.num_processes
         self.steps_per_epoch = max(1, len(self.train_rows) // pairs_per_step)
         self.total_steps = optim.max_steps or math.ceil(optim.epochs * self.steps_per_epoch)
-        params = [p for p in self.loaded.model.parameters() if p.requires_grad]
-        kwargs = {"fused": True} if optim.fused_adamw else {}
-        optimizer = torch.optim.AdamW(
-            params, lr=optim.lr, weight_decay=optim.weight_decay, **kwargs
-        )
-        from transformers import get_cosine_schedule_with_warmup
-
-        scheduler = get_cosine_schedule_with_warmup(
-            optimizer, math.ceil(optim.warmup_ratio * self.total_steps), self.total_steps
+        optimizer, scheduler = build_optimizer(
+            param_groups(self.loaded.model, optim.lr, optim.vision_lr), optim, self.total_steps
         )
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(
             self.loaded.model, optimizer, scheduler
@@ -201,7 +222,7 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         self.config.to_yaml(self.out / "config.yaml")
         self._resume()
-        log = _MetricsLog(self.out / "metrics.csv", append=self.step > 0)
+        log = MetricsLog(self.out / "metrics.csv", append=self.step > 0)
         bar = tqdm(
             total=self.total_steps,
             initial=self.step,
@@ -295,7 +316,9 @@ class Trainer:
         return self.out
 
 
-class _MetricsLog:
+class MetricsLog:
+    """``metrics.csv``: one row per logged step, appended across resumed runs."""
+
     def __init__(self, path: Path, append: bool) -> None:
         self.path = path
         if not (append and path.is_file()):
@@ -308,5 +331,10 @@ class _MetricsLog:
 
 
 def train(config: TrainConfig) -> Path:
-    """Python API: train and return the model directory."""
+    """Python API: train (the MLLM, or the ResNet baseline for ``kind: resnet``) and return
+    the model directory."""
+    if config.kind == "resnet":
+        from training.baseline import BaselineTrainer
+
+        return BaselineTrainer(config).fit()
     return Trainer(config).fit()

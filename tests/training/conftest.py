@@ -1,0 +1,79 @@
+"""A synthetic noise study shared by the learning tests: renditions of scikit-image photos.
+
+Each scene is a square crop of a sample photo; its renditions add Gaussian noise of known
+strength (``study.renditions``) and its JOD falls with the noise. All crops of the
+``TEST_PHOTOS`` are test scenes, so the test content is unseen in training.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+NOISE_SIGMAS = (0.0, 0.03, 0.06, 0.1, 0.15)
+PHOTOS = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "camera",
+    "immunohistochemistry",
+    "cat",
+    "coins",
+    "moon",
+    "hubble_deep_field",
+    "retina",
+    "clock",
+)
+TEST_PHOTOS = ("chelsea", "camera")
+CORNERS = ((0, 0), (1, 1), (0, 1))  # top-left, bottom-right, top-right crops
+
+
+def write_noise_study(root: Path, size: int) -> Path:
+    """Write the renditions (``size`` px squares) and ``table.csv`` with a ``split`` column."""
+    skdata = pytest.importorskip("skimage.data")
+    from PIL import Image
+
+    from study.renditions import RenditionParams, render
+
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for p, name in enumerate(PHOTOS):
+        photo = getattr(skdata, name)()
+        photo = np.stack([photo] * 3, axis=-1) if photo.ndim == 2 else photo[..., :3]
+        h, w = photo.shape[:2]
+        side = min(h, w) * 2 // 3
+        for c, (fy, fx) in enumerate(CORNERS):
+            top, left = fy * (h - side), fx * (w - side)
+            crop = Image.fromarray(photo[top : top + side, left : left + side])
+            base = np.asarray(crop.resize((size, size), Image.Resampling.BOX))
+            scene = f"{name}{c}"
+            for level, sigma in enumerate(NOISE_SIGMAS):
+                params = RenditionParams(noise_sigma=sigma, seed=1000 * p + 10 * c + level)
+                file = f"{scene}_{level}.png"
+                Image.fromarray(render(base, params)).save(root / file)
+                split = "test" if name in TEST_PHOTOS else "train"
+                rows.append((file, scene, "noise", round(-20 * sigma, 3), 0.3, split))
+    columns = ["image_path", "scene", "attribute", "jod", "jod_std", "split"]
+    pd.DataFrame(rows, columns=columns).to_csv(root / "table.csv", index=False)
+    return root / "table.csv"
+
+
+@pytest.fixture(scope="session")
+def noise_study(tmp_path_factory) -> Path:
+    """The study at 112 px (8 x 8 patches of 14 px: enough pixels per patch to see noise)."""
+    return write_noise_study(tmp_path_factory.mktemp("noise_study"), size=112)
+
+
+@pytest.fixture(scope="session")
+def shuffled_noise_study(noise_study) -> Path:
+    """The same table with the training rows' JOD permuted: the chance control."""
+    table = noise_study
+    frame = pd.read_csv(table)
+    train = frame["split"] == "train"
+    permuted = np.random.default_rng(0).permutation(frame.loc[train, "jod"].to_numpy())
+    frame.loc[train, "jod"] = permuted
+    path = table.with_name("shuffled.csv")
+    frame.to_csv(path, index=False)
+    return path
