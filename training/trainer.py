@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from scaling.errors import InputError
-from training.config import OptimConfig, TrainConfig
+from training.config import LossConfig, OptimConfig, TrainConfig
 from training.data import pair_indices, read_table, split_scenes
 from training.labels import JodRescaling, make_label
 from training.losses import answer_ce, fidelity, level_kl, level_scores
@@ -122,6 +122,30 @@ def param_groups(
     ]
 
 
+def deqa_loss(
+    model: torch.nn.Module, batch: dict, level_ids: torch.Tensor, weights: LossConfig
+) -> dict[str, torch.Tensor]:
+    """DeQA's total: fidelity + 0.05 (CE + KL) by default; zero weights skip a term.
+
+    ``batch`` holds the A rows of its pairs first, then the B rows, plus ``mu``, ``sigma``
+    and ``target`` (the level-scale labels).
+    """
+    model_inputs = {k: v for k, v in batch.items() if k not in ("mu", "sigma", "target")}
+    logits, vocab = level_logits(model, model_inputs)
+    terms = {}
+    if weights.kl_weight:
+        terms["kl"] = level_kl(vocab, level_ids, batch["target"])
+    if weights.ce_weight:
+        terms["ce"] = answer_ce(logits, batch["labels"])
+    if weights.fidelity_weight:
+        score, _ = level_scores(vocab[:, level_ids].float())
+        n = score.shape[0] // 2
+        mu, sigma = batch["mu"], batch["sigma"]
+        terms["fidelity"] = fidelity(score[:n], score[n:], mu[:n], mu[n:], sigma[:n], sigma[n:])
+    total = sum(getattr(weights, f"{name}_weight") * value for name, value in terms.items())
+    return {"loss": total, **terms}
+
+
 def build_optimizer(groups: list[dict], optim: OptimConfig, total_steps: int):
     """AdamW (fused when asked) and a cosine schedule with linear warm-up."""
     from transformers import get_cosine_schedule_with_warmup
@@ -199,22 +223,7 @@ class Trainer:
         return {k: v.to(self.accelerator.device) for k, v in batch.items()}
 
     def loss(self, batch: dict) -> dict[str, torch.Tensor]:
-        """DeQA's total: fidelity + 0.05 (CE + KL) by default; zero weights skip a term."""
-        weights = self.config.loss
-        model_inputs = {k: v for k, v in batch.items() if k not in ("mu", "sigma", "target")}
-        logits, vocab = level_logits(self.model, model_inputs)
-        terms = {}
-        if weights.kl_weight:
-            terms["kl"] = level_kl(vocab, self.level_ids, batch["target"])
-        if weights.ce_weight:
-            terms["ce"] = answer_ce(logits, batch["labels"])
-        if weights.fidelity_weight:
-            score, _ = level_scores(vocab[:, self.level_ids].float())
-            n = score.shape[0] // 2
-            mu, sigma = batch["mu"], batch["sigma"]
-            terms["fidelity"] = fidelity(score[:n], score[n:], mu[:n], mu[n:], sigma[:n], sigma[n:])
-        total = sum(getattr(weights, f"{name}_weight") * value for name, value in terms.items())
-        return {"loss": total, **terms}
+        return deqa_loss(self.model, batch, self.level_ids, self.config.loss)
 
     def fit(self) -> Path:
         """Train to ``total_steps`` (resuming from the last checkpoint) and save the model."""
