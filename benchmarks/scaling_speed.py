@@ -8,8 +8,12 @@ Run from the repository root:
 
 Sections:
   single     200 conditions from 6,000 comparisons, one scene (target < 0.1 s).
-  growth     25 ... 1000 conditions, ~30 comparisons per condition.
+  growth     25 ... 1000 conditions, ~30 comparisons per condition, both priors, with the
+             solver's iterations (trust-region Newton steps, rejected ones included).
   bootstrap  25 scenes x 200 conditions, observer bootstrap (target < 60 s on 2 cores).
+
+Time with one BLAS thread per process (``OPENBLAS_NUM_THREADS=1``); on a shared machine
+report ``uptime`` next to the figures.
 
 Everything goes through the public ``scaling.scale`` on simulated trial tables
 (``scaling.simulate``), so the times include building the count matrices. pwcmp's reference
@@ -28,7 +32,9 @@ from collections.abc import Callable
 import pandas as pd
 
 from scaling import scale
+from scaling.io import counts_from_trials
 from scaling.simulate import make_true_scores, simulate_trials
+from scaling.solvers import solve_exact
 
 PWCMP_SECONDS = {100: 280.0, 200: 65 * 60.0}
 GROWTH_SIZES = (25, 50, 100, 200, 500, 1000)
@@ -73,20 +79,22 @@ def single() -> None:
     print(f"target < 0.1 s: {'met' if seconds < 0.1 else 'NOT met'}")
 
 
+def _iterations(trials: pd.DataFrame, prior: str) -> int:
+    conditions = sorted(set(trials["condition_A"]) | set(trials["condition_B"]))
+    return solve_exact(counts_from_trials(trials, conditions), prior=prior).iterations
+
+
 def growth(max_conditions: int) -> None:
     """Time against the number of conditions at ~30 comparisons per condition."""
-    print(f"\n== growth: {COMPARISONS_PER_CONDITION} comparisons per condition (best of 2)")
-    print(f"{'conditions':>10} {'comparisons':>12} {'seconds':>10} {'pwcmp s':>9} {'speed-up':>11}")
-    previous = None
-    for n in (s for s in GROWTH_SIZES if s <= max_conditions):
-        comparisons = COMPARISONS_PER_CONDITION * n
-        trials = _trials(n, comparisons)
-        seconds = _best_of(lambda t=trials: scale(t, progress=False), repeats=2)
-        note = ""
-        if previous:
-            note = f"  time x{seconds / previous[1]:.1f} for conditions x{n / previous[0]:.1f}"
-        print(_row(n, comparisons, seconds) + note)
-        previous = (n, seconds)
+    print(f"\n== growth: {COMPARISONS_PER_CONDITION} comparisons per condition (best of 3)")
+    print(f"{'prior':>9} {'conditions':>10} {'comparisons':>12} {'seconds':>10} {'iterations':>11}")
+    for prior in ("gaussian", "none"):
+        for n in (s for s in GROWTH_SIZES if s <= max_conditions):
+            comparisons = COMPARISONS_PER_CONDITION * n
+            trials = _trials(n, comparisons)
+            seconds = _best_of(lambda t=trials, p=prior: scale(t, prior=p, progress=False), 3)
+            iterations = _iterations(trials, prior)
+            print(f"{prior:>9} {n:>10} {comparisons:>12} {seconds:>10.3f} {iterations:>11}")
 
 
 def bootstrap(n_samples: int) -> None:

@@ -45,6 +45,13 @@ undetermined) and moves determined scores by less than 1e-4 JOD.
 
 _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
 
+
+def _logsumexp_last(x: np.ndarray) -> np.ndarray:
+    """log sum exp over the last axis (x finite; a lean scipy.special.logsumexp)."""
+    top = x.max(axis=-1)
+    return np.log(np.exp(x - top[..., None]).sum(axis=-1)) + top
+
+
 NO_PRIOR_RIDGE = RIDGE
 """Alias of RIDGE for modules that penalise squared scores without a prior (alignment.joint)."""
 
@@ -303,6 +310,79 @@ class ThurstoneObjective:
         e_low = m * d - cw * (r2 * y)[None, :]
         t = (weights * r2) @ weights.T
         return value, d_u, diagonal, (b, e_low, x, t)
+
+    def one_sided(self, at_most: float = 0.0) -> np.ndarray:
+        """Conditions that were compared but lost, or won, at most ``at_most`` times.
+
+        With 0 (never lost or never won) only the weak prior and the ridge pin them; they
+        sit far beyond their neighbours. Returned as sorted indices.
+        """
+        wins = np.bincount(self.positions.rows, self.positions.wins, self.n)
+        losses = np.bincount(self.positions.rows, self.positions.losses, self.n)
+        compared = (wins + losses) > 0
+        return np.flatnonzero(compared & (np.minimum(wins, losses) <= at_most))
+
+    def coordinate_profile(self, q: np.ndarray, c: int, context: tuple | None = None):
+        """The objective as a function of q[c] alone: returns ``f(xs) -> values``.
+
+        The other scores stay at ``q``. The likelihood, ridge and mean0 terms are exact;
+        so is the prior at the positions of condition c, normalisers included. The prior
+        at all other positions depends on q[c] only through the G normalisers; that
+        dependence is linearised in 1 / Z_g at ``q`` (exact value and slope at q[c]). The
+        values are offset by a constant: only differences between them mean anything.
+        ``context`` (from :meth:`profile_context`, possibly at slightly different scores)
+        saves the O(G P) part when several conditions are profiled in turn; each value
+        then costs O(G deg(c)).
+        """
+        incidence = self._incidence_t
+        span = slice(incidence.indptr[c], incidence.indptr[c + 1])
+        pairs, sign = incidence.indices[span], incidence.data[span]
+        q_other = q[np.where(sign > 0, self._j[pairs], self._i[pairs])]
+        pos = self.positions
+        wins, losses = pos.wins[pairs], pos.losses[pairs]
+        rest_sum = q.sum() - q[c]
+        gaussian = self.prior == "gaussian"
+        if gaussian:
+            k, nk = self._group_k[:, :, None], self._group_nk[:, :, None]
+            log_c = np.log(pos.group_count)[:, None, None]
+            scaled, top, weight = self.profile_context(q) if context is None else context
+            rest = np.ones(scaled.shape[1])
+            rest[pairs] = 0.0
+            rest[pairs + pos.n_pairs] = 0.0
+            with np.errstate(divide="ignore"):  # no other position: log 0 = -inf is right
+                log_rest = np.log(scaled @ rest) + top
+                log_slope = np.log(scaled @ (weight * rest) * pos.group_count) + top
+
+        def profile(xs: np.ndarray) -> np.ndarray:
+            u = sign * (np.asarray(xs, dtype=float)[:, None] - q_other) / SIGMA  # (X, deg)
+            log_p, log_not = log_ndtr(u), log_ndtr(-u)
+            values = -2.0 * (log_p @ wins + log_not @ losses)
+            values += RIDGE * SIGMA**2 * np.sum(u * u, axis=1)
+            if self.anchor == "mean0":
+                mean = (rest_sum + xs) / self.n
+                values += MEAN0_WEIGHT * mean * mean
+            if not gaussian:
+                return values
+            # Lambda_ga at c's positions (G, X, 2 deg): each pair's position, then its mirror.
+            lam = np.concatenate([k * log_p + nk * log_not, k * log_not + nk * log_p], axis=2)
+            log_z = np.logaddexp(log_rest[:, None], _logsumexp_last(lam))  # (G, X)
+            prior = np.exp(log_c + lam - log_z[:, :, None]).sum(axis=0)  # (X, 2 deg)
+            values -= np.sum(np.log(prior + PRIOR_FLOOR), axis=1)
+            # Other positions: -sum_a log(sum_g c_g e^Lambda_ga / Z_g + 0.1), linearised.
+            values -= np.exp(log_slope[:, None] - log_z).sum(axis=0)
+            return values
+
+        return profile
+
+    def profile_context(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The O(G P) part of :meth:`coordinate_profile`: e^(Lambda_ga - max_a Lambda_ga),
+        that maximum, and 1 / (prior_a + 0.1) at every position."""
+        _, log_p, log_not_p, _, _ = self._position_terms(q)
+        lam = self._group_k * log_p + self._group_nk * log_not_p
+        top = lam.max(axis=1)
+        scaled = np.exp(lam - top[:, None])
+        prior = self.positions.group_count @ (scaled / scaled.sum(axis=1, keepdims=True))
+        return scaled, top, 1.0 / (prior + PRIOR_FLOOR)
 
     def likelihood_hessian(self, q: np.ndarray) -> np.ndarray:
         """Hessian of the likelihood, ridge and mean0 terms (exact without a prior).

@@ -6,6 +6,10 @@ precision with a trust-region Newton method on the exact Hessian
 objective is convex and Newton converges in a handful of iterations. With pwcmp's Gaussian
 prior (not convex) a cold start begins at the convex optimum of the unanimity-shifted
 counts; the trust region keeps steps sensible where the prior has negative curvature.
+Conditions that never lost (or never won) are first placed at the minimum along their own
+score (:func:`place_one_sided`), and long accepted steps are extrapolated while the
+objective keeps falling: both shorten Newton's walk along the Gaussian tails where such
+conditions sit.
 
 ``solve_cvxpy`` covers the convex cases with cvxpy and adds what pwcmp cannot express:
 linear constraints such as known orderings ("more noise is never better") or fixed anchor
@@ -111,6 +115,10 @@ def _newton(
         # objective; an interior (pure Newton) step is then trusted without the check.
         negligible = interior and -predicted < 1e-12 * max(1.0, abs(value))
         if ratio > 1e-4 or negligible:
+            if ratio > 0.5 and moved > _EXTRAPOLATE_ABOVE:
+                candidate, new_value, factor = _extrapolate(objective, q, candidate, new_value)
+                if factor > 1.0:
+                    radius = max(radius, factor * length)
             q = candidate
             if moved < step_tol:
                 return q, iteration, True
@@ -122,6 +130,31 @@ def _newton(
         elif ratio > 0.75 and not interior:
             radius *= 2.0
     return q, max_iter, False
+
+
+_EXTRAPOLATE_ABOVE = 0.05
+"""Steps that move a score by more than this (JOD) are tried longer (see _extrapolate)."""
+
+
+def _extrapolate(
+    objective: ThurstoneObjective, q: np.ndarray, candidate: np.ndarray, value: float
+) -> tuple[np.ndarray, float, float]:
+    """Double an accepted step while the objective keeps falling.
+
+    Along a condition that (nearly) never lost, the objective is a Gaussian tail on which
+    each Newton step covers about the same distance however far the optimum is; doubling
+    costs one objective value (no derivatives) per try and stops at the first rise.
+    Returns the best point, its value and the factor applied to the step.
+    """
+    step = candidate - q
+    factor = 1.0
+    while factor < 64.0:
+        trial = q + 2.0 * factor * step
+        trial_value = objective.value(trial)
+        if not trial_value < value:
+            break
+        candidate, value, factor = trial, trial_value, 2.0 * factor
+    return candidate, value, factor
 
 
 _INITIAL_RADIUS = 0.5
@@ -187,6 +220,66 @@ def _derivatives(
     return value, grad, objective.likelihood_hessian(q)
 
 
+PLACEMENT_AT_MOST = 0.0
+"""Conditions that lost (or won) at most this often are placed before Newton starts."""
+
+PLACEMENT_SWEEPS = 1
+"""Gauss-Seidel sweeps over them. Measured at N = 200: placing conditions that lost once
+too, or a second sweep, saves about one Newton iteration and costs more than it saves."""
+
+PLACEMENT_REACH = 20.0
+"""How far (JOD) beyond its neighbours a one-sided condition is searched for."""
+
+
+def place_one_sided(
+    objective: ThurstoneObjective,
+    q: np.ndarray,
+    conditions: np.ndarray | None = None,
+    sweeps: int | None = None,
+) -> np.ndarray:
+    """Move each one-sided condition to the minimum of the objective along its own score.
+
+    A condition that never lost (or never won) sits where the weak prior and the ridge
+    balance a likelihood that is nearly flat: often 5-15 JOD beyond its neighbours, and a
+    Newton step covers about 1 JOD of such a Gaussian tail. Searching the 1-D profile
+    (:meth:`~scaling.likelihood.ThurstoneObjective.coordinate_profile`) on a grid, then
+    on two finer grids, puts it within about 0.005 JOD of its optimum given the others,
+    in one vectorised pass per grid, and Newton starts in its quadratic basin. Conditions
+    are placed one after the other (Gauss-Seidel). With ``fix0``, condition 0 stays put.
+    """
+    q = q.copy()
+    todo = objective.one_sided(PLACEMENT_AT_MOST) if conditions is None else conditions
+    if objective.anchor == "fix0":
+        todo = todo[todo != 0]
+    if todo.size == 0:
+        return q
+    totals = objective.counts + objective.counts.T
+    upward = objective.counts.sum(axis=0) <= objective.counts.sum(axis=1)
+    for _ in range(PLACEMENT_SWEEPS if sweeps is None else sweeps):
+        context = objective.profile_context(q) if objective.prior == "gaussian" else None
+        for c in todo:
+            neighbours = q[np.flatnonzero(totals[c] > 0)]
+            if upward[c]:
+                low = min(q[c], neighbours.min()) - 1.0
+                high = max(q[c], neighbours.max()) + PLACEMENT_REACH
+            else:
+                low = min(q[c], neighbours.min()) - PLACEMENT_REACH
+                high = max(q[c], neighbours.max()) + 1.0
+            profile = objective.coordinate_profile(q, c, context)
+            best = q[c]
+            for step in _PLACEMENT_GRIDS:
+                xs = np.arange(low, high + 0.5 * step, step)
+                xs = np.append(xs, q[c]) if step == _PLACEMENT_GRIDS[0] else xs
+                best = float(xs[np.argmin(profile(xs))])
+                low, high = best - 10.0 * step, best + 10.0 * step
+            q[c] = best
+    return q
+
+
+_PLACEMENT_GRIDS = (1.0, 0.1, 0.01)
+"""Grid steps (JOD) of the 1-D search, each refining around the previous minimum."""
+
+
 def _shift_unanimous(counts: np.ndarray) -> np.ndarray:
     """Counts with each unanimous n:0 pair replaced by (n - 1):1, as in pwcmp's prior."""
     shifted = np.asarray(counts, dtype=float).copy()
@@ -230,6 +323,8 @@ def solve_exact(
     prior: str = "gaussian",
     anchor: str = "mean0",
     q0: np.ndarray | None = None,
+    place: bool = True,
+    newton_steps: int | None = None,
 ) -> Solution:
     """Maximum a-posteriori JOD scores of one connected comparison graph.
 
@@ -242,6 +337,17 @@ def solve_exact(
         pwcmp's options (see :class:`scaling.likelihood.ThurstoneObjective`).
     q0 : (N,) array, optional
         Warm start (e.g. the full-data solution when bootstrapping). Defaults to 0.
+    place : bool
+        Before Newton, move each condition that never lost (or never won) to the minimum
+        of the objective along its own score (:func:`place_one_sided`). The optimum is the
+        same; Newton needs fewer iterations, above all on warm bootstrap re-solves.
+    newton_steps : int, optional
+        Stop after this many trust-region iterations (solver ``"newton-steps"``,
+        ``converged`` False unless the stopping rule was met): a "fast bootstrap"
+        approximation, measured and NOT used by default. From the full-data solution, 1-4
+        steps left bootstrap CI bounds of determined conditions off by up to 1-3 JOD at
+        N = 200 (20 observers, 30 comparisons per condition): conditions that lost once or
+        twice move several JOD between the full data and a resample.
 
     Returns
     -------
@@ -263,6 +369,15 @@ def solve_exact(
         # land in the right basin, so a loose tolerance suffices.
         convex = ThurstoneObjective(_shift_unanimous(counts), prior="none", anchor=anchor)
         start, iterations, _ = _newton(convex, start, step_tol=1e-3, exact_hessian=False)
+    if place:
+        start = place_one_sided(objective, start)
+    if newton_steps is not None:
+        # Approximate bootstrap re-solve: a fixed number of trust-region iterations from
+        # the warm start, reported as not converged unless the stopping rule was met.
+        q, newton_iterations, done = _newton(objective, start, max_iter=newton_steps)
+        value, grad = objective.value_and_grad(q)
+        gnorm = float(np.abs(grad[_free_mask(n, anchor)]).max())
+        return Solution(q, value, gnorm, iterations + newton_iterations, done, "newton-steps")
     q, newton_iterations, done = _newton(objective, start)
     iterations += newton_iterations
     if not done:

@@ -181,3 +181,40 @@ def test_unanimous_pair_is_finite_far_out() -> None:
             np.array([60.0, 0.0, 0.5])
         )
         assert grad[0] > 0.0
+
+
+def test_one_sided_lists_never_losing_and_never_winning_conditions() -> None:
+    counts = _counts()
+    objective = ThurstoneObjective(counts)
+    assert objective.one_sided().tolist() == [2, 4]
+    wins, losses = counts.sum(axis=1), counts.sum(axis=0)
+    assert objective.one_sided(at_most=np.inf).tolist() == np.flatnonzero(wins + losses).tolist()
+
+
+@pytest.mark.parametrize("prior", ["gaussian", "none"])
+@pytest.mark.parametrize("anchor", ["mean0", "fix0"])
+def test_coordinate_profile_follows_the_objective(prior: str, anchor: str) -> None:
+    counts = _counts()
+    objective = ThurstoneObjective(counts, prior=prior, anchor=anchor)
+    q = np.random.default_rng(5).normal(0.0, 1.0, objective.n)
+    for c in (2, 4, 0):
+        xs = q[c] + np.linspace(-6.0, 6.0, 13)
+        profile = objective.coordinate_profile(q, c)(xs)
+        exact = np.array([objective(np.where(np.arange(objective.n) == c, x, q)) for x in xs])
+        change, exact_change = profile - profile[6], exact - exact[6]
+        if prior == "none":
+            np.testing.assert_allclose(change, exact_change, atol=1e-9)
+        else:
+            # other positions' prior enters through the normalisers, linearised at q: the
+            # profile is exact to first order at q[c] and close far from it (here c holds a
+            # large share of all positions, the hardest case for the linearisation)
+            assert np.all(np.abs(change - exact_change) <= 0.2 * np.abs(exact_change) + 0.05)
+            assert abs(int(np.argmin(profile)) - int(np.argmin(exact))) <= 1
+        h = 1e-5
+        slope = objective.coordinate_profile(q, c)(np.array([q[c] - h, q[c] + h]))
+        grad = objective.value_and_grad(q)[1][c]
+        assert (slope[1] - slope[0]) / (2 * h) == pytest.approx(grad, rel=1e-5, abs=1e-6)
+        # a shared context computed at the same scores changes nothing
+        shared = objective.coordinate_profile(q, c, objective.profile_context(q))(xs)
+        if prior == "gaussian":
+            np.testing.assert_allclose(shared, profile, rtol=1e-12)

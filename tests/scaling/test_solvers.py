@@ -9,7 +9,14 @@ from scipy.optimize import minimize
 from scipy.special import ndtr
 
 from scaling.likelihood import SIGMA, ThurstoneObjective
-from scaling.solvers import FixedScore, Ordering, Solution, solve_cvxpy, solve_exact
+from scaling.solvers import (
+    FixedScore,
+    Ordering,
+    Solution,
+    place_one_sided,
+    solve_cvxpy,
+    solve_exact,
+)
 
 
 def _simulate(n: int, comparisons: int, seed: int, spread: float = 1.5) -> np.ndarray:
@@ -183,3 +190,68 @@ def test_cvxpy_rejects_infeasible_constraints(counts) -> None:
         solve_cvxpy(counts, constraints=infeasible)
     with pytest.raises(RuntimeError, match="infeasible"):
         solve_cvxpy(counts, constraints=[FixedScore(2, 1.0), FixedScore(2, 2.0)])
+
+
+def _one_sided_data(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A sparse design with a wide spread: several conditions never lose or never win."""
+    counts = _simulate(40, 240, seed=seed, spread=3.0)
+    one_sided = np.flatnonzero((counts.sum(axis=0) == 0) | (counts.sum(axis=1) == 0))
+    assert one_sided.size >= 2
+    return counts, one_sided
+
+
+@pytest.mark.parametrize("prior", ["gaussian", "none"])
+@pytest.mark.parametrize("anchor", ["mean0", "fix0"])
+def test_placing_one_sided_conditions_reaches_the_same_optimum(prior: str, anchor: str) -> None:
+    counts, _ = _one_sided_data(seed=7)
+    placed = solve_exact(counts, prior=prior, anchor=anchor)
+    plain = solve_exact(counts, prior=prior, anchor=anchor, place=False)
+    assert placed.converged and plain.converged
+    assert placed.objective <= plain.objective + 1e-9
+    np.testing.assert_allclose(placed.q, plain.q, atol=1e-6)
+    # warm re-solve of a resample-like perturbation, as in the bootstrap
+    rng = np.random.default_rng(8)
+    resampled = counts * rng.integers(0, 3, counts.shape)
+    if component_count(resampled) == 1:
+        warm = solve_exact(resampled, prior=prior, anchor=anchor, q0=placed.q)
+        cold = solve_exact(resampled, prior=prior, anchor=anchor, place=False)
+        assert warm.objective <= cold.objective + 1e-9
+        determined = _determined(resampled)
+        np.testing.assert_allclose(warm.q[determined], cold.q[determined], atol=1e-6)
+
+
+def component_count(counts: np.ndarray) -> int:
+    from scaling.graph import component_labels
+
+    return int(component_labels(counts).max()) + 1
+
+
+@pytest.mark.parametrize("prior", ["gaussian", "none"])
+def test_placement_lands_next_to_the_optimum(prior: str) -> None:
+    counts, one_sided = _one_sided_data(seed=7)
+    optimum = solve_exact(counts, prior=prior).q
+    objective = ThurstoneObjective(counts, prior=prior)
+    assert objective.one_sided().tolist() == one_sided.tolist()
+    others = np.setdiff1d(np.arange(counts.shape[0]), one_sided)
+    for c in one_sided:
+        start = optimum.copy()
+        start[c] -= np.sign(optimum[c]) * 8.0  # far inside its neighbours
+        placed = place_one_sided(objective, start, np.array([c]))
+        np.testing.assert_array_equal(placed[others], start[others])
+        # given the others' optimal scores: the grid's resolution without a prior; with
+        # it, the linearised normalisers of this small problem add up to ~0.1 JOD
+        assert abs(placed[c] - optimum[c]) < (0.15 if prior == "gaussian" else 0.01)
+
+
+def test_newton_steps_is_a_truncated_exact_solve() -> None:
+    counts, _ = _one_sided_data(seed=7)
+    exact = solve_exact(counts)
+    rng = np.random.default_rng(9)
+    resampled = counts + rng.integers(0, 2, counts.shape) * (counts > 0)
+    truncated = solve_exact(resampled, q0=exact.q, newton_steps=1)
+    assert truncated.solver == "newton-steps" and not truncated.converged
+    assert truncated.iterations == 1
+    full = solve_exact(resampled, q0=exact.q)
+    enough = solve_exact(resampled, q0=exact.q, newton_steps=200)
+    assert enough.converged
+    np.testing.assert_allclose(enough.q, full.q, atol=1e-9)
