@@ -108,7 +108,13 @@ def _newton(
         moved = float(np.abs(step).max())
         candidate = q.copy()
         candidate[free] += step
-        new_value = objective.value(candidate)
+        # A Newton (interior) step is nearly always accepted: evaluate the derivatives at
+        # once and reuse them. Other steps, and the last one, need the value only.
+        if interior and moved >= step_tol:
+            ahead = _derivatives(objective, candidate, exact_hessian)
+            new_value = ahead[0]
+        else:
+            ahead, new_value = None, objective.value(candidate)
         # No decrease predicted: the gradient is at rounding level.
         ratio = (new_value - value) / predicted if predicted < 0.0 else 0.0
         # Near the optimum the predicted decrease drops below the rounding error of the
@@ -119,10 +125,11 @@ def _newton(
                 candidate, new_value, factor = _extrapolate(objective, q, candidate, new_value)
                 if factor > 1.0:
                     radius = max(radius, factor * length)
+                    ahead = None
             q = candidate
             if moved < step_tol:
                 return q, iteration, True
-            value, grad, hess = _derivatives(objective, q, exact_hessian)
+            value, grad, hess = ahead or _derivatives(objective, q, exact_hessian)
         elif moved < step_tol:
             return q, iteration, True
         if ratio < 0.25 and not negligible:
