@@ -63,6 +63,14 @@ def evaluate(frame: pd.DataFrame, pred: str = "jod_pred", truth: str = "jod") ->
     return pd.DataFrame(rows, columns=["attribute", "level", *METRICS])
 
 
+def evaluate_models(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """:func:`evaluate` for several models' predictions on the same rows, side by side
+    (e.g. the MLLM and the ResNet baseline); one row per model, attribute and level."""
+    tables = [evaluate(frame).assign(model=name) for name, frame in frames.items()]
+    table = pd.concat(tables, ignore_index=True)
+    return table[["model", "attribute", "level", *METRICS]]
+
+
 def scatter_plot(
     frame: pd.DataFrame, path: Path, pred: str = "jod_pred", truth: str = "jod"
 ) -> None:

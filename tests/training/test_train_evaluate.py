@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from scaling.errors import InputError
 from training.cli import evaluate_command
-from training.evaluate import evaluate, metrics
+from training.evaluate import evaluate, evaluate_models, metrics
 
 
 def test_metrics_on_a_monotone_nonlinear_relation():
@@ -42,6 +42,20 @@ def test_evaluate_reports_global_and_per_scene_mean():
     assert table.loc["global", "n"] == 8
     with pytest.raises(InputError, match="'jod_pred' missing"):
         evaluate(frame.drop(columns=["jod_pred"]))
+
+
+def test_evaluate_models_puts_models_side_by_side():
+    truth = np.arange(6.0)
+    frame = pd.DataFrame({"scene": ["a", "a", "a", "b", "b", "b"], "attribute": "noise"})
+    frame["jod"] = truth
+    table = evaluate_models(
+        {"deqa": frame.assign(jod_pred=truth + 0.5), "resnet": frame.assign(jod_pred=-truth)}
+    )
+    assert table["model"].tolist() == ["deqa", "deqa", "resnet", "resnet"]
+    by_model = table[table["level"] == "global"].set_index("model")
+    assert by_model.loc["deqa", "srcc"] == pytest.approx(1.0)
+    assert by_model.loc["resnet", "srcc"] == pytest.approx(-1.0)
+    assert by_model.loc["deqa", "mae_jod"] == pytest.approx(0.5)
 
 
 def test_evaluate_command_writes_table_and_plot(tmp_path):
