@@ -33,6 +33,7 @@ CORNERS = ((0, 0), (1, 1), (0, 1))  # top-left, bottom-right, top-right crops
 def write_noise_study(root: Path, size: int) -> Path:
     """Write the renditions (``size`` px squares) and ``table.csv`` with a ``split`` column."""
     skdata = pytest.importorskip("skimage.data")
+    pytest.importorskip("cv2")  # study.renditions
     from PIL import Image
 
     from study.renditions import RenditionParams, render
