@@ -48,11 +48,12 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(config or {})
     CSRFProtect(app)
     db.init_app(app)
-    live = LiveScales()
-    app.extensions["jodkit_live"] = live
-    app.extensions["jodkit_scheduler"] = BalancedScheduler(
-        scores=lambda campaign_id: live.scores(db.get_db(), campaign_id)
+    live = LiveScales(
+        session_factory=app.extensions["jodkit_db"],
+        bootstrap=int(app.config.get("LIVE_BOOTSTRAP", 100)),
     )
+    app.extensions["jodkit_live"] = live
+    app.extensions["jodkit_scheduler"] = BalancedScheduler(scores=live.scores)
     auth.init_app(app)
     for blueprint in (auth.bp, pages.bp, api.bp, media.bp, dashboard.bp):
         app.register_blueprint(blueprint)

@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, request, url_for
 from flask_login import current_user, login_required
 
 from annotation_app.db import get_db
-from annotation_app.models import Image, Trial
+from annotation_app.models import Trial
 from annotation_app.pages import own_session
 from annotation_app.sessions import AnswerConflict, parse_answer, pending_trials, progress, submit
 from scaling.errors import InputError
@@ -17,20 +17,20 @@ from scaling.errors import InputError
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 
-def _image_json(image: Image) -> dict:
+def _image_json(image_id: int) -> dict:
     return {
-        "id": image.id,
-        "src": url_for("media.image", image_id=image.id),
-        "original": url_for("media.image", image_id=image.id, view="original"),
+        "id": image_id,
+        "src": url_for("media.image", image_id=image_id),
+        "original": url_for("media.image", image_id=image_id, view="original"),
     }
 
 
 def _trial_json(trial: Trial) -> dict:
     """What the page needs; never the kind (gold/repeat stay hidden), only training."""
     left, right = (
-        (trial.image_a, trial.image_b)
+        (trial.image_a_id, trial.image_b_id)
         if trial.left_shown == "A"
-        else (trial.image_b, trial.image_a)
+        else (trial.image_b_id, trial.image_a_id)
     )
     return {
         "id": trial.id,
@@ -51,7 +51,7 @@ def next_trials(session_id: int):
     if state.finished or state.break_until is not None:
         return {"progress": state.as_json(), "trials": []}
     trials = pending_trials(db, sess, current_app.extensions["jodkit_scheduler"])
-    return {"progress": progress(db, sess).as_json(), "trials": [_trial_json(t) for t in trials]}
+    return {"progress": state.as_json(), "trials": [_trial_json(t) for t in trials]}
 
 
 @bp.post("/trials/<int:trial_id>/answer")

@@ -97,7 +97,12 @@ def login():
     """The login form; the session cookie expires after the configured lifetime."""
     form = LoginForm()
     if form.validate_on_submit():
-        user = get_db().scalar(select(User).where(User.username == form.username.data))
+        db = get_db()
+        user = db.scalar(select(User).where(User.username == form.username.data))
+        # End the read transaction before hashing: scrypt takes tens of milliseconds, and on
+        # SQLite every transaction holds the write lock (BEGIN IMMEDIATE), so hashing inside
+        # it serialised all other requests behind each login.
+        db.rollback()
         if user is not None and user.check_password(form.password.data):
             session.permanent = True
             login_user(user)

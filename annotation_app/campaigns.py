@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from functools import lru_cache
 from pathlib import Path
 
 from PIL import Image as PILImage
@@ -29,8 +30,15 @@ def file_sha256(path: Path) -> str:
 
 
 def load_campaign_spec(campaign: Campaign) -> CampaignSpec:
-    """The frozen spec of a stored campaign."""
-    return parse_spec(campaign.spec_yaml, source=f"campaign {campaign.name}")
+    """The frozen spec of a stored campaign (parsed once per spec text, then cached)."""
+    return _parse_frozen(campaign.spec_yaml, campaign.name)
+
+
+@lru_cache(maxsize=64)
+def _parse_frozen(text: str, name: str) -> CampaignSpec:
+    # A stored spec never changes (frozen to its hash): parsing YAML + pydantic on every
+    # request was measurable under load. Callers must not mutate the returned spec.
+    return parse_spec(text, source=f"campaign {name}")
 
 
 def create_campaign(db: Session, spec_path: Path, store: Path) -> tuple[Campaign, bool]:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+import math
 import zipfile
+from dataclasses import dataclass
 
+import pandas as pd
 from flask import Blueprint, Response, abort, current_app, render_template
 from sqlalchemy import select
 
@@ -34,16 +37,73 @@ def campaign(campaign_id: int):
     db = get_db()
     camp = db.get(Campaign, campaign_id) or abort(404)
     spec = load_campaign_spec(camp)
-    scales = current_app.extensions["jodkit_live"].table(db, camp)
+    live = current_app.extensions["jodkit_live"].get(db, camp)
     return render_template(
         "dashboard/campaign.html",
         campaign=camp,
         spec=spec,
         coverage=coverage(db, camp, [a.name for a in spec.attributes]),
         cross=cross_scene_components(db, camp),
-        observers=observer_quality(db, camp),
-        scales=scales,
+        observers=observer_quality(db, camp, live.screening),
+        screening_note=screening_note(live.screening),
+        scales=scale_groups(live.scales),
     )
+
+
+def screening_note(screening: pd.DataFrame | str) -> str:
+    """What the outlier column means, or why it is empty."""
+    if isinstance(screening, str):
+        return screening
+    return screening.attrs.get("jodkit", {}).get("screening", {}).get("note", "")
+
+
+@dataclass
+class ScaleRow:
+    """One condition of a live scale as the dashboard prints it (no NaN reaches the page)."""
+
+    condition: str
+    jod: float | None
+    ci: tuple[float, float] | None
+    n: int
+    determined: bool
+    component: int
+
+
+def scale_groups(scales: pd.DataFrame | str) -> list[dict] | str:
+    """Per scene x attribute: rows sorted determined first, then by JOD (best first)."""
+    if isinstance(scales, str):
+        return scales
+    out = []
+    for (scene, attribute), group in scales.groupby(["scene", "attribute"], sort=True):
+        rows = []
+        for row in group.itertuples(index=False):
+            finite = lambda v: v is not None and math.isfinite(v)  # noqa: E731
+            n = int(row.n_comparisons) if finite(row.n_comparisons) else 0
+            rows.append(
+                ScaleRow(
+                    condition=str(row.condition),
+                    jod=float(row.jod) if finite(row.jod) and n > 0 else None,
+                    ci=(float(row.ci_low), float(row.ci_high))
+                    if finite(row.ci_low) and finite(row.ci_high) and n > 0
+                    else None,
+                    n=n,
+                    determined=bool(row.determined) and n > 0,
+                    component=int(row.component) if finite(row.component) else 0,
+                )
+            )
+        rows.sort(key=lambda r: (not r.determined, r.jod is None, -(r.jod or 0.0)))
+        components = len({r.component for r in rows if r.n > 0})
+        out.append(
+            {
+                "scene": scene,
+                "attribute": attribute,
+                "rows": rows,
+                "components": components,
+                "has_ci": any(r.ci for r in rows),
+                "undetermined": sum(not r.determined for r in rows),
+            }
+        )
+    return out
 
 
 @bp.get("/<int:campaign_id>/export/<name>")

@@ -16,6 +16,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -96,6 +97,7 @@ class ObserverSession(Base):
     session_type: Mapped[str] = mapped_column(String(20))
     attribute: Mapped[str] = mapped_column(String(80))
     n_planned: Mapped[int] = mapped_column(Integer)
+    n_training: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     active_ms: Mapped[float] = mapped_column(Float, default=0.0)
     break_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -112,7 +114,10 @@ class Trial(Base):
     """
 
     __tablename__ = "trials"
-    __table_args__ = (UniqueConstraint("session_id", "seq"),)
+    __table_args__ = (
+        UniqueConstraint("session_id", "seq"),
+        Index("ix_trials_user_campaign", "user_id", "campaign_id", "attribute"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("observer_sessions.id"), index=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
@@ -137,3 +142,21 @@ class Trial(Base):
     image_b: Mapped[Image] = relationship(foreign_keys=[image_b_id])
     session: Mapped[ObserverSession] = relationship()
     user: Mapped[User] = relationship()
+
+
+class PairCount(Base):
+    """Design trials (normal and repeat) planned per pair and attribute, kept incrementally.
+
+    Updated by the scheduler in the same transaction that plans the trials (under the
+    campaign lock), so planning reads one small table instead of counting every trial.
+    ``left_a``/``left_b``: how often image A / image B was shown on the left.
+    """
+
+    __tablename__ = "pair_counts"
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), primary_key=True)
+    attribute: Mapped[str] = mapped_column(String(80), primary_key=True)
+    image_a_id: Mapped[int] = mapped_column(ForeignKey("images.id"), primary_key=True)
+    image_b_id: Mapped[int] = mapped_column(ForeignKey("images.id"), primary_key=True)
+    planned: Mapped[int] = mapped_column(Integer, default=0)
+    left_a: Mapped[int] = mapped_column(Integer, default=0)
+    left_b: Mapped[int] = mapped_column(Integer, default=0)

@@ -6,6 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from statistics import median
 
+import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -118,14 +119,29 @@ class ObserverQuality:
     left_rate: float | None
     median_rt_ms: float | None
     outlier_score: float | None = None
+    """pwcmp's dist_L (``scaling.screen_observers``): how far the observer's log-likelihood
+    per pair lies below the others' first quartile, in inter-quartile ranges."""
+    flagged: bool = False
 
 
 def _chose_a(t: Trial) -> bool | None:
     return None if t.tie else bool(t.is_a_selected)
 
 
-def observer_quality(db: Session, campaign: Campaign) -> list[ObserverQuality]:
-    """Golden accuracy, repeat agreement, left-choice rate and median decision time."""
+def observer_quality(
+    db: Session, campaign: Campaign, screening: pd.DataFrame | str | None = None
+) -> list[ObserverQuality]:
+    """Golden accuracy, repeat agreement, left-choice rate, median decision time and, from
+    ``screening`` (a ``scaling.screen_observers`` table), the outlier score and flag."""
+    scored = (
+        {}
+        if screening is None or isinstance(screening, str)
+        else {
+            str(r.observer): (float(r.dist_L), bool(r.flagged))
+            for r in screening.itertuples(index=False)
+            if r.dist_L == r.dist_L  # NaN: no pairs to score
+        }
+    )
     trials = [
         t
         for t in db.scalars(
@@ -159,6 +175,7 @@ def observer_quality(db: Session, campaign: Campaign) -> list[ObserverQuality]:
                 rate(repeats),
                 rate(left),
                 median(t.rt_ms for t in mine) if mine else None,
+                *scored.get(names[user_id], (None, False)),
             )
         )
     return out

@@ -8,18 +8,27 @@
 * exact counterbalancing: a pair is shown A-left when it has been shown A-left fewer times
   than B-left across all observers (planning is serialised per campaign, so the two counts
   never differ by more than one);
+* counts come from ``PairCount`` rows kept incrementally as trials are assigned, and a
+  session's trials are planned in small batches, so a next-pair request is usually one
+  indexed read and planning never counts the whole trial table;
+* optionally (``prefer_close`` in the spec) close conditions are compared more often once
+  live scores exist: beyond equal coverage, a pair's count is weighted by how far apart
+  its current scores are;
 * no observer sees a pair more than ``max_per_observer`` times;
 * scenes interleaved: the previous trial's scene is avoided while others remain;
 * golden pairs (known answer) and repeated pairs (sides swapped) hidden among normal
-  trials at the spec's rates; training trials first, flagged.
+  trials at the spec's rates; training trials first (the observer's first session of a
+  campaign only), flagged.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from itertools import combinations
 from typing import Protocol
 
@@ -28,29 +37,46 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from alignment.selection import select_cross_images
-from annotation_app.models import Image, ObserverSession, Trial
+from annotation_app.models import Image, ObserverSession, PairCount, Trial
 from annotation_app.spec import CampaignSpec
 
-ScoreLookup = Callable[[int], dict[int, float]]
-"""image id -> current JOD score for one campaign (missing images: no score yet)."""
+ScoreLookup = Callable[[int, str | None], dict[int, float]]
+"""(campaign id, attribute or None for all) -> {image id: current JOD score}; images
+without a determined score are missing. Must be cheap: it is called while planning."""
 
 
 class Scheduler(Protocol):
-    """Plans the trial at position ``seq`` of an observer session (not yet added to db)."""
+    """Plans ``count`` trials from position ``seq`` of an observer session.
 
-    def plan(self, db: Session, sess: ObserverSession, spec: CampaignSpec, seq: int) -> Trial:
-        """Return a new, unsaved Trial."""
+    Called under the campaign lock; adds the new Trials to ``db`` (flushed, not committed)
+    and keeps the ``PairCount`` rows of the pairs it assigns in step, in the same
+    transaction.
+    """
+
+    def plan(
+        self, db: Session, sess: ObserverSession, spec: CampaignSpec, seq: int, count: int = 1
+    ) -> list[Trial]:
+        """Add and return ``count`` new Trials for positions seq, seq+1, ..."""
         ...
 
 
-def spread_along_range(images: Sequence[Image], scores: dict[int, float], k: int) -> list[Image]:
+@dataclass(frozen=True)
+class Img:
+    """An image as the scheduler needs it (campaign images never change once stored)."""
+
+    id: int
+    scene: str
+    condition: str
+
+
+def spread_along_range(images: Sequence[Img], scores: dict[int, float], k: int) -> list[Img]:
     """Pick ``k`` images per scene spread along each scene's current score range.
 
     Uses ``alignment``'s cross-content selection. A scene whose images are not all scored
     yet uses its spec order as a stand-in score, so the choice is sensible from the start.
     """
     rows = []
-    by_scene: dict[str, list[Image]] = defaultdict(list)
+    by_scene: dict[str, list[Img]] = defaultdict(list)
     for im in images:
         by_scene[im.scene].append(im)
     for scene, group in by_scene.items():
@@ -67,20 +93,90 @@ class BalancedScheduler:
     """The default design (see the module docstring)."""
 
     def __init__(self, scores: ScoreLookup | None = None) -> None:
-        self.scores = scores or (lambda _campaign_id: {})
+        self.scores = scores or (lambda _campaign_id, _attribute=None: {})
+        self._images: dict[int, list[Img]] = {}
+        self._lock = threading.Lock()
 
-    def plan(self, db: Session, sess: ObserverSession, spec: CampaignSpec, seq: int) -> Trial:
-        """Choose training, gold, repeat or normal, then the pair and its sides."""
-        rng = random.Random(f"{spec.seed}:{sess.id}:{seq}")
-        images = list(
-            db.scalars(
-                select(Image).where(Image.campaign_id == sess.campaign_id).order_by(Image.id)
-            )
-        )
+    def images(self, db: Session, campaign_id: int) -> list[Img]:
+        """The campaign's images, read once per process (they are frozen with the spec)."""
+        with self._lock:
+            cached = self._images.get(campaign_id)
+        if cached is None:
+            rows = db.execute(
+                select(Image.id, Image.scene, Image.condition)
+                .where(Image.campaign_id == campaign_id)
+                .order_by(Image.id)
+            ).all()
+            cached = [Img(*row) for row in rows]
+            with self._lock:
+                self._images[campaign_id] = cached
+        return cached
+
+    def plan(
+        self, db: Session, sess: ObserverSession, spec: CampaignSpec, seq: int, count: int = 1
+    ) -> list[Trial]:
+        """Plan ``count`` trials: training, gold, repeat or normal, then pair and sides.
+
+        Four small reads per batch (images are cached): this session's trials, the
+        campaign's pair counts, this observer's own pair counts, and nothing per trial.
+        """
+        images = self.images(db, sess.campaign_id)
         by_id = {im.id: im for im in images}
         history = list(
             db.scalars(select(Trial).where(Trial.session_id == sess.id).order_by(Trial.seq))
         )
+        candidates = self._candidate_pairs(images, spec, sess)
+        counts = {
+            (row.image_a_id, row.image_b_id): row
+            for row in db.scalars(
+                select(PairCount).where(
+                    PairCount.campaign_id == sess.campaign_id,
+                    PairCount.attribute == sess.attribute,
+                )
+            )
+        }
+        mine: Counter[tuple[int, int]] = Counter(
+            dict(
+                ((a, b), n)
+                for a, b, n in db.execute(
+                    select(Trial.image_a_id, Trial.image_b_id, func.count())
+                    .where(
+                        Trial.user_id == sess.user_id,
+                        Trial.campaign_id == sess.campaign_id,
+                        Trial.attribute == sess.attribute,
+                        Trial.kind == "normal",
+                    )
+                    .group_by(Trial.image_a_id, Trial.image_b_id)
+                ).all()
+            )
+        )
+        scores = self.scores(sess.campaign_id, sess.attribute) if spec.prefer_close else {}
+        state = _PlanState(counts, mine, scores)
+        planned = []
+        for position in range(seq, seq + count):
+            trial = self._one(sess, spec, position, images, by_id, history, candidates, state)
+            if trial.kind in ("normal", "repeat"):
+                state.assign(db, sess, trial)
+            if trial.kind == "normal":
+                mine[trial.image_a_id, trial.image_b_id] += 1
+            db.add(trial)
+            db.flush()  # ids for repeat_of; the unique (session, seq) is checked here
+            history.append(trial)
+            planned.append(trial)
+        return planned
+
+    def _one(
+        self,
+        sess: ObserverSession,
+        spec: CampaignSpec,
+        seq: int,
+        images: list[Img],
+        by_id: dict[int, Img],
+        history: list[Trial],
+        candidates: list[tuple[Img, Img]],
+        state: _PlanState,
+    ) -> Trial:
+        rng = random.Random(f"{spec.seed}:{sess.id}:{seq}")
         trial = Trial(
             session_id=sess.id,
             campaign_id=sess.campaign_id,
@@ -88,8 +184,7 @@ class BalancedScheduler:
             seq=seq,
             attribute=sess.attribute,
         )
-        candidates = self._candidate_pairs(images, spec, sess.session_type, sess.campaign_id)
-        if seq < spec.training_trials:
+        if seq < sess.n_training:
             a, b = rng.choice(candidates)
             return self._fill(trial, a.id, b.id, "training", rng.choice("AB"))
         draw = rng.random()
@@ -101,12 +196,10 @@ class BalancedScheduler:
                 trial.gold_expect_a = better.id < worse.id
                 return trial
         if draw < spec.golden.rate + spec.repeat_rate:
+            # Any normal trial at least three positions back: it is shown (and answered)
+            # before its repeat, whether or not it was answered when the batch was planned.
             repeated = {t.repeat_of_id for t in history if t.repeat_of_id}
-            eligible = [
-                t
-                for t in history[:-2]
-                if t.kind == "normal" and t.answered_at is not None and t.id not in repeated
-            ]
+            eligible = [t for t in history[:-2] if t.kind == "normal" and t.id not in repeated]
             if eligible:
                 original = rng.choice(eligible)
                 self._fill(
@@ -122,64 +215,41 @@ class BalancedScheduler:
         last_scenes = (
             {by_id[last.image_a_id].scene, by_id[last.image_b_id].scene} if last else set()
         )
-        return self._normal(db, trial, sess, spec, candidates, last_scenes, rng)
+        return self._normal(trial, spec, candidates, last_scenes, rng, state)
 
     def _normal(
         self,
-        db: Session,
         trial: Trial,
-        sess: ObserverSession,
         spec: CampaignSpec,
-        candidates: list[tuple[Image, Image]],
+        candidates: list[tuple[Img, Img]],
         last_scenes: set[str],
         rng: random.Random,
+        state: _PlanState,
     ) -> Trial:
-        counted = (Trial.campaign_id == sess.campaign_id) & (Trial.attribute == sess.attribute)
-        counted &= Trial.kind.in_(("normal", "repeat"))
-        rows = db.execute(
-            select(Trial.image_a_id, Trial.image_b_id, Trial.left_shown, func.count())
-            .where(counted)
-            .group_by(Trial.image_a_id, Trial.image_b_id, Trial.left_shown)
-        ).all()
-        pair_n: Counter[tuple[int, int]] = Counter()
-        left: dict[tuple[int, int], Counter[str]] = defaultdict(Counter)
-        image_n: Counter[int] = Counter()
-        for a, b, side, n in rows:
-            pair_n[a, b] += n
-            left[a, b][side] += n
-            image_n[a] += n
-            image_n[b] += n
-        mine = Counter(
-            (a, b)
-            for a, b in db.execute(
-                select(Trial.image_a_id, Trial.image_b_id).where(
-                    counted & (Trial.user_id == sess.user_id) & (Trial.kind == "normal")
-                )
-            ).all()
-        )
-        allowed = [(a, b) for a, b in candidates if mine[a.id, b.id] < spec.max_per_observer]
+        allowed = [(a, b) for a, b in candidates if state.mine[a.id, b.id] < spec.max_per_observer]
         if not allowed:
             allowed = candidates  # every pair at its cap: keep going, least-seen first
         fresh = [(a, b) for a, b in allowed if not ({a.scene, b.scene} & last_scenes)]
         pool = fresh or allowed
         target = self._target(spec, candidates)
-        jitter = {(a.id, b.id): rng.random() for a, b in pool}
-        a, b = min(
-            pool,
-            key=lambda p: (
-                pair_n[p[0].id, p[1].id] >= target,
-                mine[p[0].id, p[1].id],
-                image_n[p[0].id] + image_n[p[1].id],
-                pair_n[p[0].id, p[1].id],
-                jitter[p[0].id, p[1].id],
-            ),
-        )
-        shown = left[a.id, b.id]
-        side = rng.choice("AB") if shown["A"] == shown["B"] else min("AB", key=shown.__getitem__)
+        image_n = state.image_n()
+
+        def key(pair: tuple[Img, Img]) -> tuple:
+            a, b = pair
+            n = state.planned(a.id, b.id)
+            jitter = rng.random()
+            base = (n >= target, state.mine[a.id, b.id])
+            if spec.prefer_close:
+                return (*base, n * state.closeness(a.id, b.id, spec.prefer_close), jitter)
+            return (*base, image_n[a.id] + image_n[b.id], n, jitter)
+
+        a, b = min(pool, key=key)
+        left_a, left_b = state.sides(a.id, b.id)
+        side = rng.choice("AB") if left_a == left_b else ("A" if left_a < left_b else "B")
         return self._fill(trial, a.id, b.id, "normal", side)
 
     @staticmethod
-    def _target(spec: CampaignSpec, candidates: list[tuple[Image, Image]]) -> float:
+    def _target(spec: CampaignSpec, candidates: list[tuple[Img, Img]]) -> float:
         """Comparisons wanted per pair: given directly, or derived from per-image."""
         if spec.comparisons.per_pair is not None:
             return spec.comparisons.per_pair
@@ -187,24 +257,21 @@ class BalancedScheduler:
         return math.ceil(spec.comparisons.per_image * n_images / 2 / max(len(candidates), 1))
 
     def _candidate_pairs(
-        self, images: list[Image], spec: CampaignSpec, session_type: str, campaign_id: int
-    ) -> list[tuple[Image, Image]]:
+        self, images: list[Img], spec: CampaignSpec, sess: ObserverSession
+    ) -> list[tuple[Img, Img]]:
         """All pairs within scenes, or across scenes among range-spread images."""
-        scenes: dict[str, list[Image]] = defaultdict(list)
+        scenes: dict[str, list[Img]] = defaultdict(list)
         for im in images:
             scenes[im.scene].append(im)
-        if session_type == "per_scene":
+        if sess.session_type == "per_scene":
             return [pair for group in scenes.values() for pair in combinations(group, 2)]
         k = spec.cross_content.images_per_scene
-        picked = sorted(
-            spread_along_range(images, self.scores(campaign_id), k), key=lambda im: im.id
-        )
+        scores = self.scores(sess.campaign_id, None)
+        picked = sorted(spread_along_range(images, scores, k), key=lambda im: im.id)
         return [(a, b) for a, b in combinations(picked, 2) if a.scene != b.scene]
 
     @staticmethod
-    def _golden(
-        images: list[Image], spec: CampaignSpec, attribute: str
-    ) -> list[tuple[Image, Image]]:
+    def _golden(images: list[Img], spec: CampaignSpec, attribute: str) -> list[tuple[Img, Img]]:
         """(better, worse) image pairs of the spec's golden pairs for this attribute."""
         index = {(im.scene, im.condition): im for im in images}
         return [
@@ -220,3 +287,60 @@ class BalancedScheduler:
         trial.kind = kind
         trial.left_shown = left_shown
         return trial
+
+
+class _PlanState:
+    """Pair counts while one batch is planned: read once, updated as trials are assigned."""
+
+    def __init__(
+        self,
+        counts: dict[tuple[int, int], PairCount],
+        mine: Counter[tuple[int, int]],
+        scores: dict[int, float],
+    ) -> None:
+        self.counts = counts
+        self.mine = mine
+        self.scores = scores
+
+    def planned(self, a: int, b: int) -> int:
+        row = self.counts.get((a, b))
+        return row.planned if row else 0
+
+    def sides(self, a: int, b: int) -> tuple[int, int]:
+        row = self.counts.get((a, b))
+        return (row.left_a, row.left_b) if row else (0, 0)
+
+    def image_n(self) -> Counter[int]:
+        out: Counter[int] = Counter()
+        for (a, b), row in self.counts.items():
+            out[a] += row.planned
+            out[b] += row.planned
+        return out
+
+    def closeness(self, a: int, b: int, half_at: float) -> float:
+        """Coverage weight: 1 for equal scores, 2 at ``half_at`` JOD apart; 1 if unscored."""
+        if a in self.scores and b in self.scores:
+            return 1.0 + abs(self.scores[a] - self.scores[b]) / half_at
+        return 1.0
+
+    def assign(self, db: Session, sess: ObserverSession, trial: Trial) -> None:
+        """Count a planned design trial (the row is written with the batch's flush)."""
+        key = (trial.image_a_id, trial.image_b_id)
+        row = self.counts.get(key)
+        if row is None:
+            row = PairCount(
+                campaign_id=sess.campaign_id,
+                attribute=sess.attribute,
+                image_a_id=key[0],
+                image_b_id=key[1],
+                planned=0,
+                left_a=0,
+                left_b=0,
+            )
+            db.add(row)
+            self.counts[key] = row
+        row.planned += 1
+        if trial.left_shown == "A":
+            row.left_a += 1
+        else:
+            row.left_b += 1

@@ -19,7 +19,11 @@ from annotation_app.scheduler import Scheduler
 from scaling.errors import InputError
 
 LOOKAHEAD = 2
-"""Trials planned ahead: the current one and the prefetched next one."""
+"""Trials handed to the page: the current one and the prefetched next one."""
+PLAN_BATCH = 8
+"""Trials planned per scheduler call. Larger batches mean fewer planning transactions;
+smaller ones let coverage follow other observers' progress more closely (and leave fewer
+pairs reserved by a sitting that is abandoned)."""
 MAX_ACTIVE_MS_PER_TRIAL = 120_000
 """A trial left open longer than this counts as a pause, not as active viewing time."""
 
@@ -77,12 +81,20 @@ def start_session(
     )
     if existing is not None:
         return existing
+    # Training opens the observer's first sitting of a campaign only, not every sitting.
+    earlier = db.scalar(
+        select(func.count()).where(
+            ObserverSession.user_id == user.id, ObserverSession.campaign_id == campaign.id
+        )
+    )
+    training = 0 if earlier else spec.training_trials
     sess = ObserverSession(
         campaign_id=campaign.id,
         user_id=user.id,
         session_type=session_type,
         attribute=attribute,
-        n_planned=spec.session.length + spec.training_trials,
+        n_planned=spec.session.length + training,
+        n_training=training,
         active_ms=0.0,
     )
     db.add(sess)
@@ -102,33 +114,33 @@ def progress(db: Session, sess: ObserverSession) -> Progress:
 
 
 def pending_trials(db: Session, sess: ObserverSession, scheduler: Scheduler) -> list[Trial]:
-    """The unanswered trials to show next, planning up to LOOKAHEAD of them.
+    """The unanswered trials to show next (at most LOOKAHEAD), planning a batch if needed.
 
-    The same trials come back after a reload or on another device: nothing is re-drawn.
+    Usually one indexed read: trials are planned PLAN_BATCH at a time, under the campaign
+    lock, only when fewer than LOOKAHEAD remain. The same trials come back after a reload
+    or on another device: nothing is re-drawn.
     """
+    pending = _pending(db, sess)
+    if len(pending) >= LOOKAHEAD:
+        db.commit()
+        return pending
     for _attempt in range(3):
-        pending = _pending(db, sess)
-        planned = db.scalar(select(func.count()).where(Trial.session_id == sess.id))
-        if len(pending) >= LOOKAHEAD or planned >= sess.n_planned:
-            db.commit()
-            return pending
         campaign = db.scalar(
             select(Campaign).where(Campaign.id == sess.campaign_id).with_for_update()
         )
-        spec = load_campaign_spec(campaign)
         pending = _pending(db, sess)  # re-read under the lock
         planned = db.scalar(select(func.count()).where(Trial.session_id == sess.id))
-        try:
-            while len(pending) < LOOKAHEAD and planned < sess.n_planned:
-                trial = scheduler.plan(db, sess, spec, planned)
-                db.add(trial)
-                db.flush()
-                pending.append(trial)
-                planned += 1
+        todo = min(PLAN_BATCH, sess.n_planned - planned)
+        if len(pending) >= LOOKAHEAD or todo <= 0:
             db.commit()
             return pending
+        try:
+            scheduler.plan(db, sess, load_campaign_spec(campaign), planned, todo)
+            db.commit()
         except IntegrityError:
             db.rollback()  # a concurrent request planned the same seq: re-read
+            continue
+        return _pending(db, sess)
     raise RuntimeError("could not plan trials after three attempts")
 
 
@@ -138,6 +150,7 @@ def _pending(db: Session, sess: ObserverSession) -> list[Trial]:
             select(Trial)
             .where(Trial.session_id == sess.id, Trial.answered_at.is_(None))
             .order_by(Trial.seq)
+            .limit(LOOKAHEAD)
         )
     )
 

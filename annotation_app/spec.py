@@ -94,6 +94,9 @@ class CampaignSpec(_Strict):
     repeat_rate: float = Field(default=0.0, ge=0, le=0.5)
     training_trials: int = Field(default=0, ge=0, le=100)
     max_per_observer: int = Field(default=2, ge=1)
+    prefer_close: float | None = Field(default=None, gt=0)
+    """Once live scores exist, compare close conditions more often: a pair whose current
+    JOD difference is ``prefer_close`` counts as twice as covered (None: off)."""
     session: SessionPolicy = SessionPolicy()
     display: Display = Display()
     cross_content: CrossContent = CrossContent()

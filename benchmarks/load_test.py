@@ -2,8 +2,10 @@
 
 Starts ``jod serve`` (waitress) on SQLite or PostgreSQL, lets N simulated observers (one
 process each) answer as fast as they can for D seconds, reports judgments/s and p50/p99
-latency of next-pair and submit, then SIGKILLs the server mid-load, restarts it and checks
-that every acknowledged judgment is in the export exactly once.
+latency of next-pair and submit, then SIGKILLs the server mid-load, restarts it while the
+clients keep answering (resending unacknowledged answers, as the browser does) and checks
+that every acknowledged judgment, before and after the kill, is in the export exactly once.
+Traffic goes to 127.0.0.1 only; the number of clients and the duration are bounded.
 
     python benchmarks/load_test.py --observers 50 --seconds 60 [--db postgresql+psycopg://...]
 """
@@ -49,31 +51,49 @@ def start_server(home: Path, port: int, db: str | None) -> subprocess.Popen:
     raise RuntimeError("server did not start")
 
 
-def observer(base: str, name: str, until: float, out: mp.Queue) -> None:
-    """Log in, open a session, answer as fast as possible; report latencies and acks."""
-    next_ms, submit_ms, acked, errors = [], [], [], 0
-    s, sid = None, None
+def observer(base: str, name: str, until: float, kill_at: float, out: mp.Queue) -> None:
+    """Log in once, answer as fast as possible; keep an unacknowledged answer and resend it.
+
+    Like the browser's outbox: an answer whose response never came is resent with the same
+    token until acknowledged, so a server-side "duplicate" means it had been stored before
+    the connection dropped. After a connection failure the client logs in again once.
+    """
+    next_ms, submit_ms, acked, errors, duplicates = [], [], [], 0, 0
+    s, sid, outbox, relogin = None, None, None, True
     while time.time() < until:
         try:
-            if sid is None:
+            if relogin:
                 s, sid = login_and_start(base, name)
+                relogin = False
+            if outbox is not None:
+                trial_id, answer = outbox
+                r = s.post(f"{base}/api/trials/{trial_id}/answer", json=answer, timeout=30)
+                if r.status_code == 200:
+                    duplicates += r.json()["status"] == "duplicate"
+                    acked.append((trial_id, answer["token"], time.time() < kill_at))
+                outbox = None
+                continue
+            if sid is None:
+                sid = start_sitting(base, s)
             t0 = time.perf_counter()
             body = s.get(f"{base}/api/sessions/{sid}/next", timeout=30).json()
             next_ms.append(1000 * (time.perf_counter() - t0))
             if not body["trials"]:
-                sid = None  # session finished: open the next one
+                sid = None  # sitting finished: open the next one (no new login)
                 continue
             trial = body["trials"][0]
-            answer = {"token": uuid.uuid4().hex, "choice": "left", "rt_ms": 300}
+            outbox = (trial["id"], {"token": uuid.uuid4().hex, "choice": "left", "rt_ms": 300})
             t0 = time.perf_counter()
-            r = s.post(f"{base}/api/trials/{trial['id']}/answer", json=answer, timeout=30)
+            r = s.post(f"{base}/api/trials/{trial['id']}/answer", json=outbox[1], timeout=30)
             submit_ms.append(1000 * (time.perf_counter() - t0))
             if r.status_code == 200:
-                acked.append(trial["id"])
+                acked.append((trial["id"], outbox[1]["token"], time.time() < kill_at))
+                outbox = None
         except (requests.RequestException, ValueError, AttributeError, KeyError):
             errors += 1
-            time.sleep(0.05)
-    out.put((next_ms, submit_ms, acked, errors))
+            relogin = True  # the outbox survives: it is resent after logging in again
+            time.sleep(0.2)
+    out.put((next_ms, submit_ms, acked, errors, duplicates))
 
 
 def login_and_start(base: str, name: str) -> tuple[requests.Session, str]:
@@ -87,8 +107,13 @@ def login_and_start(base: str, name: str) -> tuple[requests.Session, str]:
         timeout=30,
     )
     s.headers["X-CSRFToken"] = token
+    return s, start_sitting(base, s)
+
+
+def start_sitting(base: str, s: requests.Session) -> str:
+    """Open (or resume) a per-scene sitting on the example campaign; its session id."""
     start = s.post(f"{base}/campaigns/1/per_scene/detail", allow_redirects=False, timeout=30)
-    return s, start.headers["Location"].rsplit("/", 1)[1]
+    return start.headers["Location"].rsplit("/", 1)[1]
 
 
 def add_users(home: Path, db: str | None, n: int) -> None:
@@ -104,36 +129,48 @@ def add_users(home: Path, db: str | None, n: int) -> None:
             add_user(get_db(), f"lt{i}", PASSWORD, "observer")
 
 
-def run_load(base: str, n: int, seconds: float) -> tuple[list, list, list, int]:
+def run_load(base: str, n: int, seconds: float, kill_at: float = float("inf")):
+    """n observer processes for ``seconds``; merged latencies, acks, errors, duplicates."""
     out: mp.Queue = mp.Queue()
     until = time.time() + seconds
-    procs = [mp.Process(target=observer, args=(base, f"lt{i}", until, out)) for i in range(n)]
+    args = [(base, f"lt{i}", until, kill_at, out) for i in range(n)]
+    procs = [mp.Process(target=observer, args=a) for a in args]
     for p in procs:
         p.start()
+    return procs, out
+
+
+def collect(procs: list, out: mp.Queue) -> tuple[list, list, list, int, int]:
     results = [out.get() for _ in procs]
     for p in procs:
         p.join()
     merged = [[x for r in results for x in r[k]] for k in range(3)]
-    return *merged, sum(r[3] for r in results)
+    return *merged, sum(r[3] for r in results), sum(r[4] for r in results)
 
 
-def export_ids(home: Path, db: str | None) -> list[int]:
-    """Trial ids of answered trials, read through the app's own export path."""
+def export_rows(home: Path, db: str | None) -> tuple[list[tuple[int, str]], int]:
+    """(trial id, answer token) of every answered trial, and the number of rows in the
+    exported trial tables (``trials_frame``, what ``jod export`` writes)."""
     env = {**os.environ, "JODKIT_HOME": str(home)}
     code = (
         "import sys; from annotation_app import create_app, default_config;"
-        "from annotation_app.db import get_db; from annotation_app.models import Trial;"
+        "from annotation_app.db import get_db; from annotation_app.models import Trial, Campaign;"
+        "from annotation_app.export import trials_frame;"
         "from sqlalchemy import select; from pathlib import Path;"
         "c = default_config(Path(sys.argv[1]));"
         "c.update({'DATABASE_URL': sys.argv[2]} if sys.argv[2] else {});"
-        "app = create_app(c); ctx = app.app_context(); ctx.push();"
-        "print(' '.join(str(i) for i in get_db().scalars("
-        "select(Trial.id).where(Trial.answered_at.is_not(None)))))"
+        "app = create_app(c); ctx = app.app_context(); ctx.push(); db = get_db();"
+        "camp = db.get(Campaign, 1);"
+        "print(sum(len(trials_frame(db, camp, t)) for t in ('per_scene', 'cross_content')));"
+        "print('\\n'.join(f'{i} {k}' for i, k in db.execute("
+        "select(Trial.id, Trial.answer_token).where(Trial.answered_at.is_not(None)))))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code, str(home), db or ""], capture_output=True, text=True, env=env
     )
-    return [int(x) for x in done.stdout.split()]
+    lines = done.stdout.split("\n")
+    rows = [(int(i), k) for i, k in (line.split() for line in lines[1:] if line.strip())]
+    return rows, int(lines[0])
 
 
 def main() -> None:
@@ -141,36 +178,50 @@ def main() -> None:
     parser.add_argument("--observers", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--db", default=None, help="SQLAlchemy URL (default: SQLite)")
+    parser.add_argument("--crash-seconds", type=float, default=30, help="crash phase length")
+    parser.add_argument("--kill-after", type=float, default=8, help="SIGKILL this far in")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="jod-load-"))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = start_server(home, port, args.db)
     add_users(home, args.db, args.observers)
-    nxt, sub, acked, errors = run_load(base, args.observers, args.seconds)
+    nxt, sub, acked, errors, _ = collect(*run_load(base, args.observers, args.seconds))
     p = lambda xs, q: float(np.percentile(xs, q)) if xs else float("nan")  # noqa: E731
     print(f"backend: {'PostgreSQL' if args.db else 'SQLite'}; observers {args.observers}")
     print(f"judgments/s: {len(acked) / args.seconds:.1f} ({len(acked)} in {args.seconds:.0f} s)")
     print(f"next  p50 {p(nxt, 50):.1f} ms  p99 {p(nxt, 99):.1f} ms")
     print(f"submit p50 {p(sub, 50):.1f} ms  p99 {p(sub, 99):.1f} ms; client errors {errors}")
 
-    # Crash test: SIGKILL mid-load, restart, every acknowledged judgment exactly once.
-    killer = mp.Process(target=lambda: (time.sleep(3), os.kill(server.pid, signal.SIGKILL)))
-    killer.start()
-    _, _, acked2, errors2 = run_load(base, args.observers, 6)
-    killer.join()
+    # Crash test: SIGKILL mid-load, restart at once while the clients keep going (they
+    # resend unacknowledged answers and log in again), then every acknowledged judgment
+    # must be in the export exactly once.
+    kill_at = time.time() + args.kill_after
+    procs, out = run_load(base, args.observers, args.crash_seconds, kill_at)
+    time.sleep(max(0.0, kill_at - time.time()))
+    os.kill(server.pid, signal.SIGKILL)
     server.wait()
+    t0 = time.time()
     server = start_server(home, port, args.db)
-    ids = export_ids(home, args.db)
+    restart_s = time.time() - t0
+    _, _, acked2, errors2, duplicates = collect(procs, out)
+    rows, exported = export_rows(home, args.db)
     server.kill()
-    all_acked = acked + acked2
-    missing = set(all_acked) - set(ids)
+    stored = [trial for trial, _ in rows]
+    token_of = dict(rows)
+    all_acked = [(trial, token) for trial, token, _ in acked + acked2]
+    missing = [t for t, k in all_acked if token_of.get(t) != k]
+    before = sum(1 for *_, pre in acked2 if pre)
     print(
-        f"crash test: {len(all_acked)} acknowledged, {len(ids)} stored, "
-        f"{len(missing)} acknowledged but missing, "
-        f"{len(ids) - len(set(ids))} duplicates; errors during the kill {errors2}"
+        f"crash test ({args.crash_seconds:.0f} s, SIGKILL at +{args.kill_after:.0f} s, "
+        f"restart took {restart_s:.1f} s): {before} acknowledged before the kill, "
+        f"{len(acked2) - before} after the restart; {len(all_acked)} acknowledged in all, "
+        f"{len(stored)} stored, {exported} rows exported, {len(missing)} acknowledged but "
+        f"missing, {len(stored) - len(set(stored))} stored twice; {duplicates} resent answers "
+        f"recognised as duplicates by the server; client errors during the outage {errors2}"
     )
-    sys.exit(1 if missing or len(ids) != len(set(ids)) else 0)
+    bad = missing or len(stored) != len(set(stored)) or exported != len(stored)
+    sys.exit(1 if bad or len(all_acked) != len(set(all_acked)) else 0)
 
 
 if __name__ == "__main__":

@@ -94,6 +94,7 @@ max_per_observer: 1
 session: {{length: {length}, break_after_minutes: {break_after}, break_minutes: 1}}
 display: {{size: 96}}
 cross_content: {{images_per_scene: 2}}
+{extra}
 """
 
 
@@ -106,7 +107,7 @@ def make_spec(tmp_path: Path):
 
     def make(**overrides) -> Path:
         values = {"name": "test", "tie": "true", "gold": 0.0, "repeat": 0.0, "training": 0}
-        values |= {"length": 12, "break_after": 30}
+        values |= {"length": 12, "break_after": 30, "extra": ""}
         values |= overrides
         path = tmp_path / "campaign" / f"{values['name']}.yaml"
         path.write_text(SPEC.format(**values))

@@ -11,8 +11,11 @@ import pytest
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
+from annotation_app.auth import add_user
 from annotation_app.db import get_db
 from annotation_app.models import Trial
+from tests.app.conftest import Browser
+from tests.app.test_dashboard import answer_truthfully
 
 PASSWORD = "correct-horse-1"  # the fixtures' password (tests/app/conftest.py)
 
@@ -128,9 +131,20 @@ def test_expert_session_end_to_end(app, campaign, live, page, tmp_path):
         assert rows[0].flicker_count == 2 and rows[0].zoom_count >= 1
         assert all(r.rt_ms and r.rt_ms > 0 for r in rows)
 
+    # A realistic amount of data for the dashboard: three more observers x 30 trials
+    # through the API, one of them answering upside down (the outlier score shows it).
+    with app.app_context():
+        add_user(get_db(), "obs3", PASSWORD, "observer")
+    for name, flip in (("obs2", False), ("obs3", True), ("exp", False)):
+        answer_truthfully(app, Browser(app, name), cid, 30, flip)
+
     page.context.clear_cookies()  # a second person at another desk
     login(page, live, "exp")
     page.goto(f"{live}/dashboard/{cid}")
-    assert "obs1" in page.inner_text("#observers")
-    page.set_viewport_size({"width": 1400, "height": 1400})
-    shot(page, tmp_path, "dashboard.png")
+    observers = page.inner_text("#observers")
+    assert "obs1" in observers and "outlier score" in observers
+    assert "nan" not in page.inner_text("#scales").lower()
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copy(tmp_path / "dashboard.png", ARTIFACTS / "dashboard.png")

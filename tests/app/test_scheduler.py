@@ -8,7 +8,7 @@ from itertools import pairwise
 from sqlalchemy import select
 
 from annotation_app.db import get_db
-from annotation_app.models import Image, Trial
+from annotation_app.models import Image, PairCount, Trial
 
 
 def trials_of(app) -> list[Trial]:
@@ -65,3 +65,62 @@ def test_cross_content_pairs_span_scenes(app, campaign, login, run_session):
     assert all(t.scenes[0] != t.scenes[1] for t in trials)
     used = {i for t in trials for i in (t.image_a_id, t.image_b_id)}
     assert len(used) <= 6  # images_per_scene: 2, three scenes
+
+
+def test_training_only_in_the_first_sitting(app, campaign, login, run_session):
+    cid = campaign(training=2, length=4)
+    obs = login("obs1")
+    first = run_session(obs, cid)
+    second = run_session(obs, cid)
+    assert first != second
+    trials = trials_of(app)
+    kinds = {sid: [t.kind for t in trials if t.session_id == sid] for sid in (first, second)}
+    assert kinds[first][:2] == ["training", "training"] and len(kinds[first]) == 6
+    assert "training" not in kinds[second] and len(kinds[second]) == 4
+
+
+def test_pair_counts_follow_the_trials(app, campaign, login, run_session):
+    cid = campaign(repeat=0.2, length=15)
+    run_session(login("obs1"), cid)
+    run_session(login("obs2"), cid)
+    design = Counter(
+        (t.image_a_id, t.image_b_id, t.left_shown)
+        for t in trials_of(app)
+        if t.kind in ("normal", "repeat")
+    )
+    with app.app_context():
+        rows = list(get_db().scalars(select(PairCount).where(PairCount.campaign_id == cid)))
+    kept = Counter()
+    for row in rows:
+        assert row.planned == row.left_a + row.left_b
+        kept[row.image_a_id, row.image_b_id, "A"] += row.left_a
+        kept[row.image_a_id, row.image_b_id, "B"] += row.left_b
+    assert +kept == design
+
+
+def _close_vs_far(app, campaign, login, run_session, prefer_close) -> tuple[int, int]:
+    """Times the closest and the farthest pair of scene s1 were planned in 54 trials
+    (18 pairs, target 2 per pair: the third round goes beyond the target)."""
+    cid = campaign(length=54, extra=f"prefer_close: {prefer_close}" if prefer_close else "")
+    with app.app_context():
+        ids = {
+            (im.scene, im.condition): im.id
+            for im in get_db().scalars(select(Image).where(Image.campaign_id == cid))
+        }
+    jod = {"c0": 0.0, "c1": 0.1, "c2": 3.0, "c3": 6.0}
+    scores = {ids["s1", c]: v for c, v in jod.items()}
+    app.extensions["jodkit_scheduler"].scores = lambda _cid, _attribute=None: scores
+    run_session(login("obs1"), cid)
+    pairs = Counter((t.image_a_id, t.image_b_id) for t in trials_of(app))
+    return pairs[ids["s1", "c0"], ids["s1", "c1"]], pairs[ids["s1", "c0"], ids["s1", "c3"]]
+
+
+def test_prefer_close_compares_close_conditions_more_often(app, campaign, login, run_session):
+    close, far = _close_vs_far(app, campaign, login, run_session, prefer_close=1.0)
+    assert far >= 1  # every pair is still compared (coverage first) ...
+    assert close > far  # ... and beyond that, the close pair more often
+
+
+def test_without_prefer_close_coverage_stays_even(app, campaign, login, run_session):
+    close, far = _close_vs_far(app, campaign, login, run_session, prefer_close=None)
+    assert close == far
