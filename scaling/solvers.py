@@ -332,6 +332,7 @@ def solve_exact(
     q0: np.ndarray | None = None,
     place: bool = True,
     newton_steps: int | None = None,
+    step_tol: float = STEP_TOL,
 ) -> Solution:
     """Maximum a-posteriori JOD scores of one connected comparison graph.
 
@@ -355,6 +356,10 @@ def solve_exact(
         steps left bootstrap CI bounds of determined conditions off by up to 1-3 JOD at
         N = 200 (20 observers, 30 comparisons per condition): conditions that lost once or
         twice move several JOD between the full data and a resample.
+    step_tol : float
+        Newton stops when no score moves by more than this (JOD). Newton converges
+        quadratically: at N = 200, 1e-4 left warm bootstrap re-solves within 6e-9 JOD of
+        the default's scores and saved about 1.3 of their ~9 iterations.
 
     Returns
     -------
@@ -385,7 +390,7 @@ def solve_exact(
         value, grad = objective.value_and_grad(q)
         gnorm = float(np.abs(grad[_free_mask(n, anchor)]).max())
         return Solution(q, value, gnorm, iterations + newton_iterations, done, "newton-steps")
-    q, newton_iterations, done = _newton(objective, start)
+    q, newton_iterations, done = _newton(objective, start, step_tol=step_tol)
     iterations += newton_iterations
     if not done:
         # Safety net (not reached on any data set we know of): whitened L-BFGS from where

@@ -255,3 +255,12 @@ def test_newton_steps_is_a_truncated_exact_solve() -> None:
     enough = solve_exact(resampled, q0=exact.q, newton_steps=200)
     assert enough.converged
     np.testing.assert_allclose(enough.q, full.q, atol=1e-9)
+
+
+def test_looser_step_tolerance_stays_at_the_optimum() -> None:
+    counts, _ = _one_sided_data(seed=7)
+    exact = solve_exact(counts)
+    loose = solve_exact(counts, step_tol=1e-4)
+    assert loose.iterations <= exact.iterations
+    # Newton's quadratic convergence: the last step left is far below the tolerance
+    np.testing.assert_allclose(loose.q, exact.q, atol=1e-6)
