@@ -250,7 +250,7 @@ def place_one_sided(
     balance a likelihood that is nearly flat: often 5-15 JOD beyond its neighbours, and a
     Newton step covers about 1 JOD of such a Gaussian tail. Searching the 1-D profile
     (:meth:`~scaling.likelihood.ThurstoneObjective.coordinate_profile`) on a grid, then
-    on two finer grids, puts it within about 0.005 JOD of its optimum given the others,
+    on two finer grids, puts it within about 0.015 JOD of its optimum given the others,
     in one vectorised pass per grid, and Newton starts in its quadratic basin. Conditions
     are placed one after the other (Gauss-Seidel). With ``fix0``, condition 0 stays put.
     """
@@ -278,12 +278,12 @@ def place_one_sided(
                 xs = np.arange(low, high + 0.5 * step, step)
                 xs = np.append(xs, q[c]) if step == _PLACEMENT_GRIDS[0] else xs
                 best = float(xs[np.argmin(profile(xs))])
-                low, high = best - 10.0 * step, best + 10.0 * step
+                low, high = best - step, best + step
             q[c] = best
     return q
 
 
-_PLACEMENT_GRIDS = (1.0, 0.1, 0.01)
+_PLACEMENT_GRIDS = (2.0, 0.25, 0.03)
 """Grid steps (JOD) of the 1-D search, each refining around the previous minimum."""
 
 

@@ -240,7 +240,7 @@ def test_placement_lands_next_to_the_optimum(prior: str) -> None:
         np.testing.assert_array_equal(placed[others], start[others])
         # given the others' optimal scores: the grid's resolution without a prior; with
         # it, the linearised normalisers of this small problem add up to ~0.1 JOD
-        assert abs(placed[c] - optimum[c]) < (0.15 if prior == "gaussian" else 0.01)
+        assert abs(placed[c] - optimum[c]) < (0.15 if prior == "gaussian" else 0.02)
 
 
 def test_newton_steps_is_a_truncated_exact_solve() -> None:
