@@ -49,7 +49,7 @@ def create_app(config: dict | None = None) -> Flask:
     CSRFProtect(app)
     db.init_app(app)
     live = LiveScales(
-        session_factory=app.extensions["jodkit_db"],
+        session_factory=app.extensions["jodkit_db_read"],
         bootstrap=int(app.config.get("LIVE_BOOTSTRAP", 100)),
     )
     app.extensions["jodkit_live"] = live

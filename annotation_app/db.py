@@ -1,7 +1,11 @@
 """The database's lifecycle: one engine per app, one session per request, Alembic on start.
 
-SQLite is the embedded default: WAL journal, a busy timeout, and ``BEGIN IMMEDIATE`` so
-that concurrent writers queue instead of failing. PostgreSQL is the production database.
+SQLite is the embedded default: WAL journal and a busy timeout. Transactions that write
+start with ``BEGIN IMMEDIATE`` (SQLite's single write lock taken up front, so concurrent
+writers queue on the busy timeout instead of failing); read-only requests use a plain
+deferred ``BEGIN`` and, under WAL, read beside a running writer instead of queueing behind
+it. A request's session is read-only until ``begin_write`` upgrades it; sessions opened
+outside a request (CLI, tests, migrations) write. PostgreSQL is the production database.
 """
 
 from __future__ import annotations
@@ -10,11 +14,14 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_request_context
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+WRITE = "jodkit_write"
+"""Execution option: True (the default) begins SQLite transactions IMMEDIATE, False deferred."""
+_READ_ONLY_OK = ("SELECT", "BEGIN", "COMMIT", "ROLLBACK", "PRAGMA", "SAVEPOINT", "RELEASE")
 
 
 def make_engine(url: str) -> Engine:
@@ -35,7 +42,17 @@ def make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        write = conn.get_execution_options().get(WRITE, True)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _guard(conn, _cursor, statement, _params, _context, _many) -> None:
+        # A deferred transaction that reads and then writes fails at once with "database
+        # is locked" (SQLITE_BUSY_SNAPSHOT, no busy wait) when another writer committed in
+        # between: refuse the write here, in every test, rather than under load.
+        reading = not conn.get_execution_options().get(WRITE, True)
+        if reading and not statement.lstrip().upper().startswith(_READ_ONLY_OK):
+            raise RuntimeError("write in a read-only transaction: call begin_write first")
 
     return engine
 
@@ -54,14 +71,35 @@ def init_app(app: Flask) -> None:
     engine = make_engine(app.config["DATABASE_URL"])
     upgrade(engine)
     app.extensions["jodkit_db"] = sessionmaker(engine, expire_on_commit=False)
+    reader = engine.execution_options(**{WRITE: False})
+    app.extensions["jodkit_db_read"] = sessionmaker(reader, expire_on_commit=False)
     app.teardown_appcontext(_close)
 
 
 def get_db() -> Session:
-    """The request's session, opened on first use."""
+    """The request's session, opened on first use: read-only (deferred transactions on
+    SQLite) inside a request until ``begin_write``; a writing session outside requests."""
     if "db" not in g:
-        g.db = current_app.extensions["jodkit_db"]()
+        factory = "jodkit_db_read" if has_request_context() else "jodkit_db"
+        g.db = current_app.extensions[factory]()
     return g.db
+
+
+def begin_write(db: Session) -> None:
+    """Make ``db``'s next statements run in a write transaction (SQLite: BEGIN IMMEDIATE).
+
+    Call it before the first read whose result a write depends on. A read transaction
+    already open is committed first and the session's objects expired, so they are read
+    again under the write lock. No-op on PostgreSQL (row locks serialise writers there).
+    """
+    if db.get_bind().dialect.name != "sqlite":
+        return
+    if db.in_transaction():
+        if db.connection().get_execution_options().get(WRITE, True):
+            return  # already writing
+        db.commit()
+        db.expire_all()
+    db.connection(execution_options={WRITE: True})
 
 
 def _close(_exc: BaseException | None) -> None:

@@ -110,6 +110,7 @@ class LiveScales:
             message = f"live scales unavailable: {err}"
             return Live(message, message, {})
         trials = trials_frame(db, campaign, "per_scene")
+        db.commit()  # end the (read) transaction: scaling takes seconds
         trials = trials[trials["is_training"] == 0]
         if trials.empty:
             message = "no answered per-scene trials yet"

@@ -95,8 +95,18 @@ def coverage(db: Session, campaign: Campaign, attributes: list[str]) -> list[Cov
     return out
 
 
-def cross_scene_components(db: Session, campaign: Campaign) -> tuple[int, int]:
-    """(components, scenes) of the scene graph linked by cross-content trials."""
+@dataclass
+class CrossConnectivity:
+    """The scene graph linked by answered cross-content trials (training excluded, as in
+    scaling)."""
+
+    components: int
+    scenes: int
+    comparisons: int
+
+
+def cross_scene_components(db: Session, campaign: Campaign) -> CrossConnectivity:
+    """Components of the scene graph linked by cross-content trials, and how many there are."""
     scene_of = {
         im.id: im.scene for im in db.scalars(select(Image).where(Image.campaign_id == campaign.id))
     }
@@ -104,8 +114,9 @@ def cross_scene_components(db: Session, campaign: Campaign) -> tuple[int, int]:
     edges = [
         (scene_of[t.image_a_id], scene_of[t.image_b_id])
         for t in _answered(db, campaign, "cross_content")
+        if t.kind != "training"
     ]
-    return _components(scenes, edges), len(scenes)
+    return CrossConnectivity(_components(scenes, edges), len(scenes), len(edges))
 
 
 @dataclass

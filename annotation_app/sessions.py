@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from annotation_app.campaigns import load_campaign_spec
+from annotation_app.db import begin_write
 from annotation_app.models import Campaign, ObserverSession, Trial, User, utcnow
 from annotation_app.scheduler import Scheduler
 from scaling.errors import InputError
@@ -63,6 +64,7 @@ def start_session(
     db: Session, user: User, campaign: Campaign, session_type: str, attribute: str
 ) -> ObserverSession:
     """Resume the user's unfinished session of this kind, or open a new one."""
+    begin_write(db)
     spec = load_campaign_spec(campaign)
     if session_type not in spec.sessions:
         raise InputError(f"campaign has no {session_type!r} sessions", field="session_type")
@@ -116,8 +118,9 @@ def progress(db: Session, sess: ObserverSession) -> Progress:
 def pending_trials(db: Session, sess: ObserverSession, scheduler: Scheduler) -> list[Trial]:
     """The unanswered trials to show next (at most LOOKAHEAD), planning a batch if needed.
 
-    Usually one indexed read: trials are planned PLAN_BATCH at a time, under the campaign
-    lock, only when fewer than LOOKAHEAD remain. The same trials come back after a reload
+    Usually one indexed read in a read-only transaction: trials are planned PLAN_BATCH at
+    a time, in a write transaction under the campaign lock, only when fewer than LOOKAHEAD
+    remain. The same trials come back after a reload
     or on another device: nothing is re-drawn.
     """
     pending = _pending(db, sess)
@@ -125,6 +128,7 @@ def pending_trials(db: Session, sess: ObserverSession, scheduler: Scheduler) -> 
         db.commit()
         return pending
     for _attempt in range(3):
+        begin_write(db)
         campaign = db.scalar(
             select(Campaign).where(Campaign.id == sess.campaign_id).with_for_update()
         )
@@ -191,6 +195,7 @@ def submit(db: Session, trial: Trial, answer: Answer) -> str:
     The conditional UPDATE and the unique token make a double click or a retry after a
     lost response harmless; a second, different answer to the same trial is refused.
     """
+    begin_write(db)
     spec = load_campaign_spec(db.get(Campaign, trial.campaign_id))
     if answer.choice == "tie" and not spec.tie_allowed:
         raise InputError("this campaign does not allow ties", field="choice")

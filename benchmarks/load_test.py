@@ -46,7 +46,7 @@ def start_server(home: Path, port: int, db: str | None) -> subprocess.Popen:
         try:
             requests.get(f"http://127.0.0.1:{port}/auth/login", timeout=1)
             return proc
-        except requests.ConnectionError:
+        except requests.RequestException:  # refused, or (restart under load) slow to answer
             time.sleep(0.1)
     raise RuntimeError("server did not start")
 

@@ -18,6 +18,24 @@
   const token = () => Array.from(crypto.getRandomValues(new Uint8Array(16)),
                                  (b) => b.toString(16).padStart(2, "0")).join("");
   const setStatus = (text) => { $("status").textContent = text; };
+  const PENDING = `<h2>Answer pending</h2>
+    <p>The server cannot be reached. Your answer is saved on this device and will be sent as
+       soon as the connection returns; the next pair appears once it is stored.</p>
+    <p class="muted">Keep this page open, or reopen it later on this computer.</p>`;
+  const WAITING = `<h2>Waiting for the server</h2>
+    <p>All your answers so far are stored. The next pair appears as soon as the server can be
+       reached again.</p>`;
+
+  // Retry delays that end early when the browser reports the network is back.
+  const sleepers = new Set();
+  function sleep(ms) {
+    return new Promise((resolve) => {
+      const done = () => { sleepers.delete(done); resolve(); };
+      sleepers.add(done);
+      setTimeout(done, ms);
+    });
+  }
+  window.addEventListener("online", () => { for (const done of [...sleepers]) done(); });
 
   function load(src) {
     // One decoded Image per URL: the prefetched next pair is ready when its turn comes.
@@ -59,7 +77,8 @@
     const s = cssScale(panels[0]) * dpr;
     $("zoom-info").textContent = state.pixel ? `1:1 ×${panels[0].view.zoom}` : `fit ×${panels[0].view.zoom.toFixed(2)} (${(s * 100).toFixed(0)}%)`;
     $("resample").hidden = !resampled;
-    $("resample").textContent = resampled ? `resampled: ${(s * 100).toFixed(0)}% of device pixels` : "";
+    // The zoom read-out already gives the scale; the warning says what to do about it.
+    $("resample").textContent = resampled ? "resampled · P for 1:1 pixels" : "";
     $("lock").textContent = state.locked ? "locked" : "unlocked";
   }
   function targets(panel) { return state.locked ? panels : [panel]; }
@@ -127,9 +146,13 @@
     $("count").textContent = `${progress.answered} / ${progress.planned}`;
     $("bar").style.width = `${(100 * progress.answered) / progress.planned}%`;
   }
-  function overlay(html) {
+  function overlay(html, pending = false) {
+    // The overlay also hides the pair: while an answer or the next pair is outstanding,
+    // the expert sees a message, never a stale pair that looks answerable.
     $("overlay").hidden = !html;
     $("overlay-text").innerHTML = html || "";
+    root.classList.toggle("covered", Boolean(html));
+    if (pending) root.dataset.pending = "true"; else delete root.dataset.pending;
   }
 
   async function request(url, options = {}) {
@@ -157,7 +180,7 @@
       const tick = () => {
         const left = Math.max(0, Math.ceil((until - new Date()) / 1000));
         overlay(`<h2>Time for a break</h2><p>Rest your eyes. You can continue in ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}.</p>`);
-        if (left > 0) setTimeout(tick, 1000); else { overlay(""); next().catch(retryLater); }
+        if (left > 0) setTimeout(tick, 1000); else next().catch(retryLater);
       };
       tick();
       return;
@@ -168,13 +191,17 @@
     await show(body.trials[0]);
   }
   function retryLater(error) {
+    state.busy = true;
+    delete root.dataset.ready;
+    overlay(WAITING);
     setStatus(`connection problem (${error.message}); retrying…`);
-    setTimeout(() => next().then(() => setStatus("")).catch(retryLater), 2000);
+    sleep(2000).then(() => next().then(() => setStatus("")).catch(retryLater));
   }
 
   // ---- answering -------------------------------------------------------------------------
   async function send(item) {
-    // Retries until acknowledged; the token makes each retry harmless.
+    // Retries until acknowledged; the token makes each retry harmless. While it is not,
+    // the page says so (and hides the pair) instead of silently waiting.
     for (let delay = 500; ; delay = Math.min(delay * 2, 8000)) {
       try {
         const url = root.dataset.answerUrl.replace("/0/", `/${item.trial}/`);
@@ -185,8 +212,10 @@
           return body;
         }
         if (status === 400) { localStorage.removeItem(outboxKey); setStatus(body.error); return body; }
+        setStatus(`server error (HTTP ${status}); your answer is kept and will be resent`);
       } catch (error) { setStatus("offline: your answer is kept and will be sent"); }
-      await new Promise((resolve) => setTimeout(resolve, delay));
+      overlay(PENDING, true);
+      await sleep(delay);
     }
   }
   async function answer(choice) {
@@ -199,7 +228,9 @@
       zoom_count: state.zooms, flicker_count: state.flickers } };
     localStorage.setItem(outboxKey, JSON.stringify(item));
     setStatus("saving…");
+    const slow = setTimeout(() => overlay(PENDING, true), 1500);  // a hanging connection
     await send(item);
+    clearTimeout(slow);
     setStatus("");
     await next().catch(retryLater);
   }
@@ -226,7 +257,11 @@
 
   async function start() {
     const saved = localStorage.getItem(outboxKey);
-    if (saved) { setStatus("sending the answer saved before the page closed…"); await send(JSON.parse(saved)); }
+    if (saved) {
+      setStatus("sending the answer saved before the page closed…");
+      await send(JSON.parse(saved));
+      overlay("");
+    }
     await next();
     setStatus("");
   }

@@ -1,5 +1,6 @@
-"""End to end in real Chromium: log in, read the instructions, answer, flicker, zoom,
-reload mid-session and resume, finish; screenshots saved under test-artifacts/."""
+"""End to end in real Chromium, on SQLite and PostgreSQL: log in, read the instructions,
+answer, flicker, zoom, reload mid-session and resume, lose the network mid-answer, finish;
+screenshots (SQLite runs) saved under test-artifacts/."""
 
 from __future__ import annotations
 
@@ -53,11 +54,14 @@ def page(tmp_path):
         browser.close()
 
 
-def shot(page, tmp_path: Path, name: str) -> None:
+def shot(page, tmp_path: Path, name: str, db_url: str, **kwargs) -> None:
+    """Screenshot into tmp_path; SQLite runs also keep it under test-artifacts/ (one copy,
+    so that parallel workers never write the same file)."""
     path = tmp_path / name
-    page.screenshot(path=str(path))
-    ARTIFACTS.mkdir(exist_ok=True)
-    shutil.copy(path, ARTIFACTS / name)
+    page.screenshot(path=str(path), **kwargs)
+    if db_url.startswith("sqlite"):
+        ARTIFACTS.mkdir(exist_ok=True)
+        shutil.copy(path, ARTIFACTS / name)
 
 
 def login(page, live: str, username: str) -> None:
@@ -72,8 +76,7 @@ def answered(app) -> int:
         return get_db().scalar(select(func.count()).where(Trial.answered_at.is_not(None)))
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_expert_session_end_to_end(app, campaign, live, page, tmp_path):
+def test_expert_session_end_to_end(app, db_url, campaign, live, page, tmp_path):
     cid = campaign(length=6)
     login(page, live, "obs1")
     page.click("text=noise · per-scene")
@@ -83,7 +86,7 @@ def test_expert_session_end_to_end(app, campaign, live, page, tmp_path):
     count = page.locator("#count")
     count.wait_for()
     assert count.inner_text() == "0 / 6"
-    shot(page, tmp_path, "trial_page.png")
+    shot(page, tmp_path, "trial_page.png", db_url)
 
     first = page.get_attribute("#trial", "data-trial")
     left_src = page.get_attribute("#panel-left img", "src")
@@ -145,6 +148,58 @@ def test_expert_session_end_to_end(app, campaign, live, page, tmp_path):
     assert "obs1" in observers and "outlier score" in observers
     assert "nan" not in page.inner_text("#scales").lower()
     page.set_viewport_size({"width": 1400, "height": 1000})
-    page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
-    ARTIFACTS.mkdir(exist_ok=True)
-    shutil.copy(tmp_path / "dashboard.png", ARTIFACTS / "dashboard.png")
+    shot(page, tmp_path, "dashboard.png", db_url, full_page=True)
+
+
+def test_network_loss_mid_answer(app, db_url, campaign, live, page, tmp_path):
+    """Offline when answering: the page says the answer is pending and hides the pair (no
+    blind answers), keeps the answer, sends it once when back online and moves on to the
+    right pair."""
+    campaign(length=4)
+    login(page, live, "obs1")
+    page.click("text=noise · per-scene")
+    page.click("#start")
+    page.wait_for_selector("#trial[data-ready=true]")
+    first = page.get_attribute("#trial", "data-trial")
+
+    page.context.set_offline(True)
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_selector("#trial[data-pending=true]")
+    assert "Answer pending" in page.inner_text("#overlay")
+    assert not page.is_visible("#stage")  # the answered pair is not left on screen
+    assert not page.is_visible("#choose-right")
+    outbox = page.evaluate(
+        "JSON.parse(localStorage.getItem(`jodkit-outbox-${document.getElementById('trial').dataset.session}`))"
+    )
+    assert outbox["trial"] == int(first) and outbox["answer"]["choice"] == "left"
+    shot(page, tmp_path, "offline_pending.png", db_url)
+    for key in ("ArrowRight", "2", "ArrowLeft"):  # impatient keys change nothing
+        page.keyboard.press(key)
+    page.wait_for_timeout(700)  # a retry fails meanwhile
+    assert answered(app) == 0
+    assert page.get_attribute("#trial", "data-trial") == first
+    assert "ready" not in (page.evaluate("Object.keys(document.getElementById('trial').dataset)"))
+
+    page.context.set_offline(False)
+    page.wait_for_function(
+        "([first]) => { const d = document.getElementById('trial').dataset;"
+        " return d.ready === 'true' && d.trial !== first; }",
+        arg=[first],
+    )
+    assert page.inner_text("#count") == "1 / 4"
+    assert page.get_attribute("#trial", "data-pending") is None
+    assert page.is_visible("#stage") and not page.is_visible("#overlay")
+    assert page.evaluate("localStorage.length") == 0
+    with app.app_context():
+        rows = list(get_db().scalars(select(Trial).order_by(Trial.seq)))
+        stored = [r for r in rows if r.answered_at is not None]
+        assert [r.id for r in stored] == [int(first)]
+        assert stored[0].answer_token == outbox["answer"]["token"]
+        chose_left = stored[0].is_a_selected == (stored[0].left_shown == "A")
+        assert chose_left and not stored[0].tie
+        upcoming = next(r for r in rows if r.answered_at is None)
+    assert page.get_attribute("#trial", "data-trial") == str(upcoming.id)
+
+    page.keyboard.press("2")  # and the session carries on normally
+    page.wait_for_function("document.querySelector('#count').textContent === '2 / 4'")
+    assert answered(app) == 2

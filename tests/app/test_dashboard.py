@@ -83,3 +83,22 @@ def test_scale_groups_never_print_nan_and_mark_undetermined():
     assert group["rows"][3].jod is None and group["rows"][3].ci is None
     assert not group["rows"][2].determined and group["components"] == 2
     assert group["has_ci"] and group["undetermined"] == 2
+
+
+def test_cross_scene_line_is_neutral_without_cross_content_trials(app, campaign, login):
+    cid = campaign(length=6)
+    staff = login("exp")
+    page = staff.client.get(f"/dashboard/{cid}").get_data(as_text=True)
+    line = page[page.index('id="cross"') : page.index("</p>", page.index('id="cross"'))]
+    assert '<span class="neutral">no cross-content comparisons yet</span>' in line
+    assert "components" not in line and "bad" not in line
+    assert "no comparisons yet" in page  # per-scene heatmaps without answers: not red either
+
+    obs = login("obs1")
+    sid = obs.start(cid, "cross_content")
+    while trials := obs.next(sid)["trials"]:
+        assert obs.answer(trials[0]["id"]).status_code == 200
+    page = staff.client.get(f"/dashboard/{cid}").get_data(as_text=True)
+    line = page[page.index('id="cross"') : page.index("</p>", page.index('id="cross"'))]
+    assert "no cross-content comparisons yet" not in line
+    assert '<span class="ok">connected</span>' in line or "components of 3 scenes" in line
