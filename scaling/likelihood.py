@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import sparse
-from scipy.special import log_ndtr
+from scipy.special import erfcx, log_ndtr
 
 SIGMA = 1.4826
 """Standard deviation of the Thurstone difference: Phi(1 / SIGMA) = 0.75."""
@@ -44,12 +44,51 @@ undetermined) and moves determined scores by less than 1e-4 JOD.
 
 
 _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
+_SQRT_2_OVER_PI = np.sqrt(2.0 / np.pi)
+_INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
+_INV_SQRT_2 = 1.0 / np.sqrt(2.0)
+
+
+def _normal_terms(u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """log Phi(u), log Phi(-u), phi(u) / Phi(u) and phi(u) / Phi(-u), from one erfcx.
+
+    With z = |u| / sqrt(2) and x = erfcx(z): the tail Phi(-|u|) = x e^(-z^2) / 2, so
+    log Phi(-|u|) = log(x / 2) - z^2 and phi(u) / Phi(-|u|) = sqrt(2 / pi) / x exactly in
+    log space, and log Phi(|u|) = log1p(-Phi(-|u|)). Accurate to a few ulp for every finite
+    u (no underflow: erfcx is scaled), at about half the cost of two ``log_ndtr`` calls.
+    """
+    z = np.abs(u) * _INV_SQRT_2
+    x = erfcx(z)
+    gauss = np.exp(-z * z)
+    tail = 0.5 * x * gauss
+    log_tail = np.log(0.5 * x) - z * z
+    log_body = np.log1p(-tail)
+    mills_tail = _SQRT_2_OVER_PI / x
+    mills_body = _INV_SQRT_2PI * gauss / (1.0 - tail)
+    positive = u >= 0.0
+    return (
+        np.where(positive, log_body, log_tail),
+        np.where(positive, log_tail, log_body),
+        np.where(positive, mills_body, mills_tail),
+        np.where(positive, mills_tail, mills_body),
+    )
 
 
 def _logsumexp_last(x: np.ndarray) -> np.ndarray:
     """log sum exp over the last axis (x finite; a lean scipy.special.logsumexp)."""
     top = x.max(axis=-1)
     return np.log(np.exp(x - top[..., None]).sum(axis=-1)) + top
+
+
+def _closed_under_mirror(group_of: np.ndarray, half: int) -> bool:
+    """Whether the group of every position determines the group of its mirror."""
+    mirror = np.full(group_of.max(initial=-1) + 1, -1)
+    mirror[group_of[:half]] = group_of[half:]
+    mirror[group_of[half:]] = group_of[:half]
+    return bool(
+        np.array_equal(mirror[group_of[:half]], group_of[half:])
+        and np.array_equal(mirror[group_of[half:]], group_of[:half])
+    )
 
 
 NO_PRIOR_RIDGE = RIDGE
@@ -77,6 +116,7 @@ class ComparedPositions:
     group_k: np.ndarray = field(init=False)
     group_n: np.ndarray = field(init=False)
     group_count: np.ndarray = field(init=False)
+    group_of: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         self.n_pairs = self.rows.size // 2
@@ -84,9 +124,23 @@ class ComparedPositions:
         # axis=0 sorts a structured view and is 50x slower.
         k_values, k_code = np.unique(self.prior_k, return_inverse=True)
         n_values, n_code = np.unique(self.total, return_inverse=True)
-        codes, counts = np.unique(k_code * n_values.size + n_code, return_counts=True)
+        codes, self.group_of, counts = np.unique(
+            k_code * n_values.size + n_code, return_inverse=True, return_counts=True
+        )
         self.group_k = k_values[codes // n_values.size]
         self.group_n = n_values[codes % n_values.size]
+        half = self.n_pairs
+        if not _closed_under_mirror(self.group_of, half):
+            # Counts whose float sums round (never integers or halves) can give two pairs
+            # the same (k, n) but different mirrors: split such groups by the mirror's k
+            # (same prior, since a group's terms depend on (k, n) only).
+            mirror_k = np.roll(k_code, half)
+            triples = np.stack([k_code, n_code, mirror_k], axis=1)
+            keys, self.group_of, counts = np.unique(
+                triples, axis=0, return_inverse=True, return_counts=True
+            )
+            self.group_of = self.group_of.reshape(-1)
+            self.group_k, self.group_n = k_values[keys[:, 0]], n_values[keys[:, 1]]
         self.group_count = counts.astype(float)
 
     @classmethod
@@ -150,7 +204,35 @@ class ThurstoneObjective:
         self._flat_ji = self._j * self.n + self._i
         self._group_k = pos.group_k[:, None]
         self._group_nk = (pos.group_n - pos.group_k)[:, None]
+        self._wins = pos.wins[:half]
+        self._losses = pos.losses[:half]
+        self._counts = pos.group_count
+        self._group_counts = pos.group_count[:, None]
+        self._mirror_groups()
         self._constant = 0.0 if prior == "gaussian" else -pos.rows.size * np.log1p(PRIOR_FLOOR)
+
+    def _mirror_groups(self) -> None:
+        """Each (k, n) group's mirror (n - k, n) and the unordered group pairs {g, g'}.
+
+        The mirror of a group is the group of the mirrored positions; pwcmp's unanimity
+        shift keeps the groups closed under it (k + k' = n always).
+        """
+        pos = self.positions
+        half = pos.n_pairs
+        size = pos.group_k.size
+        mirror = np.zeros(size, dtype=np.intp)
+        mirror[pos.group_of[:half]] = pos.group_of[half:]
+        mirror[pos.group_of[half:]] = pos.group_of[:half]
+        self._mirror = mirror
+        reps = np.flatnonzero(np.arange(size) <= mirror)
+        pair_sum = np.zeros((reps.size, size))
+        member = np.zeros((reps.size, size))
+        pair_sum[np.arange(reps.size), reps] += 1.0
+        pair_sum[np.arange(reps.size), mirror[reps]] += 1.0
+        member[np.arange(reps.size), reps] = 1.0
+        member[np.arange(reps.size), mirror[reps]] = 1.0
+        self._pair_sum, self._pair_member = pair_sum, member
+        self._pair_weight = member.sum(axis=1)
 
     # ------------------------------------------------------------------ evaluation
     def value(self, q: np.ndarray) -> float:
@@ -173,78 +255,75 @@ class ThurstoneObjective:
     def __call__(self, q: np.ndarray) -> float:
         return self.value(q)
 
-    def _scatter_t(self, v: np.ndarray) -> np.ndarray:
-        """J^T v for position values v (last axis P): mirrored positions fold onto pairs."""
-        half = self.positions.n_pairs
-        folded = v[..., :half] - v[..., half:]
-        return np.asarray(self._incidence_t @ folded.T)
-
     def _evaluate(self, q: np.ndarray, order: int) -> tuple[float, np.ndarray | None, ...]:
-        pos = self.positions
-        u, log_p, log_not_p, mills_p, mills_not_p = self._position_terms(q)
-        value = self._constant - float(np.dot(pos.wins, log_p) + np.dot(pos.losses, log_not_p))
-        diff = u * SIGMA
-        value += RIDGE * float(np.dot(diff, diff)) / 2.0
+        """Value (order 0), gradient (1) and Hessian (2), all on the unordered pairs.
+
+        Position (j, i) mirrors (i, j): u is negated, wins and losses swap, and the prior's
+        groups map onto their mirrors (k, n) -> (n - k, n) (:attr:`_mirror`). Every term is
+        therefore twice its value on the first half of the positions, and the derivatives
+        are taken with respect to the H = P / 2 pair differences u_h (J_half maps them to q).
+        """
+        u = (q[self._i] - q[self._j]) / SIGMA
+        log_p, log_not, mills_p, mills_not = _normal_terms(u)
+        wins, losses = self._wins, self._losses
+        value = self._constant - 2.0 * float(np.dot(wins, log_p) + np.dot(losses, log_not))
+        value += RIDGE * SIGMA**2 * float(np.dot(u, u))
         if self.anchor == "mean0":
             mean = q.mean()
             value += MEAN0_WEIGHT * mean * mean
         prior = None
         if self.prior == "gaussian":
-            prior = self._prior_terms(u, log_p, log_not_p, mills_p, mills_not_p, order)
+            prior = self._prior_terms(u, log_p, log_not, mills_p, mills_not, order)
             value += prior[0]
         if order == 0:
             return value, None, None
 
-        d_u = -pos.wins * mills_p + pos.losses * mills_not_p + RIDGE * SIGMA * diff
+        d_u = 2.0 * (losses * mills_not - wins * mills_p + RIDGE * SIGMA**2 * u)
         if prior is not None:
             d_u += prior[1]
-        grad = self._scatter_t(d_u) / SIGMA
+        grad = self._incidence_t @ d_u
+        grad /= SIGMA
         if self.anchor == "mean0":
             grad += 2.0 * MEAN0_WEIGHT * mean / self.n
         if order == 1:
             return value, grad, None
 
-        # Second derivatives in u: likelihood (diagonal), ridge, prior (diagonal + low rank).
-        d2_u = pos.wins * mills_p * (u + mills_p) + pos.losses * mills_not_p * (mills_not_p - u)
+        # Second derivatives in u: likelihood and ridge (diagonal), prior (diagonal + low rank).
+        d2_u = wins * mills_p * (u + mills_p) + losses * mills_not * (mills_not - u)
         d2_u += RIDGE * SIGMA**2
+        d2_u *= 2.0
         if prior is not None:
             d2_u += prior[2]
-        hess = self._scatter_diagonal(d2_u / SIGMA**2)
+        hess = self._laplacian(d2_u / SIGMA**2)
         if prior is not None:
-            b, e, x, t = prior[3]
-            bq, eq, xq = self._scatter_t(b), self._scatter_t(e), self._scatter_t(x)
-            low = bq @ eq.T
-            low += low.T
-            low += (xq @ t) @ xq.T
-            hess += low / SIGMA**2
+            factors, middle = prior[3]
+            scattered = self._incidence_t @ factors.T  # (N, 3 G')
+            low = scattered @ middle
+            hess += (low @ scattered.T) / SIGMA**2
         if self.anchor == "mean0":
             hess += 2.0 * MEAN0_WEIGHT / self.n**2
         return value, grad, hess
 
-    def _scatter_diagonal(self, weight: np.ndarray) -> np.ndarray:
-        """J^T diag(weight) J: a weighted graph Laplacian of the compared pairs."""
-        half = self.positions.n_pairs
-        pair = weight[:half] + weight[half:]
+    def _laplacian(self, pair: np.ndarray) -> np.ndarray:
+        """J_half^T diag(pair) J_half: the weighted graph Laplacian of the compared pairs."""
         hess = np.zeros((self.n, self.n))
         flat = hess.reshape(-1)
         flat[self._flat_ij] = -pair
         flat[self._flat_ji] = -pair
-        degree = np.bincount(self._i, pair, self.n) + np.bincount(self._j, pair, self.n)
-        hess[np.diag_indices(self.n)] = degree
+        flat[:: self.n + 1] = np.bincount(self._i, pair, self.n) + np.bincount(
+            self._j, pair, self.n
+        )
         return hess
 
-    def _position_terms(self, q: np.ndarray) -> tuple[np.ndarray, ...]:
-        """u, log Phi(u), log Phi(-u) and both inverse Mills ratios at every position.
+    def _scatter_diagonal(self, weight: np.ndarray) -> np.ndarray:
+        """J^T diag(weight) J for weights on all P ordered positions."""
+        half = self.positions.n_pairs
+        return self._laplacian(weight[:half] + weight[half:])
 
-        Positions come in mirrored pairs ((i, j) then (j, i), u negated), so the special
-        functions are evaluated on the first half only.
-        """
+    def _position_terms(self, q: np.ndarray) -> tuple[np.ndarray, ...]:
+        """u, log Phi(u), log Phi(-u) and both inverse Mills ratios at all P positions."""
         u_half = (q[self._i] - q[self._j]) / SIGMA
-        log_p_half = log_ndtr(u_half)
-        log_not_half = log_ndtr(-u_half)
-        log_phi = -0.5 * u_half * u_half - _LOG_SQRT_2PI
-        mills_half = np.exp(log_phi - log_p_half)
-        mills_not_half = np.exp(log_phi - log_not_half)
+        log_p_half, log_not_half, mills_half, mills_not_half = _normal_terms(u_half)
         u = np.concatenate([u_half, -u_half])
         log_p = np.concatenate([log_p_half, log_not_half])
         log_not_p = np.concatenate([log_not_half, log_p_half])
@@ -256,15 +335,15 @@ class ThurstoneObjective:
         self,
         u: np.ndarray,
         log_p: np.ndarray,
-        log_not_p: np.ndarray,
+        log_not: np.ndarray,
         mills_p: np.ndarray,
-        mills_not_p: np.ndarray,
+        mills_not: np.ndarray,
         order: int,
     ) -> tuple:
-        """pwcmp's Gaussian prior, grouped by distinct (k, n), and its derivatives in u.
+        """pwcmp's Gaussian prior, grouped by distinct (k, n), and its derivatives in u_h.
 
-        prior_a = sum_g c_g w_ga with w_ga = L_g(P_a) / sum_a' L_g(P_a'), a softmax over
-        positions of Lambda_ga = k_g log P_a + (n_g - k_g) log(1 - P_a); value
+        On all P positions a: prior_a = sum_g c_g w_ga with w_ga = L_g(P_a) / Z_g, a softmax
+        over positions of Lambda_ga = k_g log P_a + (n_g - k_g) log(1 - P_a); value
         V = -sum_a log(prior_a + 0.1). With r_a = 1 / (prior_a + 0.1), s_g = sum_a r_a w_ga,
         d_ga = dLambda_ga/du_a and e_ga = d^2 Lambda_ga/du_a^2:
 
@@ -274,42 +353,69 @@ class ThurstoneObjective:
           y_a = sum_g X_ga, E_ga = c_g w_ga (r_a - s_g) d_ga - c_g r_a^2 w_ga y_a and
           T_gh = sum_a r_a^2 w_ga w_ha.
 
-        Returns (value,) for order 0, (value, dV/du) for order 1 and
-        (value, dV/du, diagonal, (B, E, X, T)) for order 2.
+        Mirror symmetry: at the mirror h + H of pair position h, Lambda_g = Lambda_g'(h)
+        with g' = (n - k, n) the mirror group, so only the G x H half is computed. Z_g,
+        the maxima, s_g and c_g are mirror-symmetric; prior_a, r_a and the diagonal take the
+        same value at h and h + H; d, B, X and E change sign and move to g'. Folded onto
+        u_h (J = [J_half; -J_half]), the gradient and diagonal are twice the half's, and the
+        low-rank factors become F_g = F_g(h) + F_g'(h), identical for g and g': one row per
+        unordered group pair {g, g'} (weight 2, or 1 when g = g').
+
+        Returns (value,) for order 0, (value, dV/du_h) for order 1 and
+        (value, dV/du_h, diagonal, (factors, middle)) for order 2, the low-rank Hessian in
+        u_h being factors^T middle factors.
         """
-        pos = self.positions
-        log_like = self._group_k * log_p + self._group_nk * log_not_p
-        log_like -= log_like.max(axis=1, keepdims=True)
-        weights = np.exp(log_like)
-        weights /= weights.sum(axis=1, keepdims=True)
-        counts = pos.group_count[:, None]
-        prior = pos.group_count @ weights
+        mirror = self._mirror
+        lam = self._group_k * log_p
+        lam += self._group_nk * log_not
+        top = lam.max(axis=1)
+        top = np.maximum(top, top[mirror])
+        weights = np.exp(lam - top[:, None], out=lam)
+        sums = weights.sum(axis=1)
+        weights *= (1.0 / (sums + sums[mirror]))[:, None]
+        prior = self._counts @ weights
         r = 1.0 / (prior + PRIOR_FLOOR)
-        value = float(np.sum(np.log(r)))
+        value = -2.0 * float(np.sum(np.log(prior + PRIOR_FLOOR)))
         if order == 0:
             return (value,)
 
         s = weights @ r
-        cw = counts * weights
+        s += s[mirror]
+        cw = self._group_counts * weights
         m = cw * (r[None, :] - s[:, None])
-        d = self._group_k * mills_p - self._group_nk * mills_not_p  # dLambda/du
-        d_u = -np.einsum("gp,gp->p", m, d)
+        d = self._group_k * mills_p
+        d -= self._group_nk * mills_not  # dLambda/du
+        md = m * d
+        d_u = -2.0 * md.sum(axis=0)
         if order == 1:
             return value, d_u
 
         # d^2 Lambda / du^2 from (log Phi(u))'' = -M(u) (u + M(u)) and
         # (log Phi(-u))'' = -M(-u) (M(-u) - u), M the inverse Mills ratio.
-        curve_p = -mills_p * (u + mills_p)
-        curve_n = -mills_not_p * (mills_not_p - u)
-        e = self._group_k * curve_p + self._group_nk * curve_n
+        curve_p = mills_p * (u + mills_p)
+        curve_n = mills_not * (mills_not - u)
+        e = self._group_k * curve_p
+        e += self._group_nk * curve_n  # -d^2 Lambda / du^2
         b = weights * d
-        x = counts * b
+        x = self._group_counts * b
         y = x.sum(axis=0)
         r2 = r * r
-        diagonal = r2 * y * y - np.einsum("gp,gp->p", m, d * d + e)
-        e_low = m * d - cw * (r2 * y)[None, :]
-        t = (weights * r2) @ weights.T
-        return value, d_u, diagonal, (b, e_low, x, t)
+        d *= d
+        d -= e
+        diagonal = 2.0 * (r2 * y * y - np.einsum("gp,gp->p", m, d))
+        e_low = md
+        e_low -= cw * (r2 * y)[None, :]
+        wr = weights * r2
+        t = wr @ weights.T
+        t += t[np.ix_(mirror, mirror)]
+        pair_sum, member = self._pair_sum, self._pair_member
+        factors = np.concatenate([pair_sum @ b, pair_sum @ e_low, pair_sum @ x])
+        g = member.shape[0]
+        middle = np.zeros((3 * g, 3 * g))
+        middle[:g, g : 2 * g] = np.diag(self._pair_weight)
+        middle[g : 2 * g, :g] = middle[:g, g : 2 * g]
+        middle[2 * g :, 2 * g :] = member @ t @ member.T
+        return value, d_u, diagonal, (factors, middle)
 
     def one_sided(self, at_most: float = 0.0) -> np.ndarray:
         """Conditions that were compared but lost, or won, at most ``at_most`` times.

@@ -218,3 +218,44 @@ def test_coordinate_profile_follows_the_objective(prior: str, anchor: str) -> No
         shared = objective.coordinate_profile(q, c, objective.profile_context(q))(xs)
         if prior == "gaussian":
             np.testing.assert_allclose(shared, profile, rtol=1e-12)
+
+
+def test_prior_groups_are_closed_under_mirroring() -> None:
+    """Position (j, i) belongs to the mirror (n - k, n) of the group of (i, j), even for
+    float counts whose sums round (groups are then split by the mirror's k)."""
+    for counts in (_counts(), _counts(9, seed=4)):
+        positions = ComparedPositions.from_counts(counts)
+        half = positions.n_pairs
+        mirror_k = positions.group_k[positions.group_of[half:]]
+        np.testing.assert_array_equal(
+            mirror_k, positions.group_n[positions.group_of[:half]] - positions.prior_k[:half]
+        )
+    # 1e17 + 1 == 1e17 + 3 - 2 ... in floats: same (k, n) for two pairs with different mirrors.
+    counts = np.zeros((4, 4))
+    counts[0, 1], counts[1, 0] = 1e17, 1.0
+    counts[2, 3], counts[3, 2] = 1e17, 3.0
+    counts[1, 2], counts[2, 1] = 1.0, 1.0
+    positions = ComparedPositions.from_counts(counts)
+    assert positions.total[0] == positions.total[2]  # the rounding this test is about
+    half = positions.n_pairs
+    groups = positions.group_of
+    assert len({(groups[h], groups[h + half]) for h in range(half)}) == half
+    objective = ThurstoneObjective(counts)
+    q = np.array([0.5, -0.5, 0.3, -0.2])
+    assert np.isfinite(objective.value(q))
+
+
+@pytest.mark.parametrize("spread", [0.5, 20.0])
+def test_value_and_derivatives_match_log_ndtr_reference(spread: float) -> None:
+    """The erfcx-based terms against scipy's log_ndtr on the P ordered positions."""
+    from scipy.special import log_ndtr
+
+    counts = _counts()
+    objective = ThurstoneObjective(counts, prior="none")
+    q = np.random.default_rng(5).normal(0.0, spread, counts.shape[0])
+    pos = objective.positions
+    u = (q[pos.rows] - q[pos.cols]) / SIGMA
+    reference = -float(np.dot(pos.wins, log_ndtr(u)) + np.dot(pos.losses, log_ndtr(-u)))
+    reference -= pos.rows.size * np.log1p(PRIOR_FLOOR)
+    reference += RIDGE * float(np.dot(u, u)) * SIGMA**2 / 2.0 + MEAN0_WEIGHT * q.mean() ** 2
+    assert objective.value(q) == pytest.approx(reference, rel=1e-13)
