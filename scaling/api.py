@@ -33,7 +33,14 @@ from scaling.io import (
     validate_trials,
 )
 from scaling.placement import place_undetermined
-from scaling.solvers import FixedScore, Ordering, solve_cvxpy, solve_exact
+from scaling.solvers import (
+    BOOTSTRAP_STEP_TOL,
+    STEP_TOL,
+    FixedScore,
+    Ordering,
+    solve_cvxpy,
+    solve_exact,
+)
 from scaling.threads import single_threaded_blas
 
 DISCONNECTED_POLICIES = ("separate", "pwcmp")
@@ -91,10 +98,11 @@ def _solve_component(
     solver: str,
     constraints: Sequence[Ordering | FixedScore],
     q0: np.ndarray | None,
+    step_tol: float = STEP_TOL,
 ):
     if solver == "cvxpy":
         return solve_cvxpy(counts, anchor=options.anchor, constraints=constraints)
-    return solve_exact(counts, prior=options.prior, anchor=options.anchor, q0=q0)
+    return solve_exact(counts, prior=options.prior, anchor=options.anchor, q0=q0, step_tol=step_tol)
 
 
 def pw_scale(
@@ -107,6 +115,7 @@ def pw_scale(
     disconnected: str = "separate",
     q0: np.ndarray | None = None,
     conditions: Sequence[str] | None = None,
+    step_tol: float = STEP_TOL,
 ) -> PwScaleResult:
     """Scale one count matrix to JOD (pwcmp's ``pw_scale``, made safe).
 
@@ -131,6 +140,9 @@ def pw_scale(
         Warm start (bootstrap).
     conditions : sequence of str, optional
         Names used in warnings.
+    step_tol : float
+        The exact solver stops when no score moves by more than this (JOD); see
+        :func:`scaling.solvers.solve_exact`.
     """
     options = ScaleOptions(prior=prior, anchor=anchor)
     if solver not in SOLVERS:
@@ -166,7 +178,7 @@ def pw_scale(
     with single_threaded_blas():
         if disconnected == "pwcmp" and labels.max() > 0:
             solution = _solve_component(
-                link_like_pwcmp(counts, labels), options, solver, constraints, q0
+                link_like_pwcmp(counts, labels), options, solver, constraints, q0, step_tol
             )
             jod, objective, converged = solution.q, solution.objective, solution.converged
             core = determined_core(counts)
@@ -178,7 +190,7 @@ def pw_scale(
                 local = _local_constraints(constraints, members)
                 sub = counts[np.ix_(members, members)]
                 solution = _solve_component(
-                    sub, options, solver, local, None if q0 is None else q0[members]
+                    sub, options, solver, local, None if q0 is None else q0[members], step_tol
                 )
                 sub_core = determined_core(sub)
                 core[members] = sub_core
@@ -221,10 +233,13 @@ def _local_constraints(
 def _solve_for_bootstrap(
     counts: np.ndarray, q0: np.ndarray | None, prior: str, anchor: str
 ) -> np.ndarray:
-    """Bootstrap callback: a resample's scores, each component solved on its own."""
+    """Bootstrap callback: a resample's scores, each component solved on its own.
+
+    Newton stops at BOOTSTRAP_STEP_TOL: scores move by far less than any interval width.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DisconnectedGraphWarning)
-        return pw_scale(counts, prior, anchor, q0=q0).jod
+        return pw_scale(counts, prior, anchor, q0=q0, step_tol=BOOTSTRAP_STEP_TOL).jod
 
 
 def _resolve_constraints(

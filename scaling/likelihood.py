@@ -18,6 +18,7 @@ twice, exactly as in pwcmp.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 from scipy import sparse
@@ -80,6 +81,45 @@ def _logsumexp_last(x: np.ndarray) -> np.ndarray:
     return np.log(np.exp(x - top[..., None]).sum(axis=-1)) + top
 
 
+@lru_cache(maxsize=8)
+def _upper_mask(n: int) -> np.ndarray:
+    """Boolean (N, N) mask of the strict upper triangle (cached: bootstrap re-solves)."""
+    mask = np.triu(np.ones((n, n), dtype=bool), k=1)
+    mask.flags.writeable = False
+    return mask
+
+
+_TABLE_LIMIT = 1 << 20
+"""Largest (k, n) code table for the sort-free grouping of :func:`_grouped_by_table`."""
+
+
+def _grouped_by_table(pos: ComparedPositions) -> bool:
+    """Group positions by (k, n) with a code table instead of sorting, when k and n are
+    whole or half counts in a small range (every count matrix jodkit builds). Sets the
+    group fields and returns True; returns False to leave the general path to the caller.
+    """
+    if pos.total.size == 0:
+        return False
+    k2, n2 = 2.0 * pos.prior_k, 2.0 * pos.total
+    k_low, n_low = k2.min(), n2.min()
+    k_span, n_span = k2.max() - k_low + 1.0, n2.max() - n_low + 1.0
+    if not k_span * n_span <= _TABLE_LIMIT:
+        return False
+    k_code, n_code = (k2 - k_low).astype(np.intp), (n2 - n_low).astype(np.intp)
+    if not (np.array_equal(k_code, k2 - k_low) and np.array_equal(n_code, n2 - n_low)):
+        return False
+    code = k_code * int(n_span) + n_code
+    counts = np.bincount(code, minlength=int(k_span * n_span))
+    present = np.flatnonzero(counts)
+    rank = np.zeros(counts.size, dtype=np.intp)
+    rank[present] = np.arange(present.size)
+    pos.group_of = rank[code]
+    pos.group_k = (present // int(n_span) + k_low) / 2.0
+    pos.group_n = (present % int(n_span) + n_low) / 2.0
+    pos.group_count = counts[present].astype(float)
+    return True  # k + k' = n exactly for such counts: closed under mirroring
+
+
 def _closed_under_mirror(group_of: np.ndarray, half: int) -> bool:
     """Whether the group of every position determines the group of its mirror."""
     mirror = np.full(group_of.max(initial=-1) + 1, -1)
@@ -122,6 +162,9 @@ class ComparedPositions:
         self.n_pairs = self.rows.size // 2
         # Distinct (k, n) in lexicographic order; integer codes, because np.unique with
         # axis=0 sorts a structured view and is 50x slower.
+        half = self.n_pairs
+        if _grouped_by_table(self):
+            return
         k_values, k_code = np.unique(self.prior_k, return_inverse=True)
         n_values, n_code = np.unique(self.total, return_inverse=True)
         codes, self.group_of, counts = np.unique(
@@ -129,7 +172,6 @@ class ComparedPositions:
         )
         self.group_k = k_values[codes // n_values.size]
         self.group_n = n_values[codes % n_values.size]
-        half = self.n_pairs
         if not _closed_under_mirror(self.group_of, half):
             # Counts whose float sums round (never integers or halves) can give two pairs
             # the same (k, n) but different mirrors: split such groups by the mirror's k
@@ -147,7 +189,9 @@ class ComparedPositions:
     def from_counts(cls, counts: np.ndarray) -> ComparedPositions:
         """Collect every position with S[i, j] = D[i, j] + D[j, i] > 0."""
         totals = counts + counts.T
-        upper_rows, upper_cols = np.nonzero(np.triu(totals > 0, k=1))
+        n = counts.shape[0]
+        upper = np.flatnonzero((totals > 0) & _upper_mask(n))
+        upper_rows, upper_cols = np.divmod(upper, n)
         rows = np.concatenate([upper_rows, upper_cols])
         cols = np.concatenate([upper_cols, upper_rows])
         wins = counts[rows, cols].astype(float)

@@ -38,6 +38,14 @@ from scaling.likelihood import (
 STEP_TOL = 1e-9
 """Newton stops when no score moves by more than this many JOD."""
 
+BOOTSTRAP_STEP_TOL = 1e-4
+"""Newton's stopping rule for bootstrap re-solves (``scaling.api._solve_for_bootstrap``).
+
+Newton converges quadratically: a last step below 1e-4 JOD left warm re-solves of 16
+observer resamples at N = 200 within 3e-10 JOD of STEP_TOL's scores (all conditions), far
+below any interval's width, in 5.7 instead of 6.75 iterations.
+"""
+
 
 @dataclass(frozen=True)
 class Ordering:
@@ -99,15 +107,17 @@ def _newton(
     q = start.copy()
     value, grad, hess = _derivatives(objective, q, exact_hessian)
     radius = _INITIAL_RADIUS * np.sqrt(free.sum())
+    all_free = bool(free.all())
     for iteration in range(1, max_iter + 1):
-        g = grad[free]
-        h = hess[np.ix_(free, free)]
+        g = grad if all_free else grad[free]
+        h = hess if all_free else hess[np.ix_(free, free)]
         step, interior = _trust_region_step(h, g, radius)
         predicted = float(np.dot(g, step) + 0.5 * np.dot(step, h @ step))
         length = float(np.linalg.norm(step))
         moved = float(np.abs(step).max())
-        candidate = q.copy()
-        candidate[free] += step
+        candidate = q + step if all_free else q.copy()
+        if not all_free:
+            candidate[free] += step
         # A Newton (interior) step is nearly always accepted: evaluate the derivatives at
         # once and reuse them. Other steps, and the last one, need the value only.
         if interior and moved >= step_tol:
