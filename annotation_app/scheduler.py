@@ -5,9 +5,13 @@
 
 * coverage first: pairs below the campaign's target come first, and among them the pairs
   whose images have been compared least (a balanced incomplete design);
-* exact counterbalancing: a pair is shown A-left when it has been shown A-left fewer times
-  than B-left across all observers (planning is serialised per campaign, so the two counts
-  never differ by more than one);
+* exact counterbalancing over every design trial (normal and repeat, the trials that are
+  exported and scaled): a pair is shown A-left when it has been shown A-left fewer times
+  than B-left across all observers, and a normal trial is only repeated (on the other
+  side) when that side is not the pair's surplus side; planning is serialised per
+  campaign, so a pair's A-left and B-left counts, repeats included, never differ by more
+  than one. As each repeat and its original sit on opposite sides, the normal trials that
+  were not repeated are balanced to within one as well;
 * counts come from ``PairCount`` rows kept incrementally as trials are assigned, and a
   session's trials are planned in small batches, so a next-pair request is usually one
   indexed read and planning never counts the whole trial table;
@@ -198,17 +202,21 @@ class BalancedScheduler:
         if draw < spec.golden.rate + spec.repeat_rate:
             # Any normal trial at least three positions back: it is shown (and answered)
             # before its repeat, whether or not it was answered when the batch was planned.
+            # A repeat's side is fixed (the other side from its original), so only an
+            # original whose swapped side is not the pair's surplus side may be repeated:
+            # the pair's A-left/B-left counts, repeats included, stay within one.
             repeated = {t.repeat_of_id for t in history if t.repeat_of_id}
-            eligible = [t for t in history[:-2] if t.kind == "normal" and t.id not in repeated]
+            eligible = [
+                t
+                for t in history[:-2]
+                if t.kind == "normal"
+                and t.id not in repeated
+                and state.side_allowed(t.image_a_id, t.image_b_id, _swapped(t.left_shown))
+            ]
             if eligible:
                 original = rng.choice(eligible)
-                self._fill(
-                    trial,
-                    original.image_a_id,
-                    original.image_b_id,
-                    "repeat",
-                    "B" if original.left_shown == "A" else "A",
-                )
+                side = _swapped(original.left_shown)
+                self._fill(trial, original.image_a_id, original.image_b_id, "repeat", side)
                 trial.repeat_of_id = original.id
                 return trial
         last = history[-1] if history else None
@@ -289,6 +297,11 @@ class BalancedScheduler:
         return trial
 
 
+def _swapped(side: str) -> str:
+    """The other side: a repeat shows its pair the other way round."""
+    return "B" if side == "A" else "A"
+
+
 class _PlanState:
     """Pair counts while one batch is planned: read once, updated as trials are assigned."""
 
@@ -309,6 +322,11 @@ class _PlanState:
     def sides(self, a: int, b: int) -> tuple[int, int]:
         row = self.counts.get((a, b))
         return (row.left_a, row.left_b) if row else (0, 0)
+
+    def side_allowed(self, a: int, b: int, side: str) -> bool:
+        """Whether showing ``side`` on the left keeps the pair's counts within one."""
+        left_a, left_b = self.sides(a, b)
+        return left_a <= left_b if side == "A" else left_b <= left_a
 
     def image_n(self) -> Counter[int]:
         out: Counter[int] = Counter()

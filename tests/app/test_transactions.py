@@ -1,6 +1,6 @@
 """Transactions: on SQLite, reads run beside a writer (deferred BEGIN) while writes queue
 on the write lock (BEGIN IMMEDIATE) instead of failing; under concurrent observers on both
-databases planning stays serialised, so counterbalancing stays exact."""
+databases planning stays serialised, so counterbalancing stays exact, repeats included."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from sqlalchemy import select, text
 from annotation_app.db import begin_write, get_db
 from annotation_app.models import PairCount, Trial
 from tests.app.conftest import PASSWORD
+from tests.app.test_scheduler import assert_exact_balance
 
 
 def sqlite_path(app) -> str:
@@ -61,7 +62,7 @@ def test_a_write_in_a_read_transaction_is_refused(app, campaign):
 
 
 def test_concurrent_observers_keep_exact_counterbalancing(app, campaign, login):
-    cid = campaign(length=12)
+    cid = campaign(length=12, repeat=0.3)
     with app.app_context():
         from annotation_app.auth import add_user
 
@@ -83,8 +84,11 @@ def test_concurrent_observers_keep_exact_counterbalancing(app, campaign, login):
     assert codes == [200] * 12 * len(observers)  # no "database is locked", no deadlock
     with app.app_context():
         db = get_db()
-        trials = list(db.scalars(select(Trial).where(Trial.kind.in_(("normal", "repeat")))))
+        everything = list(db.scalars(select(Trial)))
         rows = list(db.scalars(select(PairCount).where(PairCount.campaign_id == cid)))
+    kinds = assert_exact_balance(everything)  # repeats included, and swapped
+    assert kinds["repeat"] > 0
+    trials = [t for t in everything if t.kind in ("normal", "repeat")]
     design = Counter((t.image_a_id, t.image_b_id, t.left_shown) for t in trials)
     for row in rows:
         assert abs(row.left_a - row.left_b) <= 1  # exact counterbalancing
