@@ -45,7 +45,7 @@ def _fail(err: InputError) -> None:
 
 
 def serve_command(
-    home: Home = Path("jod-demo"),
+    home: Home = Path("jod-app"),
     db_url: DbUrl = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 5000,
@@ -81,7 +81,7 @@ def serve_command(
 @campaign_app.command("create")
 def campaign_create(
     spec: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Campaign YAML.")],
-    home: Home = Path("jod-demo"),
+    home: Home = Path("jod-app"),
     db_url: DbUrl = None,
 ) -> None:
     """Validate SPEC and its images, then store the campaign (frozen to the spec's hash)."""
@@ -106,7 +106,7 @@ def export_command(
     out: Annotated[Path, typer.Option("--out", help="Folder for CSVs, counts and report.")] = Path(
         "out"
     ),
-    home: Home = Path("jod-demo"),
+    home: Home = Path("jod-app"),
     db_url: DbUrl = None,
 ) -> None:
     """Write the trial CSVs (ready for `jod scale`), count matrices and a report."""
@@ -136,7 +136,7 @@ def user_add(
             prompt=True, hide_input=True, confirmation_prompt=True, envvar="JODKIT_PASSWORD"
         ),
     ] = "",
-    home: Home = Path("jod-demo"),
+    home: Home = Path("jod-app"),
     db_url: DbUrl = None,
 ) -> None:
     """Create an account."""
