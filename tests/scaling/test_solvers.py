@@ -264,3 +264,31 @@ def test_looser_step_tolerance_stays_at_the_optimum() -> None:
     assert loose.iterations <= exact.iterations
     # Newton's quadratic convergence: the last step left is far below the tolerance
     np.testing.assert_allclose(loose.q, exact.q, atol=1e-6)
+
+
+@pytest.mark.parametrize("prior", ["gaussian", "none"])
+def test_reported_objective_and_gradient_are_those_of_the_scores(prior: str) -> None:
+    """solve_exact reports Newton's last value and gradient instead of recomputing them."""
+    counts, _ = _one_sided_data(seed=3)
+    for q0 in (None, np.zeros(counts.shape[0])):
+        solution = solve_exact(counts, prior=prior, q0=q0)
+        objective = ThurstoneObjective(counts, prior=prior)
+        value, grad = objective.value_and_grad(solution.q)
+        assert solution.objective == value
+        assert solution.gradient_norm == float(np.abs(grad).max())
+
+
+def test_bootstrap_re_solves_stay_at_the_optimum() -> None:
+    """_solve_for_bootstrap's looser step tolerance moves no score by more than 1e-7 JOD."""
+    from scaling.api import _solve_for_bootstrap, pw_scale
+    from scaling.solvers import BOOTSTRAP_STEP_TOL
+
+    assert BOOTSTRAP_STEP_TOL <= 1e-4
+    counts = _simulate(30, 400, seed=11)
+    full = pw_scale(counts)
+    rng = np.random.default_rng(12)
+    for _ in range(3):
+        resampled = rng.poisson(counts).astype(float)
+        exact = pw_scale(resampled, q0=full.jod)
+        quick = _solve_for_bootstrap(resampled, full.jod, "gaussian", "mean0")
+        np.testing.assert_allclose(quick, exact.jod, atol=1e-7)
