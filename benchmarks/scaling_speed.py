@@ -11,6 +11,8 @@ Sections:
   growth     25 ... 1000 conditions, ~30 comparisons per condition, both priors, with the
              solver's iterations (trust-region Newton steps, rejected ones included).
   bootstrap  25 scenes x 200 conditions, observer bootstrap (target < 60 s on 2 cores).
+  resolve    One process: warm re-solves of observer resamples at N = 200 (the bootstrap's
+             unit of work): ms per re-solve, Newton iterations, ms per objective evaluation.
 
 Time with one BLAS thread per process (``OPENBLAS_NUM_THREADS=1``); on a shared machine
 report ``uptime`` next to the figures.
@@ -29,12 +31,17 @@ import platform
 import time
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
 
 from scaling import scale
+from scaling.api import _solve_for_bootstrap, _unit_counts, pw_scale
+from scaling.bootstrap import round_split_ties
 from scaling.io import counts_from_trials
+from scaling.likelihood import ThurstoneObjective
 from scaling.simulate import make_true_scores, simulate_trials
-from scaling.solvers import solve_exact
+from scaling.solvers import BOOTSTRAP_STEP_TOL, solve_exact
+from scaling.threads import single_threaded_blas
 
 PWCMP_SECONDS = {100: 280.0, 200: 65 * 60.0}
 GROWTH_SIZES = (25, 50, 100, 200, 500, 1000)
@@ -111,13 +118,52 @@ def bootstrap(n_samples: int) -> None:
         print(f"target < 60 s: {'met' if seconds < 60 else 'NOT met'}")
 
 
+def resolve(n_resamples: int = 16) -> None:
+    """Warm re-solves of observer resamples of one 200-condition scene, in this process."""
+    trials = _trials(200, 6000)
+    conditions = sorted(set(trials["condition_A"]) | set(trials["condition_B"]))
+    full = pw_scale(counts_from_trials(trials, conditions)).jod
+    units = _unit_counts(trials, conditions, "drop", "observer").T.tocsr()
+    rng = np.random.default_rng(1)
+    resamples = []
+    for _ in range(n_resamples):
+        n_units = units.shape[1]
+        weights = np.bincount(rng.integers(n_units, size=n_units), minlength=n_units)
+        resamples.append(round_split_ties((units @ weights).reshape(200, 200), rng))
+
+    def solve_all() -> None:
+        for counts in resamples:
+            _solve_for_bootstrap(counts, full, "gaussian", "mean0")
+
+    with single_threaded_blas():
+        per_solve = _best_of(solve_all, 3) / n_resamples * 1e3
+        iterations = [
+            solve_exact(c, q0=full, step_tol=BOOTSTRAP_STEP_TOL).iterations for c in resamples
+        ]
+        objective = ThurstoneObjective(resamples[0])
+        groups = objective.positions.group_k.size
+        evaluations = {
+            "value": lambda: objective.value(full),
+            "value+gradient": lambda: objective.value_and_grad(full),
+            "value+gradient+Hessian": lambda: objective.value_grad_hess(full),
+            "build objective": lambda: ThurstoneObjective(resamples[0]),
+        }
+        costs = {name: _best_of(fn, 20) * 1e3 for name, fn in evaluations.items()}
+    print(f"\n== warm re-solves, 200 conditions, {n_resamples} observer resamples (one process)")
+    print(f"ms per re-solve (pw_scale, best of 3): {per_solve:.1f}")
+    print(f"Newton iterations: mean {np.mean(iterations):.2f}, max {max(iterations)}")
+    print(f"distinct (k, n) groups in the first resample: {groups}")
+    for name, ms in costs.items():
+        print(f"  {name:>24}: {ms:.3f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--sections",
         nargs="+",
-        default=["single", "growth", "bootstrap"],
-        choices=["single", "growth", "bootstrap"],
+        default=["single", "growth", "bootstrap", "resolve"],
+        choices=["single", "growth", "bootstrap", "resolve"],
     )
     parser.add_argument("--max-conditions", type=int, default=max(GROWTH_SIZES))
     parser.add_argument("--bootstrap-samples", type=int, default=500)
@@ -129,6 +175,8 @@ def main() -> None:
         growth(args.max_conditions)
     if "bootstrap" in args.sections:
         bootstrap(args.bootstrap_samples)
+    if "resolve" in args.sections:
+        resolve()
 
 
 if __name__ == "__main__":
