@@ -11,9 +11,9 @@ and the scale table marks it ``determined = False``.
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize
 
 from scaling.likelihood import ThurstoneObjective
+from scaling.solvers import minimise_free
 
 CONTINUITY = 0.5
 
@@ -28,32 +28,34 @@ def continuity_corrected(counts: np.ndarray) -> np.ndarray:
 def place_undetermined(counts: np.ndarray, q: np.ndarray, core: np.ndarray) -> np.ndarray:
     """Scores with the non-core conditions re-placed and the core's left as they are.
 
-    Without a core (every condition one-sided, e.g. a strict chain compared once per pair),
-    all scores come from the corrected likelihood, centred at 0.
+    Only the pairs that involve a condition to place enter the problem (the core's own
+    pairs add constants), so the cost follows the number of undetermined conditions, not
+    the size of the study. Without a core (every condition
+    one-sided, e.g. a strict chain compared once per pair), all scores come from the
+    corrected likelihood, centred at 0.
     """
     free = ~core
     if not free.any():
         return q
+    compared = (counts + counts.T) > 0
+    involved = free | (core & compared[free].any(axis=0))
+    local_counts = counts[np.ix_(involved, involved)].copy()
+    local_core = core[involved]
+    local_counts[np.ix_(local_core, local_core)] = 0.0  # core pairs add only constants
     objective = ThurstoneObjective(
-        continuity_corrected(counts), prior="none", anchor="fix0" if core.any() else "mean0"
+        continuity_corrected(local_counts),
+        prior="none",
+        anchor="fix0" if core.any() else "mean0",
     )
-    placed = q.copy()
+    local_free = free[involved]
+    scores = q[involved].copy()
     if core.any():  # start within reach of the core: far-out starts sit on flat tails
-        placed[free] = q[free].clip(q[core].min() - 10.0, q[core].max() + 10.0)
+        low, high = q[core].min() - 10.0, q[core].max() + 10.0
+        scores[local_free] = scores[local_free].clip(low, high)
     else:
-        placed[:] = 0.0
+        scores[:] = 0.0
 
-    def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
-        placed[free] = x
-        value, grad = objective.value_and_grad(placed)
-        return value, grad[free]
-
-    def hess(x: np.ndarray) -> np.ndarray:
-        placed[free] = x
-        return objective.likelihood_hessian(placed)[np.ix_(free, free)]
-
-    result = minimize(
-        fun, placed[free], jac=True, hess=hess, method="trust-exact", options={"gtol": 1e-9}
-    )
-    placed[free] = result.x
+    scores = minimise_free(objective, scores, local_free)
+    placed = q.copy()
+    placed[free] = scores[local_free]
     return placed

@@ -92,6 +92,7 @@ def _newton(
     max_iter: int = 200,
     step_tol: float = STEP_TOL,
     exact_hessian: bool = True,
+    free: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int, bool, tuple[float, np.ndarray]]:
     """Trust-region Newton method with the exact Hessian (Moré-Sorensen steps).
 
@@ -102,9 +103,10 @@ def _newton(
     region bounds each step instead and grows when the quadratic model proves reliable.
     Stops when no score moves by more than ``step_tol`` JOD. Returns the scores, the
     iterations, whether the stopping rule was met and the objective's value and gradient
-    at the returned scores.
+    at the returned scores. ``free`` marks the scores to optimise (default: all, or all but
+    the first with ``fix0``); the others stay where ``start`` puts them.
     """
-    free = _free_mask(objective.n, objective.anchor)
+    free = _free_mask(objective.n, objective.anchor) if free is None else free
     q = start.copy()
     value, grad, hess = _derivatives(objective, q, exact_hessian)
     radius = _INITIAL_RADIUS * np.sqrt(free.sum())
@@ -156,6 +158,11 @@ def _newton(
         elif ratio > 0.75 and not interior:
             radius *= 2.0
     return q, max_iter, False, (value, grad)
+
+
+def minimise_free(objective: ThurstoneObjective, start: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """Optimum over the scores marked ``free``, the others held at their ``start`` values."""
+    return _newton(objective, start, free=free)[0]
 
 
 _EXTRAPOLATE_ABOVE = 0.05
