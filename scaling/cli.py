@@ -127,7 +127,7 @@ def scale_command(
 
     The table has the group columns, then condition, jod, jod_std, ci_low, ci_high,
     n_comparisons, n_wins, n_losses, component, determined; run metadata goes to
-    <output>.meta.json (CSV) or the Parquet schema.
+    OUTPUT.meta.json (CSV) or the Parquet schema.
     """
     from scaling import api, io, plots
 
