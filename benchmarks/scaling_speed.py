@@ -49,13 +49,18 @@ COMPARISONS_PER_CONDITION = 30
 N_OBSERVERS = 20
 
 
-def _trials(n_conditions: int, n_comparisons: int, n_scenes: int = 1) -> pd.DataFrame:
+def _trials(
+    n_conditions: int, n_comparisons: int, n_scenes: int = 1, design: str = "random"
+) -> pd.DataFrame:
+    """Random design: every pair about once. Neighbour design: each condition against its 5
+    nearest, so pairs are compared many times (as in PIQ23-style studies)."""
     truth = make_true_scores(n_conditions, n_scenes=n_scenes, seed=n_conditions)
     return simulate_trials(
         truth,
         n_observers=N_OBSERVERS,
-        design="random",
+        design=design,
         n_comparisons=n_comparisons,
+        neighbours=5,
         seed=n_conditions,
     )
 
@@ -118,9 +123,12 @@ def bootstrap(n_samples: int) -> None:
         print(f"target < 60 s: {'met' if seconds < 60 else 'NOT met'}")
 
 
-def resolve(n_resamples: int = 16) -> None:
-    """Warm re-solves of observer resamples of one 200-condition scene, in this process."""
-    trials = _trials(200, 6000)
+def resolve(design: str, n_resamples: int = 16) -> None:
+    """Warm re-solves of observer resamples of one 200-condition scene, in this process.
+
+    The prior costs O(pairs x distinct (k, n) count pairs): the design decides how many.
+    """
+    trials = _trials(200, 6000, design=design)
     conditions = sorted(set(trials["condition_A"]) | set(trials["condition_B"]))
     full = pw_scale(counts_from_trials(trials, conditions)).jod
     units = _unit_counts(trials, conditions, "drop", "observer").T.tocsr()
@@ -149,7 +157,10 @@ def resolve(n_resamples: int = 16) -> None:
             "build objective": lambda: ThurstoneObjective(resamples[0]),
         }
         costs = {name: _best_of(fn, 20) * 1e3 for name, fn in evaluations.items()}
-    print(f"\n== warm re-solves, 200 conditions, {n_resamples} observer resamples (one process)")
+    print(
+        f"\n== warm re-solves, 200 conditions, {design} design, {n_resamples} observer"
+        " resamples (one process)"
+    )
     print(f"ms per re-solve (pw_scale, best of 3): {per_solve:.1f}")
     print(f"Newton iterations: mean {np.mean(iterations):.2f}, max {max(iterations)}")
     print(f"distinct (k, n) groups in the first resample: {groups}")
@@ -176,7 +187,8 @@ def main() -> None:
     if "bootstrap" in args.sections:
         bootstrap(args.bootstrap_samples)
     if "resolve" in args.sections:
-        resolve()
+        for design in ("random", "neighbour"):
+            resolve(design)
 
 
 if __name__ == "__main__":
