@@ -12,6 +12,7 @@ from PIL import Image
 from scaling.errors import InputError
 from scaling.plots import (
     plot_comparison_counts,
+    plot_overview,
     plot_rankings,
     plot_recovery,
     plot_screening,
@@ -128,3 +129,16 @@ def test_counts_must_match_the_conditions(tmp_path: Path) -> None:
 def test_recovery_needs_one_true_score_per_row(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="3 values for 12 rows"):
         plot_recovery(np.zeros(3), scale_table(), tmp_path / "r.png")
+
+
+def test_overview_shows_at_most_the_requested_groups(tmp_path: Path) -> None:
+    table = scale_table(scenes=("a", "b", "c", "d"))
+    one_row = assert_png(plot_overview(table, tmp_path / "three.png", max_groups=3))
+    two_rows = assert_png(plot_overview(table, tmp_path / "all.png"))
+    assert two_rows.size[1] > one_row.size[1]  # the fourth group needs a second row
+
+
+def test_overview_names_the_missing_column(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="field 'determined'"):
+        plot_overview(scale_table().drop(columns="determined"), tmp_path / "o.png")
+    assert not list(tmp_path.iterdir())
