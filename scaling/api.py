@@ -38,6 +38,7 @@ from scaling.solvers import (
     STEP_TOL,
     FixedScore,
     Ordering,
+    hessian_factor,
     solve_cvxpy,
     solve_exact,
 )
@@ -99,10 +100,18 @@ def _solve_component(
     constraints: Sequence[Ordering | FixedScore],
     q0: np.ndarray | None,
     step_tol: float = STEP_TOL,
+    q0_factor: tuple[np.ndarray, bool] | None = None,
 ):
     if solver == "cvxpy":
         return solve_cvxpy(counts, anchor=options.anchor, constraints=constraints)
-    return solve_exact(counts, prior=options.prior, anchor=options.anchor, q0=q0, step_tol=step_tol)
+    return solve_exact(
+        counts,
+        prior=options.prior,
+        anchor=options.anchor,
+        q0=q0,
+        step_tol=step_tol,
+        q0_factor=q0_factor,
+    )
 
 
 def pw_scale(
@@ -116,6 +125,7 @@ def pw_scale(
     q0: np.ndarray | None = None,
     conditions: Sequence[str] | None = None,
     step_tol: float = STEP_TOL,
+    q0_factor: tuple[np.ndarray, bool] | None = None,
 ) -> PwScaleResult:
     """Scale one count matrix to JOD (pwcmp's ``pw_scale``, made safe).
 
@@ -140,9 +150,9 @@ def pw_scale(
         Warm start (bootstrap).
     conditions : sequence of str, optional
         Names used in warnings.
-    step_tol : float
-        The exact solver stops when no score moves by more than this (JOD); see
-        :func:`scaling.solvers.solve_exact`.
+    step_tol, q0_factor
+        Passed to :func:`scaling.solvers.solve_exact` (``q0_factor`` only when the graph
+        is connected: it covers all N scores).
     """
     options = ScaleOptions(prior=prior, anchor=anchor)
     if solver not in SOLVERS:
@@ -190,7 +200,13 @@ def pw_scale(
                 local = _local_constraints(constraints, members)
                 sub = counts[np.ix_(members, members)]
                 solution = _solve_component(
-                    sub, options, solver, local, None if q0 is None else q0[members], step_tol
+                    sub,
+                    options,
+                    solver,
+                    local,
+                    None if q0 is None else q0[members],
+                    step_tol,
+                    q0_factor if members.size == n else None,
                 )
                 sub_core = determined_core(sub)
                 core[members] = sub_core
@@ -231,15 +247,22 @@ def _local_constraints(
 
 
 def _solve_for_bootstrap(
-    counts: np.ndarray, q0: np.ndarray | None, prior: str, anchor: str
+    counts: np.ndarray,
+    q0: np.ndarray | None,
+    prior: str,
+    anchor: str,
+    q0_factor: tuple[np.ndarray, bool] | None = None,
 ) -> np.ndarray:
     """Bootstrap callback: a resample's scores, each component solved on its own.
 
-    Newton stops at BOOTSTRAP_STEP_TOL: scores move by far less than any interval width.
+    Newton starts from a chord step with the full data's Hessian factor ``q0_factor`` and
+    stops at BOOTSTRAP_STEP_TOL: scores move by far less than any interval width.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DisconnectedGraphWarning)
-        return pw_scale(counts, prior, anchor, q0=q0, step_tol=BOOTSTRAP_STEP_TOL).jod
+        return pw_scale(
+            counts, prior, anchor, q0=q0, step_tol=BOOTSTRAP_STEP_TOL, q0_factor=q0_factor
+        ).jod
 
 
 def _resolve_constraints(
@@ -359,9 +382,11 @@ def scale(
         boot = None
         if bootstrap:
             units = _unit_counts(group, conditions, ties, resample)
+            connected = result.component.max() == 0
+            factor = hessian_factor(counts, result.jod, prior, anchor) if connected else None
             boot = bootstrap_scores(
                 units,
-                partial(_solve_for_bootstrap, prior=prior, anchor=anchor),
+                partial(_solve_for_bootstrap, prior=prior, anchor=anchor, q0_factor=factor),
                 n_samples=bootstrap,
                 seed=seed,
                 q0=result.jod,

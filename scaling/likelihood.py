@@ -269,13 +269,11 @@ class ThurstoneObjective:
         mirror[pos.group_of[half:]] = pos.group_of[:half]
         self._mirror = mirror
         reps = np.flatnonzero(np.arange(size) <= mirror)
-        pair_sum = np.zeros((reps.size, size))
         member = np.zeros((reps.size, size))
-        pair_sum[np.arange(reps.size), reps] += 1.0
-        pair_sum[np.arange(reps.size), mirror[reps]] += 1.0
         member[np.arange(reps.size), reps] = 1.0
         member[np.arange(reps.size), mirror[reps]] = 1.0
-        self._pair_sum, self._pair_member = pair_sum, member
+        self._pair_reps, self._pair_mirrors = reps, mirror[reps]
+        self._pair_member = member
         self._pair_weight = member.sum(axis=1)
 
     # ------------------------------------------------------------------ evaluation
@@ -452,8 +450,11 @@ class ThurstoneObjective:
         wr = weights * r2
         t = wr @ weights.T
         t += t[np.ix_(mirror, mirror)]
-        pair_sum, member = self._pair_sum, self._pair_member
-        factors = np.concatenate([pair_sum @ b, pair_sum @ e_low, pair_sum @ x])
+        member = self._pair_member
+        reps, mirrors = self._pair_reps, self._pair_mirrors
+        factors = np.concatenate(
+            [f[reps] + f[mirrors] for f in (b, e_low, x)]  # F_g(h) + F_g'(h) per pair {g, g'}
+        )
         g = member.shape[0]
         middle = np.zeros((3 * g, 3 * g))
         middle[:g, g : 2 * g] = np.diag(self._pair_weight)

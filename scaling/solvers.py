@@ -111,6 +111,7 @@ def _newton(
     value, grad, hess = _derivatives(objective, q, exact_hessian)
     radius = _INITIAL_RADIUS * np.sqrt(free.sum())
     all_free = bool(free.all())
+    previous = 0.0  # largest move of the last accepted Newton (interior) step; 0: none
     for iteration in range(1, max_iter + 1):
         g = grad if all_free else grad[free]
         h = hess if all_free else hess[np.ix_(free, free)]
@@ -121,14 +122,18 @@ def _newton(
         candidate = q + step if all_free else q.copy()
         if not all_free:
             candidate[free] += step
-        # A Newton (interior) step is nearly always accepted: evaluate the derivatives at
-        # once and reuse them. Other steps need the value only; the last one its gradient
-        # too, which the caller reports.
+        # The step is the last when it is below the tolerance, or when Newton's quadratic
+        # convergence (next move ~ moved (moved / previous)^2) says the next one would be:
+        # that saves the Hessian and factorisation only made to confirm convergence.
         last = moved < step_tol
-        if interior and not last:
+        final = last or (interior and moved**3 < step_tol * previous**2)
+        # A Newton (interior) step is nearly always accepted: evaluate the derivatives at
+        # once and reuse them. Other steps need the value only; the final one its gradient
+        # too, which the caller reports.
+        if interior and not final:
             ahead = _derivatives(objective, candidate, exact_hessian)
             new_value = ahead[0]
-        elif last:
+        elif final:
             new_value, new_grad = objective.value_and_grad(candidate)
             ahead = None
         else:
@@ -148,9 +153,10 @@ def _newton(
                     radius = max(radius, factor * length)
                     ahead = None
             q = candidate
-            if last:
+            if final:
                 return q, iteration, True, (new_value, new_grad)
             value, grad, hess = ahead or _derivatives(objective, q, exact_hessian)
+            previous = moved if interior else 0.0
         elif last:
             return q, iteration, True, (value, grad)
         if ratio < 0.25 and not negligible:
@@ -203,16 +209,14 @@ def _trust_region_step(
     -(H + lam I)^-1 g with lam >= 0 chosen (Moré and Sorensen's iteration, to 20%) so
     that the step has length ``radius``.
     """
-    identity = np.eye(grad.size)
-    scale = max(1.0, float(np.abs(np.diag(hess)).max()))
     factor = _cholesky(hess)
     if factor is not None:
-        step = -cho_solve(factor, grad)
+        step = -cho_solve(factor, grad, check_finite=False)
         if np.linalg.norm(step) <= radius:
             return step, True
-        lam = 0.0
-    else:
-        lam = 1e-8 * scale
+    scale = max(1.0, float(np.abs(np.diag(hess)).max()))
+    lam = 0.0 if factor is not None else 1e-8 * scale
+    identity = np.eye(grad.size)
     lower_bound = 0.0  # largest lam known to leave H + lam I indefinite
     best = None
     for _ in range(50):
@@ -221,12 +225,12 @@ def _trust_region_step(
             lower_bound = lam
             lam = max(4.0 * lam, 1e-8 * scale)
             continue
-        step = -cho_solve(factor, grad)
+        step = -cho_solve(factor, grad, check_finite=False)
         length = float(np.linalg.norm(step))
         best = step
         if 0.8 * radius <= length <= 1.2 * radius or (length < radius and lam == 0.0):
             break
-        w = solve_triangular(factor[0], step, trans="T", lower=factor[1])
+        w = solve_triangular(factor[0], step, trans="T", lower=factor[1], check_finite=False)
         new_lam = lam + (length / float(np.linalg.norm(w))) ** 2 * (length - radius) / radius
         lam = max(new_lam, 0.5 * (lower_bound + lam)) if new_lam <= lower_bound else new_lam
     if best is None:  # pragma: no cover - H + lam I never became definite
@@ -359,6 +363,7 @@ def solve_exact(
     place: bool = True,
     newton_steps: int | None = None,
     step_tol: float = STEP_TOL,
+    q0_factor: tuple[np.ndarray, bool] | None = None,
 ) -> Solution:
     """Maximum a-posteriori JOD scores of one connected comparison graph.
 
@@ -383,9 +388,13 @@ def solve_exact(
         N = 200 (20 observers, 30 comparisons per condition): conditions that lost once or
         twice move several JOD between the full data and a resample.
     step_tol : float
-        Newton stops when no score moves by more than this (JOD). Newton converges
-        quadratically: at N = 200, 1e-4 left warm bootstrap re-solves within 6e-9 JOD of
-        the default's scores and saved about 1.3 of their ~9 iterations.
+        Newton stops when no score moves, or would move at its next step, by more than
+        this (JOD); see :data:`BOOTSTRAP_STEP_TOL` for what looser values cost in accuracy.
+    q0_factor : tuple, optional
+        Cholesky factor (:func:`hessian_factor`) of the Hessian of a nearby problem at
+        ``q0``, e.g. the full data's when ``counts`` is a bootstrap resample: Newton then
+        starts from the chord step q0 - H^-1 g(q0) on this problem, which costs a gradient
+        instead of a Hessian and lands about where Newton's first step would.
 
     Returns
     -------
@@ -399,6 +408,10 @@ def solve_exact(
     start = np.zeros(n) if q0 is None else np.asarray(q0, dtype=float).copy()
     if anchor == "fix0":
         start -= start[0]
+    if q0 is not None and q0_factor is not None:
+        free = _free_mask(n, anchor)
+        grad = objective.value_and_grad(start)[1]
+        start[free] -= cho_solve(q0_factor, grad[free], check_finite=False)
 
     iterations = 0
     if prior != "none" and q0 is None:
@@ -428,6 +441,22 @@ def solve_exact(
     # score change worth reporting.
     tolerance = 1e-6 * max(1.0, float(objective.counts.sum()))
     return Solution(q, value, gnorm, iterations, gnorm < tolerance, "exact")
+
+
+def hessian_factor(
+    counts: np.ndarray, q: np.ndarray, prior: str = "gaussian", anchor: str = "mean0"
+) -> tuple[np.ndarray, bool] | None:
+    """Cholesky factor of the objective's Hessian at ``q`` over the free scores.
+
+    Passed to :func:`solve_exact` as ``q0_factor`` for problems near this one (bootstrap
+    resamples of ``counts``). None where the Hessian is not positive definite or ``q`` is
+    not finite: the re-solves then start from ``q`` itself.
+    """
+    if not np.all(np.isfinite(q)):
+        return None
+    free = _free_mask(counts.shape[0], anchor)
+    hess = ThurstoneObjective(counts, prior=prior, anchor=anchor).hessian(q)
+    return _cholesky(hess[np.ix_(free, free)])
 
 
 def solve_cvxpy(

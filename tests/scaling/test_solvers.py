@@ -278,17 +278,33 @@ def test_reported_objective_and_gradient_are_those_of_the_scores(prior: str) -> 
         assert solution.gradient_norm == float(np.abs(grad).max())
 
 
-def test_bootstrap_re_solves_stay_at_the_optimum() -> None:
-    """_solve_for_bootstrap's looser step tolerance moves no score by more than 1e-7 JOD."""
+@pytest.mark.parametrize("prior", ["gaussian", "none"])
+def test_bootstrap_re_solves_stay_at_the_optimum(prior: str) -> None:
+    """_solve_for_bootstrap (chord start, looser predicted stop) lands within 5e-4 JOD of
+    the optimum on every resample, with and without the full data's Hessian factor."""
     from scaling.api import _solve_for_bootstrap, pw_scale
-    from scaling.solvers import BOOTSTRAP_STEP_TOL
+    from scaling.solvers import BOOTSTRAP_STEP_TOL, hessian_factor
 
     assert BOOTSTRAP_STEP_TOL <= 1e-4
     counts = _simulate(30, 400, seed=11)
-    full = pw_scale(counts)
+    full = pw_scale(counts, prior)
+    factor = hessian_factor(counts, full.jod, prior)
+    assert factor is not None
     rng = np.random.default_rng(12)
-    for _ in range(3):
+    for _ in range(4):
         resampled = rng.poisson(counts).astype(float)
-        exact = pw_scale(resampled, q0=full.jod)
-        quick = _solve_for_bootstrap(resampled, full.jod, "gaussian", "mean0")
-        np.testing.assert_allclose(quick, exact.jod, atol=1e-7)
+        exact = pw_scale(resampled, prior, q0=full.jod, step_tol=1e-12)
+        for start_factor in (None, factor):
+            quick = _solve_for_bootstrap(resampled, full.jod, prior, "mean0", start_factor)
+            np.testing.assert_allclose(quick, exact.jod, atol=5e-4)
+
+
+def test_newton_stops_once_quadratic_convergence_predicts_the_tolerance() -> None:
+    """The predicted stop saves the confirming iteration and still meets the tolerance."""
+    counts = _simulate(40, 800, seed=13)
+    reference = solve_exact(counts, step_tol=1e-13).q
+    for tol in (1e-4, 1e-6, 1e-9):
+        solution = solve_exact(counts, step_tol=tol)
+        assert np.abs(solution.q - reference).max() < 5 * tol
+    loose, tight = solve_exact(counts, step_tol=1e-3), solve_exact(counts, step_tol=1e-12)
+    assert loose.iterations < tight.iterations
