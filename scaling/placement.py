@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from scaling.likelihood import ThurstoneObjective
-from scaling.solvers import minimise_free
+from scaling.solvers import minimise_free, place_one_sided
 
 CONTINUITY = 0.5
 
@@ -49,9 +49,8 @@ def place_undetermined(counts: np.ndarray, q: np.ndarray, core: np.ndarray) -> n
     )
     local_free = free[involved]
     scores = q[involved].copy()
-    if core.any():  # start within reach of the core: far-out starts sit on flat tails
-        low, high = q[core].min() - 10.0, q[core].max() + 10.0
-        scores[local_free] = scores[local_free].clip(low, high)
+    if core.any():  # start at each one's best score given the others: Newton then polishes
+        scores = place_one_sided(objective, scores, np.flatnonzero(local_free))
     else:
         scores[:] = 0.0
 

@@ -282,12 +282,14 @@ def place_one_sided(
     (:meth:`~scaling.likelihood.ThurstoneObjective.coordinate_profile`) on a grid, then
     on two finer grids, puts it within about 0.015 JOD of its optimum given the others,
     in one vectorised pass per grid, and Newton starts in its quadratic basin. Conditions
-    are placed one after the other (Gauss-Seidel). With ``fix0``, condition 0 stays put.
+    are placed one after the other (Gauss-Seidel). With ``fix0``, condition 0 stays put
+    unless ``conditions`` names it.
     """
     q = q.copy()
-    todo = objective.one_sided(PLACEMENT_AT_MOST) if conditions is None else conditions
-    if objective.anchor == "fix0":
-        todo = todo[todo != 0]
+    todo = conditions
+    if todo is None:
+        todo = objective.one_sided(PLACEMENT_AT_MOST)
+        todo = todo[todo != 0] if objective.anchor == "fix0" else todo
     if todo.size == 0:
         return q
     totals = objective.counts + objective.counts.T
