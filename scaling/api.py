@@ -23,7 +23,7 @@ from jodkit import __version__
 from scaling.bootstrap import BootstrapResult, bootstrap_scores
 from scaling.errors import InputError
 from scaling.formats import SCALE_COLUMNS, ScaleOptions
-from scaling.graph import component_labels, determined_core, link_like_pwcmp
+from scaling.graph import components_and_cores, link_like_pwcmp
 from scaling.io import (
     METADATA_KEY,
     counts_from_trials,
@@ -169,7 +169,7 @@ def pw_scale(
     counts = np.asarray(counts, dtype=float)
     n = counts.shape[0]
     names = list(conditions) if conditions is not None else [f"c{k + 1}" for k in range(n)]
-    labels = component_labels(counts)
+    labels, cores = components_and_cores(counts)
     n_wins, n_losses = counts.sum(axis=1), counts.sum(axis=0)
     compared = (n_wins + n_losses) > 0
     notes: list[str] = []
@@ -183,7 +183,6 @@ def pw_scale(
         warnings.warn(notes[-1], DisconnectedGraphWarning, stacklevel=2)
 
     jod = np.full(n, np.nan)
-    core = np.zeros(n, dtype=bool)
     objective, converged = 0.0, True
     with single_threaded_blas():
         if disconnected == "pwcmp" and labels.max() > 0:
@@ -191,14 +190,14 @@ def pw_scale(
                 link_like_pwcmp(counts, labels), options, solver, constraints, q0, step_tol
             )
             jod, objective, converged = solution.q, solution.objective, solution.converged
-            core = determined_core(counts)
         else:
             for component in range(labels.max() + 1):
                 members = np.flatnonzero(labels == component)
                 if not compared[members].any():
                     continue
                 local = _local_constraints(constraints, members)
-                sub = counts[np.ix_(members, members)]
+                whole = members.size == n
+                sub = counts if whole else counts[np.ix_(members, members)]
                 solution = _solve_component(
                     sub,
                     options,
@@ -206,16 +205,14 @@ def pw_scale(
                     local,
                     None if q0 is None else q0[members],
                     step_tol,
-                    q0_factor if members.size == n else None,
+                    q0_factor if whole else None,
                 )
-                sub_core = determined_core(sub)
-                core[members] = sub_core
                 jod[members] = (
-                    solution.q if local else place_undetermined(sub, solution.q, sub_core)
+                    solution.q if local else place_undetermined(sub, solution.q, cores[members])
                 )
                 objective += solution.objective
                 converged &= solution.converged
-    determined = (labels == 0) & core
+    determined = (labels == 0) & cores
     if not converged:
         notes.append("the solver stopped before reaching its tolerance")
     return PwScaleResult(

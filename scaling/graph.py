@@ -14,20 +14,57 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 
-def component_labels(counts: np.ndarray) -> np.ndarray:
-    """Component of every condition, numbered by size: 0 is the largest.
+def _win_graph(counts: np.ndarray) -> csr_matrix:
+    """Directed graph with an edge i -> j where i beat j at least once, built directly in
+    CSR form (np.nonzero lists the edges row by row)."""
+    rows, cols = np.nonzero(counts > 0)
+    n = counts.shape[0]
+    indptr = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    return csr_matrix((np.ones(rows.size), cols.astype(np.int32), indptr), shape=(n, n))
 
-    Ties in size go to the component holding the lower condition index. A condition never
-    compared forms a component of its own.
-    """
-    compared = (counts + counts.T) > 0
-    _, raw = connected_components(csr_matrix(compared), directed=False)
-    sizes = np.bincount(raw)
-    first = np.array([np.flatnonzero(raw == c)[0] for c in range(sizes.size)])
+
+def _largest_first(raw: np.ndarray) -> np.ndarray:
+    """Renumber component labels by size, largest first; ties go to the lower first index."""
+    _, first, sizes = np.unique(raw, return_index=True, return_counts=True)
     order = np.lexsort((first, -sizes))
     renumber = np.empty_like(order)
     renumber[order] = np.arange(order.size)
     return renumber[raw]
+
+
+def component_labels(counts: np.ndarray) -> np.ndarray:
+    """Component of every condition, numbered by size: 0 is the largest.
+
+    Ties in size go to the component holding the lower condition index. A condition never
+    compared forms a component of its own. (The components of the compared pairs are the
+    weak components of the win graph.)
+    """
+    _, raw = connected_components(_win_graph(counts), directed=True, connection="weak")
+    return _largest_first(raw)
+
+
+def components_and_cores(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`component_labels`, and the determined core (:func:`determined_core`) of
+    every component at once, from one graph: what :func:`scaling.api.pw_scale` needs."""
+    graph = _win_graph(counts)
+    _, weak = connected_components(graph, directed=True, connection="weak")
+    _, strong = connected_components(graph, directed=True, connection="strong")
+    labels = _largest_first(weak)
+    return labels, _largest_strong(strong, labels)
+
+
+def _largest_strong(strong: np.ndarray, within: np.ndarray) -> np.ndarray:
+    """Membership of the largest strongly connected component inside each group of
+    ``within`` (ties to the lowest condition index); none where every one is a single
+    condition (no condition both beat and was beaten within a cycle)."""
+    _, first, sizes = np.unique(strong, return_index=True, return_counts=True)
+    group = within[first]
+    order = np.lexsort((first, -sizes, group))  # per group: largest, then lowest index
+    leaders = order[np.r_[True, group[order][1:] != group[order][:-1]]]
+    chosen = np.zeros(first.size, dtype=bool)
+    chosen[leaders[sizes[leaders] > 1]] = True
+    return chosen[strong]
 
 
 def link_like_pwcmp(counts: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -64,11 +101,5 @@ def determined_core(counts: np.ndarray) -> np.ndarray:
     other are another, although every condition has wins and losses. The core is the largest
     strongly connected component (ties go to the one holding the lowest condition index).
     """
-    _, labels = connected_components(csr_matrix(counts > 0), directed=True, connection="strong")
-    sizes = np.bincount(labels)
-    biggest = np.flatnonzero(sizes == sizes.max())
-    first = [np.flatnonzero(labels == c)[0] for c in biggest]
-    core = labels == biggest[int(np.argmin(first))]
-    if core.sum() == 1 and sizes.max() == 1:
-        core[:] = False  # no condition was both beaten and beating within a cycle
-    return core
+    _, strong = connected_components(_win_graph(counts), directed=True, connection="strong")
+    return _largest_strong(strong, np.zeros(counts.shape[0], dtype=np.intp))

@@ -246,12 +246,13 @@ class ThurstoneObjective:
         )
         self._flat_ij = self._i * self.n + self._j
         self._flat_ji = self._j * self.n + self._i
+        self._k = pos.group_k
+        self._nk = pos.group_n - pos.group_k
+        self._c = pos.group_count
         self._group_k = pos.group_k[:, None]
         self._group_nk = (pos.group_n - pos.group_k)[:, None]
         self._wins = pos.wins[:half]
         self._losses = pos.losses[:half]
-        self._counts = pos.group_count
-        self._group_counts = pos.group_count[:, None]
         self._mirror_groups()
         self._constant = 0.0 if prior == "gaussian" else -pos.rows.size * np.log1p(PRIOR_FLOOR)
 
@@ -387,13 +388,18 @@ class ThurstoneObjective:
         On all P positions a: prior_a = sum_g c_g w_ga with w_ga = L_g(P_a) / Z_g, a softmax
         over positions of Lambda_ga = k_g log P_a + (n_g - k_g) log(1 - P_a); value
         V = -sum_a log(prior_a + 0.1). With r_a = 1 / (prior_a + 0.1), s_g = sum_a r_a w_ga,
-        d_ga = dLambda_ga/du_a and e_ga = d^2 Lambda_ga/du_a^2:
+        m_ga = c_g w_ga (r_a - s_g), d_ga = dLambda_ga/du_a and e_ga = -d^2 Lambda_ga/du_a^2:
 
-        * dV/du_a = -sum_g c_g w_ga (r_a - s_g) d_ga;
-        * d^2V/du_a du_b = delta_ab [r_a^2 y_a^2 - sum_g c_g w_ga (r_a - s_g)(d_ga^2 + e_ga)]
+        * dV/du_a = -sum_g m_ga d_ga;
+        * d^2V/du_a du_b = delta_ab [r_a^2 y_a^2 - sum_g m_ga (d_ga^2 - e_ga)]
           + (B^T E + E^T B + X^T T X)_ab, with B_ga = w_ga d_ga, X_ga = c_g B_ga,
-          y_a = sum_g X_ga, E_ga = c_g w_ga (r_a - s_g) d_ga - c_g r_a^2 w_ga y_a and
+          y_a = sum_g X_ga, E_ga = m_ga d_ga - c_g r_a^2 w_ga y_a and
           T_gh = sum_a r_a^2 w_ga w_ha.
+
+        Both d and e are sums of two outer products (d_ga = k_g M(u_a) - (n_g - k_g)
+        M(-u_a), M the inverse Mills ratio), so every sum over g above is a product of a
+        few coefficient vectors with the G x H matrix of unnormalised weights W: one small
+        matrix product replaces a dozen passes over G x H arrays.
 
         Mirror symmetry: at the mirror h + H of pair position h, Lambda_g = Lambda_g'(h)
         with g' = (n - k, n) the mirror group, so only the G x H half is computed. Z_g,
@@ -407,53 +413,66 @@ class ThurstoneObjective:
         (value, dV/du_h, diagonal, (factors, middle)) for order 2, the low-rank Hessian in
         u_h being factors^T middle factors.
         """
-        mirror = self._mirror
-        lam = self._group_k * log_p
-        lam += self._group_nk * log_not
-        top = lam.max(axis=1)
+        mirror, k, nk, c = self._mirror, self._k, self._nk, self._c
+        w = np.multiply.outer(k, log_p)
+        w += np.multiply.outer(nk, log_not)
+        top = w.max(axis=1)
         top = np.maximum(top, top[mirror])
-        weights = np.exp(lam - top[:, None], out=lam)
-        sums = weights.sum(axis=1)
-        weights *= (1.0 / (sums + sums[mirror]))[:, None]
-        prior = self._counts @ weights
+        np.exp(w - top[:, None], out=w)  # W: the weights before normalisation
+        sums = w.sum(axis=1)
+        alpha = 1.0 / (sums + sums[mirror])  # w_gh = alpha_g W_gh
+        ca = c * alpha
+        prior = ca @ w
         r = 1.0 / (prior + PRIOR_FLOOR)
         value = -2.0 * float(np.sum(np.log(prior + PRIOR_FLOOR)))
         if order == 0:
             return (value,)
 
-        s = weights @ r
+        s = alpha * (w @ r)
         s += s[mirror]
-        cw = self._group_counts * weights
-        m = cw * (r[None, :] - s[:, None])
-        d = self._group_k * mills_p
-        d -= self._group_nk * mills_not  # dLambda/du
-        md = m * d
-        d_u = -2.0 * md.sum(axis=0)
+        cak, cank = ca * k, ca * nk
+        rows = [cak, cank, cak * s, cank * s]
+        if order == 2:
+            rows += [cak * k, cak * nk, cank * nk]
+            rows += [row * s for row in rows[4:]]
+        v = np.stack(rows) @ w  # v[i]_h = sum_g rows[i]_g W_gh
+        r_mp, r_mn = r * mills_p, r * mills_not
+        # sum_g m d = r (M v0 - M' v1) - (M v2 - M' v3), M = M(u), M' = M(-u)
+        d_u = -2.0 * (r_mp * v[0] - r_mn * v[1] - mills_p * v[2] + mills_not * v[3])
         if order == 1:
             return value, d_u
 
-        # d^2 Lambda / du^2 from (log Phi(u))'' = -M(u) (u + M(u)) and
-        # (log Phi(-u))'' = -M(-u) (M(-u) - u), M the inverse Mills ratio.
-        curve_p = mills_p * (u + mills_p)
-        curve_n = mills_not * (mills_not - u)
-        e = self._group_k * curve_p
-        e += self._group_nk * curve_n  # -d^2 Lambda / du^2
-        b = weights * d
-        x = self._group_counts * b
-        y = x.sum(axis=0)
+        curve_p = mills_p * (u + mills_p)  # -(log Phi(u))''
+        curve_n = mills_not * (mills_not - u)  # -(log Phi(-u))''
+        y = mills_p * v[0] - mills_not * v[1]
+        mp2, mpn, mn2 = mills_p * mills_p, mills_p * mills_not, mills_not * mills_not
+
+        def m_d2_e(i: int) -> np.ndarray:  # sum_g (coefficient) W (d^2 - e), rows i.. of v
+            return (
+                mp2 * v[4 + i]
+                - 2.0 * mpn * v[5 + i]
+                + mn2 * v[6 + i]
+                - curve_p * v[i // 3 * 2]
+                - curve_n * v[i // 3 * 2 + 1]
+            )
+
         r2 = r * r
-        d *= d
-        d -= e
-        diagonal = 2.0 * (r2 * y * y - np.einsum("gp,gp->p", m, d))
-        e_low = md
-        e_low -= cw * (r2 * y)[None, :]
-        wr = weights * r2
-        t = wr @ weights.T
+        diagonal = 2.0 * (r2 * y * y - (r * m_d2_e(0) - m_d2_e(3)))
+        wmp = w * mills_p
+        wmn = w * mills_not
+        b = (alpha * k)[:, None] * wmp
+        b -= (alpha * nk)[:, None] * wmn  # B = w d
+        e_low = (r - s[:, None]) * b
+        e_low -= (r2 * y) * (alpha[:, None] * w)
+        e_low *= c[:, None]  # E = c w ((r - s) d - r^2 y)
+        wr = (w * r2) * alpha[:, None]
+        t = wr @ (w * alpha[:, None]).T
         t += t[np.ix_(mirror, mirror)]
         member = self._pair_member
         reps, mirrors = self._pair_reps, self._pair_mirrors
+        folded_b = b[reps] + b[mirrors]  # F_g(h) + F_g'(h) per pair {g, g'}
         factors = np.concatenate(
-            [f[reps] + f[mirrors] for f in (b, e_low, x)]  # F_g(h) + F_g'(h) per pair {g, g'}
+            [folded_b, e_low[reps] + e_low[mirrors], c[reps][:, None] * folded_b]
         )
         g = member.shape[0]
         middle = np.zeros((3 * g, 3 * g))
@@ -528,12 +547,18 @@ class ThurstoneObjective:
     def profile_context(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The O(G P) part of :meth:`coordinate_profile`: e^(Lambda_ga - max_a Lambda_ga),
         that maximum, and 1 / (prior_a + 0.1) at every position."""
-        _, log_p, log_not_p, _, _ = self._position_terms(q)
-        lam = self._group_k * log_p + self._group_nk * log_not_p
-        top = lam.max(axis=1)
-        scaled = np.exp(lam - top[:, None])
-        prior = self.positions.group_count @ (scaled / scaled.sum(axis=1, keepdims=True))
-        return scaled, top, 1.0 / (prior + PRIOR_FLOOR)
+        log_p, log_not, _, _ = _normal_terms((q[self._i] - q[self._j]) / SIGMA)
+        # Computed on the pair half: the mirror position of h carries group g's weight at h
+        # for the mirror group of g (see _prior_terms).
+        mirror = self._mirror
+        half = np.multiply.outer(self._k, log_p)
+        half += np.multiply.outer(self._nk, log_not)
+        top = half.max(axis=1)
+        top = np.maximum(top, top[mirror])
+        np.exp(half - top[:, None], out=half)
+        sums = half.sum(axis=1)
+        weight = 1.0 / ((self._c / (sums + sums[mirror])) @ half + PRIOR_FLOOR)
+        return np.concatenate([half, half[mirror]], axis=1), top, np.tile(weight, 2)
 
     def likelihood_hessian(self, q: np.ndarray) -> np.ndarray:
         """Hessian of the likelihood, ridge and mean0 terms (exact without a prior).
