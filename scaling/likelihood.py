@@ -75,6 +75,37 @@ def _normal_terms(u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     )
 
 
+def pair_likelihood(
+    u: np.ndarray,
+    wins: np.ndarray,
+    losses: np.ndarray,
+    normal: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    order: int,
+) -> tuple[float, np.ndarray | None, np.ndarray | None]:
+    """Negative log-likelihood and ridge of compared pairs, with derivatives in u.
+
+    ``u`` = (q_i - q_j) / SIGMA per unordered pair, ``wins``/``losses`` = D[i, j]/D[j, i],
+    ``normal`` = :func:`_normal_terms` (u). Both ordered positions count, as in pwcmp:
+    value = -2 sum(wins log Phi(u) + losses log Phi(-u)) + RIDGE SIGMA^2 sum(u^2) (the
+    ridge once per ordered position, halved). Returns the value, dV/du (order >= 1) and
+    d^2V/du^2 (order 2; the Hessian in u is diagonal).
+    """
+    log_p, log_not, mills_p, mills_not = normal
+    ridge = RIDGE * SIGMA**2
+    value = -2.0 * float(np.dot(wins, log_p) + np.dot(losses, log_not)) + ridge * float(
+        np.dot(u, u)
+    )
+    if order == 0:
+        return value, None, None
+    d_u = 2.0 * (losses * mills_not - wins * mills_p + ridge * u)
+    if order == 1:
+        return value, d_u, None
+    d2_u = wins * mills_p * (u + mills_p) + losses * mills_not * (mills_not - u)
+    d2_u += ridge
+    d2_u *= 2.0
+    return value, d_u, d2_u
+
+
 def _logsumexp_last(x: np.ndarray) -> np.ndarray:
     """log sum exp over the last axis (x finite; a lean scipy.special.logsumexp)."""
     top = x.max(axis=-1)
@@ -236,14 +267,14 @@ class ThurstoneObjective:
         half = pos.n_pairs
         self._i = pos.rows[:half]
         self._j = pos.cols[:half]
-        # Incidence of the unordered pairs, N x pairs: J_half^T v = sum_a v_a (e_i - e_j).
-        self._incidence_t = sparse.csr_matrix(
-            (
-                np.concatenate([np.ones(half), -np.ones(half)]),
-                (np.concatenate([self._i, self._j]), np.tile(np.arange(half), 2)),
-            ),
-            shape=(self.n, half),
-        )
+        # Incidence of the unordered pairs, N x pairs: J_half^T v = sum_a v_a (e_i - e_j),
+        # built as the transpose of its pairs x N form (two entries per row, no sorting).
+        entries = np.empty(2 * half, dtype=np.int32)
+        entries[0::2], entries[1::2] = self._i, self._j
+        signs = np.empty(2 * half)
+        signs[0::2], signs[1::2] = 1.0, -1.0
+        rows = np.arange(0, 2 * half + 1, 2, dtype=np.int32)
+        self._incidence_t = sparse.csr_matrix((signs, entries, rows), shape=(half, self.n)).T
         self._flat_ij = self._i * self.n + self._j
         self._flat_ji = self._j * self.n + self._i
         self._k = pos.group_k
@@ -307,21 +338,19 @@ class ThurstoneObjective:
         are taken with respect to the H = P / 2 pair differences u_h (J_half maps them to q).
         """
         u = (q[self._i] - q[self._j]) / SIGMA
-        log_p, log_not, mills_p, mills_not = _normal_terms(u)
-        wins, losses = self._wins, self._losses
-        value = self._constant - 2.0 * float(np.dot(wins, log_p) + np.dot(losses, log_not))
-        value += RIDGE * SIGMA**2 * float(np.dot(u, u))
+        normal = _normal_terms(u)
+        value, d_u, d2_u = pair_likelihood(u, self._wins, self._losses, normal, order)
+        value += self._constant
         if self.anchor == "mean0":
             mean = q.mean()
             value += MEAN0_WEIGHT * mean * mean
         prior = None
         if self.prior == "gaussian":
-            prior = self._prior_terms(u, log_p, log_not, mills_p, mills_not, order)
+            prior = self._prior_terms(u, *normal, order)
             value += prior[0]
         if order == 0:
             return value, None, None
 
-        d_u = 2.0 * (losses * mills_not - wins * mills_p + RIDGE * SIGMA**2 * u)
         if prior is not None:
             d_u += prior[1]
         grad = self._incidence_t @ d_u
@@ -332,9 +361,6 @@ class ThurstoneObjective:
             return value, grad, None
 
         # Second derivatives in u: likelihood and ridge (diagonal), prior (diagonal + low rank).
-        d2_u = wins * mills_p * (u + mills_p) + losses * mills_not * (mills_not - u)
-        d2_u += RIDGE * SIGMA**2
-        d2_u *= 2.0
         if prior is not None:
             d2_u += prior[2]
         hess = self._laplacian(d2_u / SIGMA**2)
@@ -504,9 +530,9 @@ class ThurstoneObjective:
         saves the O(G P) part when several conditions are profiled in turn; each value
         then costs O(G deg(c)).
         """
-        incidence = self._incidence_t
-        span = slice(incidence.indptr[c], incidence.indptr[c + 1])
-        pairs, sign = incidence.indices[span], incidence.data[span]
+        first, second = np.flatnonzero(self._i == c), np.flatnonzero(self._j == c)
+        pairs = np.concatenate([first, second])
+        sign = np.concatenate([np.ones(first.size), -np.ones(second.size)])
         q_other = q[np.where(sign > 0, self._j[pairs], self._i[pairs])]
         pos = self.positions
         wins, losses = pos.wins[pairs], pos.losses[pairs]

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from scaling.likelihood import ThurstoneObjective
-from scaling.solvers import minimise_free, place_one_sided
+from scaling.likelihood import SIGMA, _normal_terms, pair_likelihood
+from scaling.solvers import solve_exact
 
 CONTINUITY = 0.5
+
+PLACEMENT_TOL = 1e-9
+"""Newton stops when no placed score moves by more than this (JOD)."""
 
 
 def continuity_corrected(counts: np.ndarray) -> np.ndarray:
@@ -30,31 +33,72 @@ def place_undetermined(counts: np.ndarray, q: np.ndarray, core: np.ndarray) -> n
 
     Only the pairs that involve a condition to place enter the problem (the core's own
     pairs add constants), so the cost follows the number of undetermined conditions, not
-    the size of the study. Without a core (every condition
-    one-sided, e.g. a strict chain compared once per pair), all scores come from the
-    corrected likelihood, centred at 0.
+    the size of the study. Without a core (every condition one-sided, e.g. a strict chain
+    compared once per pair), all scores come from the corrected likelihood, centred at 0.
     """
     free = ~core
     if not free.any():
         return q
-    compared = (counts + counts.T) > 0
-    involved = free | (core & compared[free].any(axis=0))
-    local_counts = counts[np.ix_(involved, involved)].copy()
-    local_core = core[involved]
-    local_counts[np.ix_(local_core, local_core)] = 0.0  # core pairs add only constants
-    objective = ThurstoneObjective(
-        continuity_corrected(local_counts),
-        prior="none",
-        anchor="fix0" if core.any() else "mean0",
-    )
-    local_free = free[involved]
-    scores = q[involved].copy()
-    if core.any():  # start at each one's best score given the others: Newton then polishes
-        scores = place_one_sided(objective, scores, np.flatnonzero(local_free))
-    else:
-        scores[:] = 0.0
+    if not core.any():
+        corrected = continuity_corrected(counts)
+        return solve_exact(corrected, prior="none", place=False).q
+    return _place_around_core(counts, q, free)
 
-    scores = minimise_free(objective, scores, local_free)
+
+def _place_around_core(counts: np.ndarray, q: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """Newton on the free scores alone, the others fixed: the problem is convex (no prior)
+    and has as many unknowns as there are conditions to place (usually one to three).
+
+    Each compared pair with a free condition enters once: (free, other) for every other
+    condition that is not free, and (a, b) with a < b for two free ones.
+    """
+    placed_index = np.flatnonzero(free)
+    slot = np.full(free.size, -1)
+    slot[placed_index] = np.arange(placed_index.size)
+    sub = counts[placed_index]
+    compared = (sub + counts[:, placed_index].T) > 0
+    compared &= ~free[None, :] | (placed_index[:, None] < np.arange(free.size)[None, :])
+    row, other = np.nonzero(compared)
+    first = placed_index[row]
+    wins, losses = counts[first, other], counts[other, first]
+    unanimous = (wins == 0) | (losses == 0)
+    wins, losses = wins + CONTINUITY * unanimous, losses + CONTINUITY * unanimous
+    second_slot = slot[other]  # -1: fixed condition
+    fixed = q[other]  # used where the other condition is not placed
+    k = placed_index.size
+
+    both = second_slot >= 0
+
+    def derivatives(x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """Value, gradient and Hessian in the placed scores (u = x / SIGMA)."""
+        u = (x[row] - np.where(both, x[second_slot.clip(0)], fixed)) / SIGMA
+        value, d_u, d2_u = pair_likelihood(u, wins, losses, _normal_terms(u), 2)
+        grad = np.bincount(row, d_u, k) - np.bincount(second_slot[both], d_u[both], k)
+        hess = np.diag(np.bincount(row, d2_u, k) + np.bincount(second_slot[both], d2_u[both], k))
+        np.subtract.at(hess, (row[both], second_slot[both]), d2_u[both])
+        np.subtract.at(hess, (second_slot[both], row[both]), d2_u[both])
+        return value, grad / SIGMA, hess / SIGMA**2
+
+    core_scores = q[~free]
+    x = q[placed_index].clip(core_scores.min() - 10.0, core_scores.max() + 10.0)
+    value, grad, hess = derivatives(x)
+    previous = 0.0
+    for _ in range(100):
+        step = -np.linalg.solve(hess, grad)
+        moved = float(np.abs(step).max())
+        ahead = derivatives(x + step)
+        # Backtrack while the (convex) objective rises; a step at rounding level is taken.
+        while ahead[0] > value and moved > PLACEMENT_TOL:
+            step *= 0.5
+            moved *= 0.5
+            ahead = derivatives(x + step)
+        x = x + step
+        value, grad, hess = ahead
+        # Stop below the tolerance, or when Newton's quadratic convergence says the next
+        # step would be (as in scaling.solvers._newton).
+        if moved < PLACEMENT_TOL or moved**3 < PLACEMENT_TOL * previous**2:
+            break
+        previous = moved
     placed = q.copy()
-    placed[free] = scores[local_free]
+    placed[placed_index] = x
     return placed

@@ -92,7 +92,6 @@ def _newton(
     max_iter: int = 200,
     step_tol: float = STEP_TOL,
     exact_hessian: bool = True,
-    free: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int, bool, tuple[float, np.ndarray]]:
     """Trust-region Newton method with the exact Hessian (Moré-Sorensen steps).
 
@@ -101,12 +100,12 @@ def _newton(
     condition that never lost (or never won) the objective is nearly flat: a line search on
     the Newton (or Levenberg-shifted) direction there overshoots by tens of JOD. The trust
     region bounds each step instead and grows when the quadratic model proves reliable.
-    Stops when no score moves by more than ``step_tol`` JOD. Returns the scores, the
+    Stops when no score moved, or by quadratic convergence would move at the next step,
+    by more than ``step_tol`` JOD. Returns the scores, the
     iterations, whether the stopping rule was met and the objective's value and gradient
-    at the returned scores. ``free`` marks the scores to optimise (default: all, or all but
-    the first with ``fix0``); the others stay where ``start`` puts them.
+    at the returned scores. With ``fix0`` the first score stays where ``start`` puts it.
     """
-    free = _free_mask(objective.n, objective.anchor) if free is None else free
+    free = _free_mask(objective.n, objective.anchor)
     q = start.copy()
     value, grad, hess = _derivatives(objective, q, exact_hessian)
     radius = _INITIAL_RADIUS * np.sqrt(free.sum())
@@ -164,11 +163,6 @@ def _newton(
         elif ratio > 0.75 and not interior:
             radius *= 2.0
     return q, max_iter, False, (value, grad)
-
-
-def minimise_free(objective: ThurstoneObjective, start: np.ndarray, free: np.ndarray) -> np.ndarray:
-    """Optimum over the scores marked ``free``, the others held at their ``start`` values."""
-    return _newton(objective, start, free=free)[0]
 
 
 _EXTRAPOLATE_ABOVE = 0.05
