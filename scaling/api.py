@@ -20,7 +20,7 @@ from scipy.sparse import csr_matrix
 from tqdm.auto import tqdm
 
 from jodkit import __version__
-from scaling.bootstrap import BootstrapResult, bootstrap_scores
+from scaling.bootstrap import BootstrapJob, BootstrapResult, bootstrap_many
 from scaling.errors import InputError
 from scaling.formats import SCALE_COLUMNS, ScaleOptions
 from scaling.graph import components_and_cores, link_like_pwcmp
@@ -358,7 +358,7 @@ def scale(
         "fixed": fixed,
         "disconnected": disconnected,
     }
-    tables, notes = [], []
+    results, jobs, notes = [], [], []
     bar = tqdm(groups, desc="scaling", unit="group", disable=not progress or len(groups) < 2)
     for key, group in bar:
         key = key if isinstance(key, tuple) else (key,)
@@ -376,20 +376,24 @@ def scale(
         for w in caught:
             warnings.warn(f"{label}: {w.message}", DisconnectedGraphWarning, stacklevel=2)
         notes += [f"{label}: {note}" for note in result.notes]
-        boot = None
+        results.append((key, conditions, result))
         if bootstrap:
-            units = _unit_counts(group, conditions, ties, resample)
             connected = result.component.max() == 0
             factor = hessian_factor(counts, result.jod, prior, anchor) if connected else None
-            boot = bootstrap_scores(
-                units,
-                partial(_solve_for_bootstrap, prior=prior, anchor=anchor, q0_factor=factor),
-                n_samples=bootstrap,
-                seed=seed,
-                q0=result.jod,
-                n_jobs=n_jobs,
-                progress=progress,
+            jobs.append(
+                BootstrapJob(
+                    _unit_counts(group, conditions, ties, resample),
+                    partial(_solve_for_bootstrap, prior=prior, anchor=anchor, q0_factor=factor),
+                    q0=result.jod,
+                )
             )
+    boots = (
+        bootstrap_many(jobs, n_samples=bootstrap, seed=seed, n_jobs=n_jobs, progress=progress)
+        if bootstrap
+        else [None] * len(results)
+    )
+    tables = []
+    for (key, conditions, result), boot in zip(results, boots, strict=True):
         table = _table(conditions, result, boot)
         for k, v in zip(reversed(keys), reversed(key), strict=True):
             table.insert(0, k, v)

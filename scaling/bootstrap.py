@@ -16,7 +16,7 @@ import math
 import os
 import pickle
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 
@@ -83,6 +83,15 @@ def round_split_ties(counts: np.ndarray, rng: np.random.Generator) -> np.ndarray
     return np.where(round_near, np.floor(counts + 0.5), np.floor(counts))
 
 
+@dataclass(frozen=True)
+class BootstrapJob:
+    """One count matrix to bootstrap (see :func:`bootstrap_scores` for the fields)."""
+
+    unit_counts: np.ndarray | sparray | spmatrix
+    solve: SolveFn
+    q0: np.ndarray | None = None
+
+
 def bootstrap_scores(
     unit_counts: np.ndarray | sparray | spmatrix,
     solve: SolveFn,
@@ -123,38 +132,73 @@ def bootstrap_scores(
     -------
     BootstrapResult
     """
-    unit_counts = _validate(unit_counts, n_samples, alpha)
+    job = BootstrapJob(unit_counts, solve, q0)
+    return bootstrap_many(
+        [job], n_samples=n_samples, seed=seed, alpha=alpha, n_jobs=n_jobs, progress=progress
+    )[0]
+
+
+def bootstrap_many(
+    jobs: Sequence[BootstrapJob],
+    *,
+    n_samples: int = 500,
+    seed: int = 0,
+    alpha: float = 0.05,
+    n_jobs: int | None = None,
+    progress: bool = True,
+) -> list[BootstrapResult]:
+    """:func:`bootstrap_scores` for several count matrices (the groups of a study) at once.
+
+    All chunks of all jobs share one process pool and one progress bar: no pool is started
+    per group and no core idles while another finishes a group's last chunk. Each job is
+    seeded as if bootstrapped alone, so its result does not depend on the others.
+    """
+    data = [
+        BootstrapJob(_validate(job.unit_counts, n_samples, alpha), job.solve, job.q0)
+        for job in jobs
+    ]
     chunk_seeds = np.random.SeedSequence(seed).spawn(-(-n_samples // CHUNK_SIZE))
     sizes = [min(CHUNK_SIZE, n_samples - k * CHUNK_SIZE) for k in range(len(chunk_seeds))]
-    jobs = n_jobs if n_jobs is not None else os.cpu_count() or 1
-    if jobs < 1:
+    tasks = [(j, i) for j in range(len(data)) for i in range(len(sizes))]
+    workers = n_jobs if n_jobs is not None else os.cpu_count() or 1
+    if workers < 1:
         raise ValueError(f"n_jobs must be at least 1, not {n_jobs}")
-    parallel = jobs > 1 and n_samples >= MIN_SAMPLES_FOR_POOL and _picklable(solve)
+    parallel = (
+        workers > 1
+        and n_samples * len(data) >= MIN_SAMPLES_FOR_POOL
+        and all(_picklable(job.solve) for job in data)
+    )
 
-    chunks: list[np.ndarray | None] = [None] * len(sizes)
+    chunks: dict[tuple[int, int], np.ndarray] = {}
     with tqdm(
-        total=n_samples, desc="bootstrap", unit="sample", disable=not progress, leave=False
+        total=n_samples * len(data),
+        desc="bootstrap",
+        unit="sample",
+        disable=not progress,
+        leave=False,
     ) as bar:
         if parallel:
             with ProcessPoolExecutor(
-                max_workers=min(jobs, len(sizes)),
+                max_workers=min(workers, len(tasks)),
                 initializer=_init_worker,
-                initargs=(unit_counts, solve, q0),
+                initargs=(data,),
             ) as pool:
                 futures = {
-                    pool.submit(_worker_chunk, s, k): i
-                    for i, (s, k) in enumerate(zip(chunk_seeds, sizes, strict=True))
+                    pool.submit(_worker_chunk, j, chunk_seeds[i], sizes[i]): (j, i)
+                    for j, i in tasks
                 }
                 for future in as_completed(futures):
                     chunks[futures[future]] = future.result()
-                    bar.update(sizes[futures[future]])
+                    bar.update(sizes[futures[future][1]])
         else:
             with single_threaded_blas():
-                for i, (s, k) in enumerate(zip(chunk_seeds, sizes, strict=True)):
-                    chunks[i] = _run_chunk(unit_counts, solve, q0, s, k)
-                    bar.update(k)
-    samples = np.concatenate(chunks)
-    return summarise(samples, alpha)
+                for j, i in tasks:
+                    chunks[j, i] = _run_chunk(data[j], chunk_seeds[i], sizes[i])
+                    bar.update(sizes[i])
+    return [
+        summarise(np.concatenate([chunks[j, i] for i in range(len(sizes))]), alpha)
+        for j in range(len(data))
+    ]
 
 
 def summarise(samples: np.ndarray, alpha: float = 0.05) -> BootstrapResult:
@@ -174,15 +218,10 @@ def summarise(samples: np.ndarray, alpha: float = 0.05) -> BootstrapResult:
     return BootstrapResult(samples=samples, std=std, ci_low=low, ci_high=high)
 
 
-def _run_chunk(
-    units: csr_matrix,
-    solve: SolveFn,
-    q0: np.ndarray | None,
-    seed: np.random.SeedSequence,
-    size: int,
-) -> np.ndarray:
-    """Draw ``size`` bootstrap samples and scale each."""
+def _run_chunk(job: BootstrapJob, seed: np.random.SeedSequence, size: int) -> np.ndarray:
+    """Draw ``size`` bootstrap samples of one job and scale each."""
     rng = np.random.default_rng(seed)
+    units = job.unit_counts
     n_units = units.shape[0]
     n = math.isqrt(units.shape[1])
     transposed = units.T.tocsr()
@@ -190,20 +229,20 @@ def _run_chunk(
     for k in range(size):
         weights = np.bincount(rng.integers(n_units, size=n_units), minlength=n_units)
         counts = round_split_ties((transposed @ weights).reshape(n, n), rng)
-        out[k] = solve(counts, q0)
+        out[k] = job.solve(counts, job.q0)
     return out
 
 
 _WORKER: dict[str, object] = {}
 
 
-def _init_worker(unit_counts: csr_matrix, solve: SolveFn, q0: np.ndarray | None) -> None:
+def _init_worker(jobs: list[BootstrapJob]) -> None:
     """Keep the data in each worker once, instead of shipping it with every chunk."""
-    _WORKER.update(unit_counts=unit_counts, solve=solve, q0=q0, blas=single_threaded_blas())
+    _WORKER.update(jobs=jobs, blas=single_threaded_blas())
 
 
-def _worker_chunk(seed: np.random.SeedSequence, size: int) -> np.ndarray:
-    return _run_chunk(_WORKER["unit_counts"], _WORKER["solve"], _WORKER["q0"], seed, size)
+def _worker_chunk(job: int, seed: np.random.SeedSequence, size: int) -> np.ndarray:
+    return _run_chunk(_WORKER["jobs"][job], seed, size)
 
 
 def _picklable(solve: SolveFn) -> bool:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scaling.bootstrap import bootstrap_scores, round_split_ties, summarise
+from scaling.bootstrap import (
+    BootstrapJob,
+    bootstrap_many,
+    bootstrap_scores,
+    round_split_ties,
+    summarise,
+)
 from scaling.simulate import simulate_observer_counts
 from scaling.solvers import solve_exact
 
@@ -74,6 +80,20 @@ def test_same_seed_same_samples_for_any_number_of_workers() -> None:
     np.testing.assert_array_equal(serial.samples, pooled.samples)
     other = bootstrap_scores(counts, solve_no_prior, n_jobs=1, n_samples=40, seed=6)
     assert not np.array_equal(serial.samples, other.samples)
+
+
+def test_groups_bootstrapped_together_match_each_bootstrapped_alone() -> None:
+    """bootstrap_many shares one pool across groups; each group's samples are those it
+    gets alone (same seed), whatever the other groups and the number of workers."""
+    rng = np.random.default_rng(9)
+    data = [observer_counts(np.linspace(-s, s, n), 8, rng) for s, n in ((2, 5), (1, 7), (3, 4))]
+    kwargs = {"n_samples": 20, "seed": 3, "progress": False}
+    jobs = [BootstrapJob(c, solve_no_prior) for c in data]
+    together = bootstrap_many(jobs, n_jobs=2, **kwargs)
+    for counts, result in zip(data, together, strict=True):
+        alone = bootstrap_scores(counts, solve_no_prior, n_jobs=1, **kwargs)
+        np.testing.assert_array_equal(result.samples, alone.samples)
+        assert result.samples.shape == (20, counts.shape[1])
 
 
 def test_unpicklable_solver_runs_in_process_with_the_same_result() -> None:
