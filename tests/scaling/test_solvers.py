@@ -280,12 +280,13 @@ def test_reported_objective_and_gradient_are_those_of_the_scores(prior: str) -> 
 
 @pytest.mark.parametrize("prior", ["gaussian", "none"])
 def test_bootstrap_re_solves_stay_at_the_optimum(prior: str) -> None:
-    """_solve_for_bootstrap (chord start, looser predicted stop) lands within 5e-4 JOD of
-    the optimum on every resample, with and without the full data's Hessian factor."""
+    """_solve_for_bootstrap (chord start, looser predicted stop) lands within a few
+    BOOTSTRAP_STEP_TOL of the optimum on every resample, with and without the full data's
+    Hessian factor."""
     from scaling.api import _solve_for_bootstrap, pw_scale
     from scaling.solvers import BOOTSTRAP_STEP_TOL, hessian_factor
 
-    assert BOOTSTRAP_STEP_TOL <= 1e-4
+    assert BOOTSTRAP_STEP_TOL <= 1e-3
     counts = _simulate(30, 400, seed=11)
     full = pw_scale(counts, prior)
     factor = hessian_factor(counts, full.jod, prior)
@@ -296,7 +297,7 @@ def test_bootstrap_re_solves_stay_at_the_optimum(prior: str) -> None:
         exact = pw_scale(resampled, prior, q0=full.jod, step_tol=1e-12)
         for start_factor in (None, factor):
             quick = _solve_for_bootstrap(resampled, full.jod, prior, "mean0", start_factor)
-            np.testing.assert_allclose(quick, exact.jod, atol=5e-4)
+            np.testing.assert_allclose(quick, exact.jod, atol=5 * BOOTSTRAP_STEP_TOL)
 
 
 def test_newton_stops_once_quadratic_convergence_predicts_the_tolerance() -> None:
