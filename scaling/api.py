@@ -249,16 +249,29 @@ def _solve_for_bootstrap(
     prior: str,
     anchor: str,
     q0_factor: tuple[np.ndarray, bool] | None = None,
+    solver: str = "exact",
+    constraints: Sequence[Ordering | FixedScore] = (),
+    disconnected: str = "separate",
 ) -> np.ndarray:
-    """Bootstrap callback: a resample's scores, each component solved on its own.
+    """Bootstrap callback: a resample's scores, scaled as the full data were (same solver,
+    constraints and disconnected-graph policy).
 
-    Newton starts from a chord step with the full data's Hessian factor ``q0_factor`` and
-    stops at BOOTSTRAP_STEP_TOL: scores move by far less than any interval width.
+    The exact solver starts from a chord step with the full data's Hessian factor
+    ``q0_factor`` and stops at BOOTSTRAP_STEP_TOL: scores move by far less than any
+    interval width.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DisconnectedGraphWarning)
         return pw_scale(
-            counts, prior, anchor, q0=q0, step_tol=BOOTSTRAP_STEP_TOL, q0_factor=q0_factor
+            counts,
+            prior,
+            anchor,
+            solver=solver,
+            constraints=constraints,
+            disconnected=disconnected,
+            q0=q0,
+            step_tol=BOOTSTRAP_STEP_TOL,
+            q0_factor=q0_factor,
         ).jod
 
 
@@ -378,15 +391,20 @@ def scale(
         notes += [f"{label}: {note}" for note in result.notes]
         results.append((key, conditions, result))
         if bootstrap:
-            connected = result.component.max() == 0
-            factor = hessian_factor(counts, result.jod, prior, anchor) if connected else None
-            jobs.append(
-                BootstrapJob(
-                    _unit_counts(group, conditions, ties, resample),
-                    partial(_solve_for_bootstrap, prior=prior, anchor=anchor, q0_factor=factor),
-                    q0=result.jod,
-                )
+            exact_connected = solver == "exact" and result.component.max() == 0
+            solve = partial(
+                _solve_for_bootstrap,
+                prior=prior,
+                anchor=anchor,
+                q0_factor=hessian_factor(counts, result.jod, prior, anchor)
+                if exact_connected
+                else None,
+                solver=solver,
+                constraints=_resolve_constraints(orderings, fixed, conditions),
+                disconnected=disconnected,
             )
+            units = _unit_counts(group, conditions, ties, resample)
+            jobs.append(BootstrapJob(units, solve, q0=result.jod))
     boots = (
         bootstrap_many(jobs, n_samples=bootstrap, seed=seed, n_jobs=n_jobs, progress=progress)
         if bootstrap

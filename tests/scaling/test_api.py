@@ -189,6 +189,25 @@ def test_orderings_hold_with_cvxpy():
     assert ordered.loc["c", "jod"] == pytest.approx(-1.0, abs=1e-6)
 
 
+def test_bootstrap_samples_obey_the_constraints_of_the_scale():
+    """With cvxpy and an ordering, every bootstrap resample is solved under the ordering:
+    the data favour b over a, yet a's interval never falls below b's."""
+    rows = []
+    for observer in range(8):
+        for winner, loser, times in (("b", "a", 3), ("a", "b", 1), ("a", "c", 3), ("b", "c", 3)):
+            rows += [(f"o{observer}", winner, loser, 1)] * times
+    trials = pd.DataFrame(rows, columns=["observer", "condition_A", "condition_B", "is_A_selected"])
+    kwargs = {"prior": "none", "solver": "cvxpy", "bootstrap": 40, "seed": 1, "progress": False}
+    free = scaling.scale(trials, **kwargs).set_index("condition")
+    assert free.loc["b", "ci_low"] > free.loc["a", "ci_low"]
+    ordered = scaling.scale(
+        trials, orderings=[scaling.OrderingSpec(("a", "b", "c"))], **kwargs
+    ).set_index("condition")
+    for bound in ("ci_low", "ci_high"):
+        assert ordered.loc["a", bound] >= ordered.loc["b", bound] - 1e-6
+        assert ordered.loc["b", bound] >= ordered.loc["c", bound] - 1e-6
+
+
 def test_cvxpy_needs_the_convex_problem():
     with pytest.raises(ValueError, match="prior='none'"):
         scaling.pw_scale(two_component_counts()[:3, :3], "gaussian", solver="cvxpy")
