@@ -168,12 +168,12 @@ def pw_scale(
         raise ValueError("constraints need solver='cvxpy'")
     counts = np.asarray(counts, dtype=float)
     n = counts.shape[0]
-    names = list(conditions) if conditions is not None else [f"c{k + 1}" for k in range(n)]
     labels, cores = components_and_cores(counts)
     n_wins, n_losses = counts.sum(axis=1), counts.sum(axis=0)
     compared = (n_wins + n_losses) > 0
     notes: list[str] = []
     if labels.max() > 0:
+        names = list(conditions) if conditions is not None else [f"c{k + 1}" for k in range(n)]
         groups = [[names[k] for k in np.flatnonzero(labels == c)] for c in range(labels.max() + 1)]
         listing = "; ".join(f"{c}: {', '.join(g)}" for c, g in enumerate(groups))
         notes.append(

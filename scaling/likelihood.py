@@ -491,16 +491,15 @@ class ThurstoneObjective:
         e_low = (r - s[:, None]) * b
         e_low -= (r2 * y) * (alpha[:, None] * w)
         e_low *= c[:, None]  # E = c w ((r - s) d - r^2 y)
-        wr = (w * r2) * alpha[:, None]
-        t = wr @ (w * alpha[:, None]).T
+        t = ((w * r2) @ w.T) * np.multiply.outer(alpha, alpha)
         t += t[np.ix_(mirror, mirror)]
         member = self._pair_member
         reps, mirrors = self._pair_reps, self._pair_mirrors
-        folded_b = b[reps] + b[mirrors]  # F_g(h) + F_g'(h) per pair {g, g'}
-        factors = np.concatenate(
-            [folded_b, e_low[reps] + e_low[mirrors], c[reps][:, None] * folded_b]
-        )
         g = member.shape[0]
+        factors = np.empty((3 * g, w.shape[1]))  # rows F_g(h) + F_g'(h) per pair {g, g'}
+        np.add(b[reps], b[mirrors], out=factors[:g])
+        np.add(e_low[reps], e_low[mirrors], out=factors[g : 2 * g])
+        np.multiply(factors[:g], c[reps][:, None], out=factors[2 * g :])
         middle = np.zeros((3 * g, 3 * g))
         middle[:g, g : 2 * g] = np.diag(self._pair_weight)
         middle[g : 2 * g, :g] = middle[:g, g : 2 * g]
