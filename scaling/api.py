@@ -232,6 +232,8 @@ def _local_constraints(
     constraints: Sequence[Ordering | FixedScore], members: np.ndarray
 ) -> list[Ordering | FixedScore]:
     """Constraints restated in a component's own indices; ones that span components drop."""
+    if not constraints:
+        return []
     local_index = {int(m): k for k, m in enumerate(members)}
     local: list[Ordering | FixedScore] = []
     for c in constraints:
