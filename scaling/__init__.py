@@ -18,7 +18,7 @@ from scaling.api import (
     scale,
     scale_counts,
 )
-from scaling.bootstrap import bootstrap_scores
+from scaling.bootstrap import BootstrapJob, bootstrap_many, bootstrap_scores
 from scaling.errors import InputError
 from scaling.io import (
     counts_from_trials,
@@ -30,10 +30,11 @@ from scaling.io import (
 from scaling.likelihood import SIGMA, ThurstoneObjective
 from scaling.outliers import screen_observers
 from scaling.simulate import simulate_trials
-from scaling.solvers import FixedScore, Ordering, solve_cvxpy, solve_exact
+from scaling.solvers import FixedScore, Ordering, hessian_factor, solve_cvxpy, solve_exact
 
 __all__ = [
     "SIGMA",
+    "BootstrapJob",
     "DisconnectedGraphWarning",
     "FixedScore",
     "FixedSpec",
@@ -42,8 +43,10 @@ __all__ = [
     "OrderingSpec",
     "PwScaleResult",
     "ThurstoneObjective",
+    "bootstrap_many",
     "bootstrap_scores",
     "counts_from_trials",
+    "hessian_factor",
     "pw_scale",
     "read_count_matrix",
     "read_table",
