@@ -278,8 +278,9 @@ def test_reported_objective_and_gradient_are_those_of_the_scores(prior: str) -> 
         assert solution.gradient_norm == float(np.abs(grad).max())
 
 
+@pytest.mark.parametrize("anchor", ["mean0", "fix0"])
 @pytest.mark.parametrize("prior", ["gaussian", "none"])
-def test_bootstrap_re_solves_stay_at_the_optimum(prior: str) -> None:
+def test_bootstrap_re_solves_stay_at_the_optimum(prior: str, anchor: str) -> None:
     """_solve_for_bootstrap (chord start, looser predicted stop) lands within a few
     BOOTSTRAP_STEP_TOL of the optimum on every resample, with and without the full data's
     Hessian factor."""
@@ -288,15 +289,15 @@ def test_bootstrap_re_solves_stay_at_the_optimum(prior: str) -> None:
 
     assert BOOTSTRAP_STEP_TOL <= 1e-3
     counts = _simulate(30, 400, seed=11)
-    full = pw_scale(counts, prior)
-    factor = hessian_factor(counts, full.jod, prior)
+    full = pw_scale(counts, prior, anchor)
+    factor = hessian_factor(counts, full.jod, prior, anchor)
     assert factor is not None
     rng = np.random.default_rng(12)
     for _ in range(4):
         resampled = rng.poisson(counts).astype(float)
-        exact = pw_scale(resampled, prior, q0=full.jod, step_tol=1e-12)
+        exact = pw_scale(resampled, prior, anchor, q0=full.jod, step_tol=1e-12)
         for start_factor in (None, factor):
-            quick = _solve_for_bootstrap(resampled, full.jod, prior, "mean0", start_factor)
+            quick = _solve_for_bootstrap(resampled, full.jod, prior, anchor, start_factor)
             np.testing.assert_allclose(quick, exact.jod, atol=5 * BOOTSTRAP_STEP_TOL)
 
 
