@@ -310,3 +310,15 @@ def test_newton_stops_once_quadratic_convergence_predicts_the_tolerance() -> Non
         assert np.abs(solution.q - reference).max() < 5 * tol
     loose, tight = solve_exact(counts, step_tol=1e-3), solve_exact(counts, step_tol=1e-12)
     assert loose.iterations < tight.iterations
+
+
+def test_hessian_factor_is_none_where_no_chord_start_makes_sense() -> None:
+    """Scores with NaN (a condition never compared) give no factor: re-solves then start
+    from the scores themselves."""
+    from scaling.solvers import hessian_factor
+
+    counts = _simulate(10, 200, seed=4)
+    q = solve_exact(counts).q
+    assert hessian_factor(counts, q) is not None
+    q[3] = np.nan
+    assert hessian_factor(counts, q) is None
