@@ -279,14 +279,12 @@ def place_one_sided(
     (:meth:`~scaling.likelihood.ThurstoneObjective.coordinate_profile`) on a grid, then
     on two finer grids, puts it within about 0.015 JOD of its optimum given the others,
     in one vectorised pass per grid, and Newton starts in its quadratic basin. Conditions
-    are placed one after the other (Gauss-Seidel). With ``fix0``, condition 0 stays put
-    unless ``conditions`` names it.
+    are placed one after the other (Gauss-Seidel). With ``fix0``, condition 0 stays put.
     """
     q = q.copy()
-    todo = conditions
-    if todo is None:
-        todo = objective.one_sided(PLACEMENT_AT_MOST)
-        todo = todo[todo != 0] if objective.anchor == "fix0" else todo
+    todo = objective.one_sided(PLACEMENT_AT_MOST) if conditions is None else conditions
+    if objective.anchor == "fix0":
+        todo = todo[todo != 0]
     if todo.size == 0:
         return q
     totals = objective.counts + objective.counts.T
@@ -409,6 +407,11 @@ def solve_exact(
         start -= start[0]
     if q0 is not None and q0_factor is not None:
         free = _free_mask(n, anchor)
+        if q0_factor[0].shape != (free.sum(), free.sum()):
+            raise ValueError(
+                f"q0_factor is for {q0_factor[0].shape[0]} free scores; this problem has "
+                f"{free.sum()} (hessian_factor of the same conditions and anchor)"
+            )
         grad = objective.value_and_grad(start)[1]
         start[free] -= cho_solve(q0_factor, grad[free], check_finite=False)
 

@@ -322,3 +322,13 @@ def test_hessian_factor_is_none_where_no_chord_start_makes_sense() -> None:
     assert hessian_factor(counts, q) is not None
     q[3] = np.nan
     assert hessian_factor(counts, q) is None
+
+
+def test_a_factor_of_another_size_is_refused_with_a_clear_error() -> None:
+    from scaling.solvers import hessian_factor
+
+    counts = _simulate(10, 200, seed=4)
+    q = solve_exact(counts).q
+    factor = hessian_factor(counts, q)
+    with pytest.raises(ValueError, match="q0_factor is for 10 free scores; this problem has 9"):
+        solve_exact(counts, q0=q, q0_factor=factor, anchor="fix0")
