@@ -484,22 +484,23 @@ class ThurstoneObjective:
 
         r2 = r * r
         diagonal = 2.0 * (r2 * y * y - (r * m_d2_e(0) - m_d2_e(3)))
-        wmp = w * mills_p
-        wmn = w * mills_not
-        b = (alpha * k)[:, None] * wmp
-        b -= (alpha * nk)[:, None] * wmn  # B = w d
-        e_low = (r - s[:, None]) * b
-        e_low -= (r2 * y) * (alpha[:, None] * w)
-        e_low *= c[:, None]  # E = c w ((r - s) d - r^2 y)
+        b = np.multiply.outer(alpha * k, mills_p)
+        b -= np.multiply.outer(alpha * nk, mills_not)
+        b *= w  # B = w d
         t = ((w * r2) @ w.T) * np.multiply.outer(alpha, alpha)
         t += t[np.ix_(mirror, mirror)]
         member = self._pair_member
         reps, mirrors = self._pair_reps, self._pair_mirrors
         g = member.shape[0]
-        factors = np.empty((3 * g, w.shape[1]))  # rows F_g(h) + F_g'(h) per pair {g, g'}
-        np.add(b[reps], b[mirrors], out=factors[:g])
-        np.add(e_low[reps], e_low[mirrors], out=factors[g : 2 * g])
-        np.multiply(factors[:g], c[reps][:, None], out=factors[2 * g :])
+        # Rows F_g(h) + F_g'(h) per pair {g, g'}. alpha, s and c are the same for g and g',
+        # so E = c w ((r - s) d - r^2 y) folds to c ((r - s) F_B - alpha r^2 y (W_g + W_g')).
+        factors = np.empty((3 * g, w.shape[1]))
+        folded_b, folded_e, folded_x = factors[:g], factors[g : 2 * g], factors[2 * g :]
+        np.add(b[reps], b[mirrors], out=folded_b)
+        np.multiply(folded_b, r - s[reps][:, None], out=folded_e)
+        folded_e -= np.multiply.outer(alpha[reps], r2 * y) * (w[reps] + w[mirrors])
+        folded_e *= c[reps][:, None]
+        np.multiply(folded_b, c[reps][:, None], out=folded_x)
         middle = np.zeros((3 * g, 3 * g))
         middle[:g, g : 2 * g] = np.diag(self._pair_weight)
         middle[g : 2 * g, :g] = middle[:g, g : 2 * g]
