@@ -55,8 +55,7 @@ def _place_around_core(counts: np.ndarray, q: np.ndarray, free: np.ndarray) -> n
     placed_index = np.flatnonzero(free)
     slot = np.full(free.size, -1)
     slot[placed_index] = np.arange(placed_index.size)
-    sub = counts[placed_index]
-    compared = (sub + counts[:, placed_index].T) > 0
+    compared = (counts[placed_index] + counts[:, placed_index].T) > 0
     compared &= ~free[None, :] | (placed_index[:, None] < np.arange(free.size)[None, :])
     row, other = np.nonzero(compared)
     first = placed_index[row]
@@ -66,7 +65,6 @@ def _place_around_core(counts: np.ndarray, q: np.ndarray, free: np.ndarray) -> n
     second_slot = slot[other]  # -1: fixed condition
     fixed = q[other]  # used where the other condition is not placed
     k = placed_index.size
-
     both = second_slot >= 0
 
     def derivatives(x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
