@@ -22,6 +22,7 @@ from functools import lru_cache
 
 import numpy as np
 from scipy import sparse
+from scipy.linalg.blas import dsyrk
 from scipy.special import erfcx, log_ndtr
 
 SIGMA = 1.4826
@@ -104,6 +105,12 @@ def pair_likelihood(
     d2_u += ridge
     d2_u *= 2.0
     return value, d_u, d2_u
+
+
+def _gram(a: np.ndarray) -> np.ndarray:
+    """a a^T through BLAS's symmetric rank-k update (half the work of a @ a.T)."""
+    upper = dsyrk(1.0, a.T, trans=1)  # a.T is Fortran-ordered: no copy
+    return np.triu(upper) + np.triu(upper, 1).T
 
 
 def _logsumexp_last(x: np.ndarray) -> np.ndarray:
@@ -367,9 +374,16 @@ class ThurstoneObjective:
         base = 2.0 * MEAN0_WEIGHT / self.n**2 if self.anchor == "mean0" else 0.0
         hess = self._laplacian(d2_u / SIGMA**2, base)
         if prior is not None:
-            factors, middle = prior[3]
-            scattered = self._incidence_t @ factors.T  # (N, 3 G')
-            hess += (scattered @ (middle / SIGMA**2)) @ scattered.T
+            # factors^T middle factors with middle = [[0, D, 0], [D, 0, 0], [0, 0, M]]:
+            # B^T D E + E^T D B + X^T M X, mapped to the scores (J^T factors^T).
+            factors, weight, m = prior[3]
+            g = weight.size
+            mapped = (self._incidence_t @ factors.T) / SIGMA  # (N, 3 G')
+            mapped_b, mapped_e, mapped_x = mapped[:, :g], mapped[:, g : 2 * g], mapped[:, 2 * g :]
+            cross = (mapped_b * weight) @ mapped_e.T
+            hess += cross
+            hess += cross.T
+            hess += (mapped_x @ m) @ mapped_x.T
         return value, grad, hess
 
     def _laplacian(self, pair: np.ndarray, base: float = 0.0) -> np.ndarray:
@@ -436,8 +450,9 @@ class ThurstoneObjective:
         unordered group pair {g, g'} (weight 2, or 1 when g = g').
 
         Returns (value,) for order 0, (value, dV/du_h) for order 1 and
-        (value, dV/du_h, diagonal, (factors, middle)) for order 2, the low-rank Hessian in
-        u_h being factors^T middle factors.
+        (value, dV/du_h, diagonal, (factors, weight, M)) for order 2, the low-rank Hessian in
+        u_h being factors^T middle factors with middle = [[0, D, 0], [D, 0, 0], [0, 0, M]],
+        D = diag(weight).
         """
         mirror, k, nk, c = self._mirror, self._k, self._nk, self._c
         w = np.multiply.outer(k, log_p)
@@ -487,7 +502,7 @@ class ThurstoneObjective:
         b = np.multiply.outer(alpha * k, mills_p)
         b -= np.multiply.outer(alpha * nk, mills_not)
         b *= w  # B = w d
-        t = ((w * r2) @ w.T) * np.multiply.outer(alpha, alpha)
+        t = _gram(w * r) * np.multiply.outer(alpha, alpha)  # sum_h r^2 W_gh W_g'h
         t += t[np.ix_(mirror, mirror)]
         member = self._pair_member
         reps, mirrors = self._pair_reps, self._pair_mirrors
@@ -501,11 +516,7 @@ class ThurstoneObjective:
         folded_e -= np.multiply.outer(alpha[reps], r2 * y) * (w[reps] + w[mirrors])
         folded_e *= c[reps][:, None]
         np.multiply(folded_b, c[reps][:, None], out=folded_x)
-        middle = np.zeros((3 * g, 3 * g))
-        middle[:g, g : 2 * g] = np.diag(self._pair_weight)
-        middle[g : 2 * g, :g] = middle[:g, g : 2 * g]
-        middle[2 * g :, 2 * g :] = member @ t @ member.T
-        return value, d_u, diagonal, (factors, middle)
+        return value, d_u, diagonal, (factors, self._pair_weight, member @ t @ member.T)
 
     def one_sided(self, at_most: float = 0.0) -> np.ndarray:
         """Conditions that were compared but lost, or won, at most ``at_most`` times.
