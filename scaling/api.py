@@ -101,6 +101,7 @@ def _solve_component(
     q0: np.ndarray | None,
     step_tol: float = STEP_TOL,
     q0_factor: tuple[np.ndarray, bool] | None = None,
+    confirm_final: bool = True,
 ):
     if solver == "cvxpy":
         return solve_cvxpy(counts, anchor=options.anchor, constraints=constraints)
@@ -111,6 +112,7 @@ def _solve_component(
         q0=q0,
         step_tol=step_tol,
         q0_factor=q0_factor,
+        confirm_final=confirm_final,
     )
 
 
@@ -126,6 +128,7 @@ def pw_scale(
     conditions: Sequence[str] | None = None,
     step_tol: float = STEP_TOL,
     q0_factor: tuple[np.ndarray, bool] | None = None,
+    confirm_final: bool = True,
 ) -> PwScaleResult:
     """Scale one count matrix to JOD (pwcmp's ``pw_scale``, made safe).
 
@@ -150,9 +153,9 @@ def pw_scale(
         Warm start (bootstrap).
     conditions : sequence of str, optional
         Names used in warnings.
-    step_tol, q0_factor
+    step_tol, q0_factor, confirm_final
         Passed to :func:`scaling.solvers.solve_exact` (``q0_factor`` only when the graph
-        is connected: it covers all N scores).
+        is connected: it covers all N scores); bootstrap re-solves loosen them.
     """
     options = ScaleOptions(prior=prior, anchor=anchor)
     if solver not in SOLVERS:
@@ -206,6 +209,7 @@ def pw_scale(
                     None if q0 is None else q0[members],
                     step_tol,
                     q0_factor if whole else None,
+                    confirm_final,
                 )
                 jod[members] = (
                     solution.q if local else place_undetermined(sub, solution.q, cores[members])
@@ -259,8 +263,8 @@ def _solve_for_bootstrap(
     constraints and disconnected-graph policy).
 
     The exact solver starts from a chord step with the full data's Hessian factor
-    ``q0_factor`` and stops at BOOTSTRAP_STEP_TOL: scores move by far less than any
-    interval width.
+    ``q0_factor``, stops at BOOTSTRAP_STEP_TOL (scores move by far less than any interval
+    width) and does not evaluate the objective after its last step.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DisconnectedGraphWarning)
@@ -274,6 +278,7 @@ def _solve_for_bootstrap(
             q0=q0,
             step_tol=BOOTSTRAP_STEP_TOL,
             q0_factor=q0_factor,
+            confirm_final=False,
         ).jod
 
 

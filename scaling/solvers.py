@@ -95,7 +95,8 @@ def _newton(
     max_iter: int = 200,
     step_tol: float = STEP_TOL,
     exact_hessian: bool = True,
-) -> tuple[np.ndarray, int, bool, tuple[float, np.ndarray]]:
+    confirm_final: bool = True,
+) -> tuple[np.ndarray, int, bool, tuple[float, np.ndarray | None]]:
     """Trust-region Newton method with the exact Hessian (Moré-Sorensen steps).
 
     Without a prior the objective is convex and the Hessian positive definite (ridge,
@@ -107,6 +108,9 @@ def _newton(
     by more than ``step_tol`` JOD. Returns the scores, the
     iterations, whether the stopping rule was met and the objective's value and gradient
     at the returned scores. With ``fix0`` the first score stays where ``start`` puts it.
+    ``confirm_final=False`` takes a Newton step that quadratic convergence marks as the
+    last without evaluating the objective after it (bootstrap re-solves: it saves one
+    gradient evaluation); the value returned is then NaN and the gradient None.
     """
     free = _free_mask(objective.n, objective.anchor)
     q = start.copy()
@@ -129,6 +133,8 @@ def _newton(
         # that saves the Hessian and factorisation only made to confirm convergence.
         last = moved < step_tol
         final = last or (interior and moved**3 < step_tol * previous**2)
+        if final and interior and not confirm_final:
+            return candidate, iteration, True, (np.nan, None)
         # A Newton (interior) step is nearly always accepted: evaluate the derivatives at
         # once and reuse them. Other steps need the value only; the final one its gradient
         # too, which the caller reports.
@@ -361,6 +367,7 @@ def solve_exact(
     newton_steps: int | None = None,
     step_tol: float = STEP_TOL,
     q0_factor: tuple[np.ndarray, bool] | None = None,
+    confirm_final: bool = True,
 ) -> Solution:
     """Maximum a-posteriori JOD scores of one connected comparison graph.
 
@@ -392,6 +399,9 @@ def solve_exact(
         ``q0``, e.g. the full data's when ``counts`` is a bootstrap resample: Newton then
         starts from the chord step q0 - H^-1 g(q0) on this problem, which costs a gradient
         instead of a Hessian and lands about where Newton's first step would.
+    confirm_final : bool
+        False skips evaluating the objective after Newton's last step (see ``_newton``;
+        bootstrap re-solves): ``objective`` and ``gradient_norm`` are then NaN.
 
     Returns
     -------
@@ -430,8 +440,12 @@ def solve_exact(
         q, newton_iterations, done, (value, grad) = _newton(objective, start, max_iter=newton_steps)
         gnorm = float(np.abs(grad[_free_mask(n, anchor)]).max())
         return Solution(q, value, gnorm, iterations + newton_iterations, done, "newton-steps")
-    q, newton_iterations, done, (value, grad) = _newton(objective, start, step_tol=step_tol)
+    q, newton_iterations, done, (value, grad) = _newton(
+        objective, start, step_tol=step_tol, confirm_final=confirm_final
+    )
     iterations += newton_iterations
+    if grad is None:
+        return Solution(q, value, np.nan, iterations, done, "exact")
     if not done:
         # Safety net (not reached on any data set we know of): whitened L-BFGS from where
         # Newton stopped.

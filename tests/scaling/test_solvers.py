@@ -332,3 +332,15 @@ def test_a_factor_of_another_size_is_refused_with_a_clear_error() -> None:
     factor = hessian_factor(counts, q)
     with pytest.raises(ValueError, match="q0_factor is for 10 free scores; this problem has 9"):
         solve_exact(counts, q0=q, q0_factor=factor, anchor="fix0")
+
+
+def test_unconfirmed_final_step_reports_no_objective_but_the_same_scores() -> None:
+    """confirm_final=False (bootstrap re-solves) saves the evaluation after Newton's last
+    step: the scores are those of the confirmed solve to the tolerance, objective NaN."""
+    counts = _simulate(30, 500, seed=21)
+    confirmed = solve_exact(counts, step_tol=1e-3)
+    quick = solve_exact(counts, step_tol=1e-3, confirm_final=False)
+    reference = solve_exact(counts, step_tol=1e-12).q
+    assert quick.converged and np.isnan(quick.objective) and np.isnan(quick.gradient_norm)
+    assert np.abs(quick.q - reference).max() < 5e-3
+    assert not np.isnan(confirmed.objective)
