@@ -293,13 +293,13 @@ def place_one_sided(
         todo = todo[todo != 0]
     if todo.size == 0:
         return q
-    totals = objective.counts + objective.counts.T
-    upward = objective.counts.sum(axis=0) <= objective.counts.sum(axis=1)
+    counts = objective.counts
     for _ in range(PLACEMENT_SWEEPS if sweeps is None else sweeps):
         context = objective.profile_context(q) if objective.prior == "gaussian" else None
         for c in todo:
-            neighbours = q[np.flatnonzero(totals[c] > 0)]
-            if upward[c]:
+            won, lost = counts[c], counts[:, c]
+            neighbours = q[np.flatnonzero(won + lost)]
+            if lost.sum() <= won.sum():  # search upwards: it (nearly) never lost
                 low = min(q[c], neighbours.min()) - 1.0
                 high = max(q[c], neighbours.max()) + PLACEMENT_REACH
             else:
