@@ -5,7 +5,7 @@ difference of 1 JOD gives 75% preference. The objective is pwcmp's ``pw_scale``
 (Perez-Ortiz and Mantiuk, 2017) term for term, with two numerical repairs that change no
 optimum pwcmp can reach:
 
-* the likelihood is summed as ``k log Phi(u) + (n - k) log Phi(-u)`` with ``log_ndtr``, so a
+* the likelihood is summed as ``k log Phi(u) + (n - k) log Phi(-u)`` in log space, so a
   pair compared thousands of times gives a finite objective (pwcmp multiplies
   probabilities and takes ``log(max(p, 1e-400))``, which is ``log 0`` in double precision);
 * the Gaussian prior is grouped by the distinct ``(k, n)`` count pairs, which makes it
@@ -23,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import sparse
 from scipy.linalg.blas import dsyrk
-from scipy.special import erfcx, log_ndtr
+from scipy.special import erfcx
 
 SIGMA = 1.4826
 """Standard deviation of the Thurstone difference: Phi(1 / SIGMA) = 0.75."""
@@ -562,7 +562,7 @@ class ThurstoneObjective:
 
         def profile(xs: np.ndarray) -> np.ndarray:
             u = sign * (np.asarray(xs, dtype=float)[:, None] - q_other) / SIGMA  # (X, deg)
-            log_p, log_not = log_ndtr(u), log_ndtr(-u)
+            log_p, log_not, _, _ = _normal_terms(u)
             values = -2.0 * (log_p @ wins + log_not @ losses)
             values += RIDGE * SIGMA**2 * np.sum(u * u, axis=1)
             if self.anchor == "mean0":
