@@ -171,16 +171,6 @@ def resolve(design: str, n_resamples: int = 16) -> None:
         print(f"  {name:>24}: {ms:.3f} ms")
 
 
-def calibration() -> float:
-    """Microseconds for np.exp over 4,500 doubles: the machine's speed right now.
-
-    A shared machine's speed drifts with its neighbours' load (the same benchmark varied by
-    20%); this fixed workload, printed next to the figures, tells slow runs from slow code.
-    """
-    x = np.random.default_rng(0).random(4500)
-    return _best_of(lambda: [np.exp(x) for _ in range(1000)], 5) * 1e3
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -193,7 +183,6 @@ def main() -> None:
     parser.add_argument("--bootstrap-samples", type=int, default=500)
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores")
-    print(f"calibration: np.exp over 4,500 doubles takes {calibration():.1f} us")
     if "single" in args.sections:
         single()
     if "growth" in args.sections:
