@@ -5,6 +5,8 @@ Flask and SQLAlchemy are imported inside the commands so ``jod --help`` stays fa
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -42,6 +44,19 @@ def _app(home: Path, db_url: str | None):
 def _fail(err: InputError) -> None:
     typer.secho(f"error: {err}", fg="red", err=True)
     raise typer.Exit(2)
+
+
+@contextmanager
+def _database(home: Path, db_url: str | None) -> Iterator:
+    """The app's database session for one command; bad input exits with its message."""
+    from annotation_app.db import get_db
+
+    app = _app(home, db_url)
+    with app.app_context():
+        try:
+            yield app, get_db()
+        except InputError as err:
+            _fail(err)
 
 
 def serve_command(
@@ -86,14 +101,9 @@ def campaign_create(
 ) -> None:
     """Validate SPEC and its images, then store the campaign (frozen to the spec's hash)."""
     from annotation_app.campaigns import create_campaign
-    from annotation_app.db import get_db
 
-    app = _app(home, db_url)
-    with app.app_context():
-        try:
-            campaign, created = create_campaign(get_db(), spec, Path(app.config["IMAGE_STORE"]))
-        except InputError as err:
-            _fail(err)
+    with _database(home, db_url) as (app, db):
+        campaign, created = create_campaign(db, spec, Path(app.config["IMAGE_STORE"]))
         state = "created" if created else "already exists, unchanged"
         typer.echo(
             f"campaign {campaign.name!r} {state}: {len(campaign.images)} images,"
@@ -112,16 +122,13 @@ def export_command(
     """Write the trial CSVs (ready for `jod scale`), count matrices and a report."""
     from sqlalchemy import select
 
-    from annotation_app.db import get_db
     from annotation_app.export import write_export
     from annotation_app.models import Campaign
 
-    app = _app(home, db_url)
-    with app.app_context():
-        db = get_db()
+    with _database(home, db_url) as (_, db):
         camp = db.scalar(select(Campaign).where(Campaign.name == campaign))
         if camp is None:
-            _fail(InputError(f"no campaign named {campaign!r}", field="campaign"))
+            raise InputError(f"no campaign named {campaign!r}", field="campaign")
         for path in write_export(db, camp, out):
             typer.echo(str(path))
 
@@ -141,12 +148,7 @@ def user_add(
 ) -> None:
     """Create an account."""
     from annotation_app.auth import add_user
-    from annotation_app.db import get_db
 
-    app = _app(home, db_url)
-    with app.app_context():
-        try:
-            add_user(get_db(), username, password, role)
-        except InputError as err:
-            _fail(err)
+    with _database(home, db_url) as (_, db):
+        add_user(db, username, password, role)
     typer.echo(f"user {username!r} ({role}) created")

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from annotation_app.campaigns import create_campaign
-from annotation_app.cli import campaign_app, export_command
+from annotation_app.cli import campaign_app, export_command, user_app
 from annotation_app.db import get_db
 from annotation_app.models import Campaign, Image
 from annotation_app.spec import parse_spec
@@ -93,3 +93,28 @@ def test_cli_create_export_and_bad_spec(make_spec, tmp_path):
     assert (tmp_path / "out" / "trials_per_scene.csv").exists()
     missing = runner.invoke(jod, ["export", "nope", "--home", str(home)])
     assert missing.exit_code == 2 and "no campaign named 'nope'" in missing.output
+
+
+def test_cli_user_add_and_its_refusals(tmp_path):
+    """`jod user add` creates an account; a duplicate, a bad role or a short password exit
+    with code 2 and the reason."""
+    jod = typer.Typer()
+    jod.add_typer(user_app, name="user")
+    runner = CliRunner()
+    home = ["--home", str(tmp_path / "home")]
+    ok = runner.invoke(
+        jod,
+        ["user", "add", "ana", "--role", "experimenter", *home],
+        env={"JODKIT_PASSWORD": "long-enough-1"},
+    )
+    assert ok.exit_code == 0, ok.output
+    assert "user 'ana' (experimenter) created" in ok.output
+    for args, password, reason in [
+        (["ana"], "long-enough-1", "already exists"),
+        (["bob", "--role", "root"], "long-enough-1", "role must be one of"),
+        (["bob"], "short", "at least 8 characters"),
+    ]:
+        refused = runner.invoke(
+            jod, ["user", "add", *args, *home], env={"JODKIT_PASSWORD": password}
+        )
+        assert refused.exit_code == 2 and reason in refused.output, refused.output
