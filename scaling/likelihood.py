@@ -287,8 +287,6 @@ class ThurstoneObjective:
         self._k = pos.group_k
         self._nk = pos.group_n - pos.group_k
         self._c = pos.group_count
-        self._group_k = pos.group_k[:, None]
-        self._group_nk = (pos.group_n - pos.group_k)[:, None]
         self._wins = pos.wins[:half]
         self._losses = pos.losses[:half]
         self._mirror_groups()
@@ -397,22 +395,6 @@ class ThurstoneObjective:
             self._j, pair, self.n
         )
         return hess
-
-    def _scatter_diagonal(self, weight: np.ndarray) -> np.ndarray:
-        """J^T diag(weight) J for weights on all P ordered positions."""
-        half = self.positions.n_pairs
-        return self._laplacian(weight[:half] + weight[half:])
-
-    def _position_terms(self, q: np.ndarray) -> tuple[np.ndarray, ...]:
-        """u, log Phi(u), log Phi(-u) and both inverse Mills ratios at all P positions."""
-        u_half = (q[self._i] - q[self._j]) / SIGMA
-        log_p_half, log_not_half, mills_half, mills_not_half = _normal_terms(u_half)
-        u = np.concatenate([u_half, -u_half])
-        log_p = np.concatenate([log_p_half, log_not_half])
-        log_not_p = np.concatenate([log_not_half, log_p_half])
-        mills_p = np.concatenate([mills_half, mills_not_half])
-        mills_not_p = np.concatenate([mills_not_half, mills_half])
-        return u, log_p, log_not_p, mills_p, mills_not_p
 
     def _prior_terms(
         self,
@@ -550,7 +532,7 @@ class ThurstoneObjective:
         rest_sum = q.sum() - q[c]
         gaussian = self.prior == "gaussian"
         if gaussian:
-            k, nk = self._group_k[:, :, None], self._group_nk[:, :, None]
+            k, nk = self._k[:, None, None], self._nk[:, None, None]
             log_c = np.log(pos.group_count)[:, None, None]
             scaled, top, weight = self.profile_context(q) if context is None else context
             rest = np.ones(scaled.shape[1])
@@ -603,10 +585,7 @@ class ThurstoneObjective:
         Positive semi-definite everywhere (definite with the ridge on a connected graph);
         whitens L-BFGS and serves as a convex model of the prior objective.
         """
-        pos = self.positions
-        u, _, _, lam_p, lam_n = self._position_terms(q)
-        curvature = pos.wins * lam_p * (u + lam_p) + pos.losses * lam_n * (lam_n - u)
-        hess = self._scatter_diagonal(curvature / SIGMA**2 + RIDGE)
-        if self.anchor == "mean0":
-            hess += 2.0 * MEAN0_WEIGHT / self.n**2
-        return hess
+        u = (q[self._i] - q[self._j]) / SIGMA
+        _, _, d2_u = pair_likelihood(u, self._wins, self._losses, _normal_terms(u), 2)
+        base = 2.0 * MEAN0_WEIGHT / self.n**2 if self.anchor == "mean0" else 0.0
+        return self._laplacian(d2_u / SIGMA**2, base)
