@@ -155,10 +155,13 @@ def bootstrap_many(
     worker receives every job's data once (25 groups of 200 conditions with their Hessian
     factors: about 10 MB).
     """
-    data = [
-        BootstrapJob(_validate(job.unit_counts, n_samples, alpha), job.solve, job.q0)
-        for job in jobs
-    ]
+    data = []
+    for index, job in enumerate(jobs):
+        try:
+            units = _validate(job.unit_counts, n_samples, alpha)
+        except ValueError as err:
+            raise ValueError(f"bootstrap job {index}: {err}") from err
+        data.append(BootstrapJob(units, job.solve, job.q0))
     chunk_seeds = np.random.SeedSequence(seed).spawn(-(-n_samples // CHUNK_SIZE))
     sizes = [min(CHUNK_SIZE, n_samples - k * CHUNK_SIZE) for k in range(len(chunk_seeds))]
     tasks = [(j, i) for j in range(len(data)) for i in range(len(sizes))]

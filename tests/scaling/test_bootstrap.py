@@ -96,6 +96,15 @@ def test_groups_bootstrapped_together_match_each_bootstrapped_alone() -> None:
         assert result.samples.shape == (20, counts.shape[1])
 
 
+def test_a_bad_job_among_several_is_named() -> None:
+    good = observer_counts(np.linspace(-1, 1, 4), 5, np.random.default_rng(10))
+    bad = good.copy()
+    bad[0, 0, 1] = -1.0
+    jobs = [BootstrapJob(good, solve_no_prior), BootstrapJob(bad, solve_no_prior)]
+    with pytest.raises(ValueError, match="bootstrap job 1: unit_counts must hold finite"):
+        bootstrap_many(jobs, n_samples=4, progress=False)
+
+
 def test_unpicklable_solver_runs_in_process_with_the_same_result() -> None:
     counts = observer_counts(np.linspace(-2, 2, 5), 10, np.random.default_rng(7))
     kwargs = {"n_samples": 40, "seed": 1, "progress": False, "n_jobs": 2}
