@@ -5,12 +5,16 @@ Run from the repository root:
     python benchmarks/scaling_accuracy.py                      # both studies
     python benchmarks/scaling_accuracy.py --studies recovery
     python benchmarks/scaling_accuracy.py --studies coverage --experiments 100 --prior none
+    python benchmarks/scaling_accuracy.py --studies tolerance
 
 Studies:
   recovery  RMSE between estimated and true JOD (means removed) against the number of
             comparisons per condition, random design, 100 conditions, 5 repetitions.
   coverage  Share of true scores inside the 95% observer-bootstrap interval, over many
             simulated experiments (nominal: 0.95).
+  tolerance How far the bootstrap's fast re-solves (chord start, BOOTSTRAP_STEP_TOL, last
+            step unconfirmed) move std and CI bounds from fully converged re-solves (same
+            seed), on scenes of the speed benchmark (200 conditions, 6,000 comparisons).
 
 Trials come from ``scaling.simulate`` and go through the public ``scaling.scale``.
 """
@@ -24,9 +28,11 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
+from scaling.api import _unit_counts, pw_scale
 from scaling.bootstrap import bootstrap_scores
+from scaling.io import counts_from_trials
 from scaling.simulate import make_true_scores, simulate_observer_counts, simulate_trials
-from scaling.solvers import solve_exact
+from scaling.solvers import BOOTSTRAP_STEP_TOL, solve_exact
 
 RECOVERY_COMPARISONS = (5, 10, 20, 40, 80)
 
@@ -103,10 +109,45 @@ def coverage(experiments: int, n_conditions: int, observers: int, samples: int, 
     print(f"time: {time.perf_counter() - start:.1f} s")
 
 
+def _converged(counts: np.ndarray, q0: np.ndarray | None) -> np.ndarray:
+    """A bootstrap re-solve run to the default tolerance (1e-9 JOD), confirmed."""
+    return pw_scale(counts, q0=q0).jod
+
+
+def tolerance(scenes: int, samples: int) -> None:
+    """Fast bootstrap re-solves against converged ones, same resamples."""
+    from scaling import scale
+
+    print(
+        f"\n== tolerance: {scenes} scenes x 200 conditions, {samples}-sample observer bootstrap,"
+        f" BOOTSTRAP_STEP_TOL = {BOOTSTRAP_STEP_TOL:g} JOD against 1e-9"
+    )
+    truth = make_true_scores(200, n_scenes=25, seed=200)
+    trials = simulate_trials(
+        truth, n_observers=20, design="random", n_comparisons=6000, neighbours=5, seed=200
+    )
+    print(f"{'scene':>6} {'max |d std|':>12} {'max |d ci_low|':>15} {'max |d ci_high|':>16}")
+    for scene in sorted(trials["scene"].unique())[:scenes]:
+        group = trials[trials["scene"] == scene]
+        fast = scale(group, bootstrap=samples, seed=0, progress=False)
+        conditions = sorted(set(group["condition_A"]) | set(group["condition_B"]))
+        full = pw_scale(counts_from_trials(group, conditions)).jod
+        units = _unit_counts(group, conditions, "drop", "observer")
+        slow = bootstrap_scores(units, _converged, n_samples=samples, q0=full, progress=False)
+        print(
+            f"{scene:>6} {np.nanmax(np.abs(fast['jod_std'] - slow.std)):>12.1e}"
+            f" {np.nanmax(np.abs(fast['ci_low'] - slow.ci_low)):>15.1e}"
+            f" {np.nanmax(np.abs(fast['ci_high'] - slow.ci_high)):>16.1e}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--studies", nargs="+", default=["recovery", "coverage"], choices=["recovery", "coverage"]
+        "--studies",
+        nargs="+",
+        default=["recovery", "coverage"],
+        choices=["recovery", "coverage", "tolerance"],
     )
     parser.add_argument("--prior", default="gaussian", choices=["gaussian", "none"])
     parser.add_argument("--conditions", type=int, default=100, help="recovery study")
@@ -115,6 +156,8 @@ def main() -> None:
     parser.add_argument("--coverage-conditions", type=int, default=15)
     parser.add_argument("--observers", type=int, default=12)
     parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--tolerance-scenes", type=int, default=2)
+    parser.add_argument("--tolerance-samples", type=int, default=500)
     args = parser.parse_args()
     if "recovery" in args.studies:
         recovery(args.conditions, args.repetitions, args.prior)
@@ -122,6 +165,8 @@ def main() -> None:
         coverage(
             args.experiments, args.coverage_conditions, args.observers, args.samples, args.prior
         )
+    if "tolerance" in args.studies:
+        tolerance(args.tolerance_scenes, args.tolerance_samples)
 
 
 if __name__ == "__main__":

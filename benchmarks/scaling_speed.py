@@ -13,6 +13,8 @@ Sections:
   bootstrap  25 scenes x 200 conditions, observer bootstrap (target < 60 s on 2 cores).
   resolve    One process: warm re-solves of observer resamples at N = 200 (the bootstrap's
              unit of work): ms per re-solve, Newton iterations, ms per objective evaluation.
+  profile    The bootstrap's cost per resample on six of its scenes, in one process and on
+             two, and where one scene's re-solves spend their time (cProfile).
 
 Time with one BLAS thread per process (``OPENBLAS_NUM_THREADS=1``); on a shared machine
 report ``uptime`` next to the figures.
@@ -26,10 +28,13 @@ times (MATLAB code under GNU Octave): about 280 s for 100 conditions / 3,000 tri
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
 import platform
+import pstats
 import time
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -171,13 +176,29 @@ def resolve(design: str, n_resamples: int = 16) -> None:
         print(f"  {name:>24}: {ms:.3f} ms")
 
 
+def profile(n_samples: int = 160) -> None:
+    """Serial and pooled cost per resample, and the functions a re-solve spends time in."""
+    trials = _trials(200, 6000, n_scenes=25)
+    six = trials[trials["scene"].isin(sorted(trials["scene"].unique())[:6])]
+    print(f"\n== bootstrap cost per resample: 6 scenes x {n_samples} samples")
+    for jobs in (1, 2):
+        run = partial(scale, six, bootstrap=n_samples, n_jobs=jobs, progress=False)
+        seconds = _best_of(run, 2)
+        print(f"n_jobs={jobs}: {seconds / (6 * n_samples) * 1e3:.2f} ms per resample (wall)")
+    one = trials[trials["scene"] == trials["scene"].iloc[0]]
+    profiler = cProfile.Profile()
+    profiler.runcall(scale, one, bootstrap=200, n_jobs=1, progress=False)
+    print("\n== one scene, 200 resamples in one process (cProfile, cumulative seconds)")
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(r"scaling/", 25)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--sections",
         nargs="+",
         default=["single", "growth", "bootstrap", "resolve"],
-        choices=["single", "growth", "bootstrap", "resolve"],
+        choices=["single", "growth", "bootstrap", "resolve", "profile"],
     )
     parser.add_argument("--max-conditions", type=int, default=max(GROWTH_SIZES))
     parser.add_argument("--bootstrap-samples", type=int, default=500)
@@ -192,6 +213,8 @@ def main() -> None:
     if "resolve" in args.sections:
         for design in ("random", "neighbour"):
             resolve(design)
+    if "profile" in args.sections:
+        profile()
 
 
 if __name__ == "__main__":
