@@ -16,17 +16,26 @@ from scipy.sparse.csgraph import connected_components
 
 def _win_graph(counts: np.ndarray) -> csr_matrix:
     """Directed graph with an edge i -> j where i beat j at least once, built directly in
-    CSR form (np.nonzero lists the edges row by row)."""
-    rows, cols = np.nonzero(counts > 0)
+    CSR form (the flat indices of the winners list the edges row by row)."""
+    won = counts > 0
     n = counts.shape[0]
     indptr = np.zeros(n + 1, dtype=np.int32)
-    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
-    return csr_matrix((np.ones(rows.size), cols.astype(np.int32), indptr), shape=(n, n))
+    np.cumsum(np.count_nonzero(won, axis=1), out=indptr[1:])
+    cols = (np.flatnonzero(won) % n).astype(np.int32)
+    return csr_matrix((np.ones(cols.size), cols, indptr), shape=(n, n))
+
+
+def _first_and_sizes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest member index and size of every label 0 .. max (np.unique without sorting)."""
+    sizes = np.bincount(labels)
+    first = np.full(sizes.size, labels.size)
+    np.minimum.at(first, labels, np.arange(labels.size))
+    return first, sizes
 
 
 def _largest_first(raw: np.ndarray) -> np.ndarray:
     """Renumber component labels by size, largest first; ties go to the lower first index."""
-    _, first, sizes = np.unique(raw, return_index=True, return_counts=True)
+    first, sizes = _first_and_sizes(raw)
     order = np.lexsort((first, -sizes))
     renumber = np.empty_like(order)
     renumber[order] = np.arange(order.size)
@@ -58,10 +67,11 @@ def _largest_strong(strong: np.ndarray, within: np.ndarray) -> np.ndarray:
     """Membership of the largest strongly connected component inside each group of
     ``within`` (ties to the lowest condition index); none where every one is a single
     condition (no condition both beat and was beaten within a cycle)."""
-    _, first, sizes = np.unique(strong, return_index=True, return_counts=True)
+    first, sizes = _first_and_sizes(strong)
     group = within[first]
     order = np.lexsort((first, -sizes, group))  # per group: largest, then lowest index
-    leaders = order[np.r_[True, group[order][1:] != group[order][:-1]]]
+    ordered = group[order]
+    leaders = order[np.concatenate([[True], ordered[1:] != ordered[:-1]])]
     chosen = np.zeros(first.size, dtype=bool)
     chosen[leaders[sizes[leaders] > 1]] = True
     return chosen[strong]

@@ -135,18 +135,34 @@ def _grouped_by_table(pos: ComparedPositions) -> bool:
     """Group positions by (k, n) with a code table instead of sorting, when k and n are
     whole or half counts in a small range (every count matrix jodkit builds). Sets the
     group fields and returns True; returns False to leave the general path to the caller.
+
+    Such counts are closed under mirroring (k + k' = n exactly), so only the pair half is
+    coded: the mirror of (k, n) is (n - k, n).
     """
-    if pos.total.size == 0:
+    half = pos.n_pairs
+    if half == 0:
         return False
-    k2, n2 = 2.0 * pos.prior_k, 2.0 * pos.total
-    k_low, n_low = k2.min(), n2.min()
-    k_span, n_span = k2.max() - k_low + 1.0, n2.max() - n_low + 1.0
+    k2, n2 = 2.0 * pos.prior_k[:half], 2.0 * pos.total[:half]
+    mirror_k2 = n2 - k2
+    k_low, n_low = min(k2.min(), mirror_k2.min()), n2.min()
+    k_span = max(k2.max(), mirror_k2.max()) - k_low + 1.0
+    n_span = n2.max() - n_low + 1.0
     if not k_span * n_span <= _TABLE_LIMIT:
         return False
-    k_code, n_code = (k2 - k_low).astype(np.intp), (n2 - n_low).astype(np.intp)
-    if not (np.array_equal(k_code, k2 - k_low) and np.array_equal(n_code, n2 - n_low)):
+    k2 -= k_low
+    mirror_k2 -= k_low
+    n2 -= n_low
+    k_code, mirror_code, n_code = (
+        k2.astype(np.intp),
+        mirror_k2.astype(np.intp),
+        n2.astype(np.intp),
+    )
+    if not (np.array_equal(k_code, k2) and np.array_equal(n_code, n2)):
         return False
-    code = k_code * int(n_span) + n_code
+    code = np.concatenate([k_code, mirror_code])
+    code *= int(n_span)
+    code[:half] += n_code
+    code[half:] += n_code
     counts = np.bincount(code, minlength=int(k_span * n_span))
     present = np.flatnonzero(counts)
     rank = np.zeros(counts.size, dtype=np.intp)
@@ -155,7 +171,7 @@ def _grouped_by_table(pos: ComparedPositions) -> bool:
     pos.group_k = (present // int(n_span) + k_low) / 2.0
     pos.group_n = (present % int(n_span) + n_low) / 2.0
     pos.group_count = counts[present].astype(float)
-    return True  # k + k' = n exactly for such counts: closed under mirroring
+    return True
 
 
 def _closed_under_mirror(group_of: np.ndarray, half: int) -> bool:
@@ -226,20 +242,27 @@ class ComparedPositions:
     @classmethod
     def from_counts(cls, counts: np.ndarray) -> ComparedPositions:
         """Collect every position with S[i, j] = D[i, j] + D[j, i] > 0."""
-        totals = counts + counts.T
+        counts = np.asarray(counts, dtype=float)
         n = counts.shape[0]
-        upper = np.flatnonzero((totals > 0) & _upper_mask(n))
-        upper_rows, upper_cols = np.divmod(upper, n)
-        rows = np.concatenate([upper_rows, upper_cols])
-        cols = np.concatenate([upper_cols, upper_rows])
-        wins = counts[rows, cols].astype(float)
-        losses = counts[cols, rows].astype(float)
-        total = wins + losses
-        prior_k = wins.copy()
-        unanimous = (wins == 0) | (losses == 0)
-        prior_k[unanimous & (wins == 0)] = 1.0
-        prior_k[unanimous & (wins != 0)] -= 1.0
-        return cls(rows, cols, wins, losses, total, prior_k, counts.shape[0])
+        upper = (counts + counts.T > 0) & _upper_mask(n)
+        flat_ij = np.flatnonzero(upper)
+        upper_rows = np.repeat(np.arange(n), np.count_nonzero(upper, axis=1))
+        upper_cols = flat_ij - upper_rows * n
+        flat = counts.reshape(-1)
+        wins_half, losses_half = flat[flat_ij], flat[upper_cols * n + upper_rows]
+        wins = np.concatenate([wins_half, losses_half])
+        losses = np.concatenate([losses_half, wins_half])
+        # pwcmp's unanimity shift for the prior: n:0 counts as (n - 1):1 (and 0:n as 1:(n - 1)).
+        prior_k = wins + (wins == 0) - (losses == 0)
+        return cls(
+            np.concatenate([upper_rows, upper_cols]),
+            np.concatenate([upper_cols, upper_rows]),
+            wins,
+            losses,
+            wins + losses,
+            prior_k,
+            n,
+        )
 
 
 class ThurstoneObjective:
@@ -276,12 +299,13 @@ class ThurstoneObjective:
         self._j = pos.cols[:half]
         # Incidence of the unordered pairs, N x pairs: J_half^T v = sum_a v_a (e_i - e_j),
         # built as the transpose of its pairs x N form (two entries per row, no sorting).
+        # (Its pairs x N form in CSR is its own N x pairs form in CSC: same three arrays.)
         entries = np.empty(2 * half, dtype=np.int32)
         entries[0::2], entries[1::2] = self._i, self._j
         signs = np.empty(2 * half)
         signs[0::2], signs[1::2] = 1.0, -1.0
         rows = np.arange(0, 2 * half + 1, 2, dtype=np.int32)
-        self._incidence_t = sparse.csr_matrix((signs, entries, rows), shape=(half, self.n)).T
+        self._incidence_t = sparse.csc_matrix((signs, entries, rows), shape=(self.n, half))
         self._flat_ij = self._i * self.n + self._j
         self._flat_ji = self._j * self.n + self._i
         self._k = pos.group_k
