@@ -30,14 +30,7 @@ from scaling.io import (
 from scaling.likelihood import SIGMA, ThurstoneObjective
 from scaling.outliers import screen_observers
 from scaling.simulate import simulate_trials
-from scaling.solvers import (
-    FixedScore,
-    Ordering,
-    WarmStart,
-    solve_cvxpy,
-    solve_exact,
-    warm_start,
-)
+from scaling.solvers import FixedScore, Ordering, hessian_factor, solve_cvxpy, solve_exact
 
 __all__ = [
     "SIGMA",
@@ -50,10 +43,10 @@ __all__ = [
     "OrderingSpec",
     "PwScaleResult",
     "ThurstoneObjective",
-    "WarmStart",
     "bootstrap_many",
     "bootstrap_scores",
     "counts_from_trials",
+    "hessian_factor",
     "pw_scale",
     "read_count_matrix",
     "read_table",
@@ -64,6 +57,5 @@ __all__ = [
     "simulate_trials",
     "solve_cvxpy",
     "solve_exact",
-    "warm_start",
     "write_table",
 ]

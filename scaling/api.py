@@ -38,10 +38,9 @@ from scaling.solvers import (
     STEP_TOL,
     FixedScore,
     Ordering,
-    WarmStart,
+    hessian_factor,
     solve_cvxpy,
     solve_exact,
-    warm_start,
 )
 from scaling.threads import single_threaded_blas
 
@@ -101,7 +100,7 @@ def _solve_component(
     constraints: Sequence[Ordering | FixedScore],
     q0: np.ndarray | None,
     step_tol: float = STEP_TOL,
-    warm: WarmStart | None = None,
+    q0_factor: tuple[np.ndarray, bool] | None = None,
     confirm_final: bool = True,
 ):
     if solver == "cvxpy":
@@ -112,7 +111,7 @@ def _solve_component(
         anchor=options.anchor,
         q0=q0,
         step_tol=step_tol,
-        warm=warm,
+        q0_factor=q0_factor,
         confirm_final=confirm_final,
     )
 
@@ -128,7 +127,7 @@ def pw_scale(
     q0: np.ndarray | None = None,
     conditions: Sequence[str] | None = None,
     step_tol: float = STEP_TOL,
-    warm: WarmStart | None = None,
+    q0_factor: tuple[np.ndarray, bool] | None = None,
     confirm_final: bool = True,
 ) -> PwScaleResult:
     """Scale one count matrix to JOD (pwcmp's ``pw_scale``, made safe).
@@ -154,9 +153,9 @@ def pw_scale(
         Warm start (bootstrap).
     conditions : sequence of str, optional
         Names used in warnings.
-    step_tol, warm, confirm_final
-        Passed to :func:`scaling.solvers.solve_exact` (``warm``, made at ``q0``, only when
-        the graph is connected: it covers all N scores); bootstrap re-solves loosen them.
+    step_tol, q0_factor, confirm_final
+        Passed to :func:`scaling.solvers.solve_exact` (``q0_factor`` only when the graph
+        is connected: it covers all N scores); bootstrap re-solves loosen them.
     """
     options = ScaleOptions(prior=prior, anchor=anchor)
     if solver not in SOLVERS:
@@ -209,7 +208,7 @@ def pw_scale(
                     local,
                     None if q0 is None else q0[members],
                     step_tol,
-                    warm if whole else None,
+                    q0_factor if whole else None,
                     confirm_final,
                 )
                 jod[members] = (
@@ -255,7 +254,7 @@ def _solve_for_bootstrap(
     q0: np.ndarray | None,
     prior: str,
     anchor: str,
-    warm: WarmStart | None = None,
+    q0_factor: tuple[np.ndarray, bool] | None = None,
     solver: str = "exact",
     constraints: Sequence[Ordering | FixedScore] = (),
     disconnected: str = "separate",
@@ -264,9 +263,8 @@ def _solve_for_bootstrap(
     constraints and disconnected-graph policy).
 
     The exact solver starts from a chord step with the full data's Hessian factor
-    (``warm``, made at ``q0``; only conditions that became one-sided are placed), stops at
-    BOOTSTRAP_STEP_TOL (scores move by far less than any interval width) and does not
-    evaluate the objective after its last step.
+    ``q0_factor``, stops at BOOTSTRAP_STEP_TOL (scores move by far less than any interval
+    width) and does not evaluate the objective after its last step.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DisconnectedGraphWarning)
@@ -279,7 +277,7 @@ def _solve_for_bootstrap(
             disconnected=disconnected,
             q0=q0,
             step_tol=BOOTSTRAP_STEP_TOL,
-            warm=warm,
+            q0_factor=q0_factor,
             confirm_final=False,
         ).jod
 
@@ -405,7 +403,9 @@ def scale(
                 _solve_for_bootstrap,
                 prior=prior,
                 anchor=anchor,
-                warm=warm_start(counts, result.jod, prior, anchor) if exact_connected else None,
+                q0_factor=hessian_factor(counts, result.jod, prior, anchor)
+                if exact_connected
+                else None,
                 solver=solver,
                 constraints=_resolve_constraints(orderings, fixed, conditions),
                 disconnected=disconnected,

@@ -72,19 +72,6 @@ class FixedScore:
 Constraint = Ordering | FixedScore
 
 
-@dataclass(frozen=True)
-class WarmStart:
-    """What a solved problem leaves for re-solving problems near it (:func:`warm_start`).
-
-    ``factor`` is the Cholesky factor of its Hessian at its solution over the free scores
-    (None: not positive definite), ``one_sided`` its conditions that never lost or never
-    won, which its solution already places (:func:`place_one_sided`).
-    """
-
-    factor: tuple[np.ndarray, bool] | None
-    one_sided: np.ndarray
-
-
 @dataclass
 class Solution:
     """Scores of one connected comparison graph and how the solver got there."""
@@ -381,7 +368,7 @@ def solve_exact(
     place: bool = True,
     newton_steps: int | None = None,
     step_tol: float = STEP_TOL,
-    warm: WarmStart | None = None,
+    q0_factor: tuple[np.ndarray, bool] | None = None,
     confirm_final: bool = True,
 ) -> Solution:
     """Maximum a-posteriori JOD scores of one connected comparison graph.
@@ -398,7 +385,7 @@ def solve_exact(
     place : bool
         Before Newton, move each condition that never lost (or never won) to the minimum
         of the objective along its own score (:func:`place_one_sided`). The optimum is the
-        same; Newton needs fewer iterations, above all from cold starts.
+        same; Newton needs fewer iterations, above all on warm bootstrap re-solves.
     newton_steps : int, optional
         Stop after this many trust-region iterations (solver ``"newton-steps"``,
         ``converged`` False unless the stopping rule was met): a "fast bootstrap"
@@ -409,12 +396,11 @@ def solve_exact(
     step_tol : float
         Newton stops when no score moves, or would move at its next step, by more than
         this (JOD); see :data:`BOOTSTRAP_STEP_TOL` for what looser values cost in accuracy.
-    warm : WarmStart, optional
-        What a nearby solved problem leaves (:func:`warm_start`), e.g. the full data's
-        when ``counts`` is a bootstrap resample; ``q0`` is then its scores. Newton starts
-        from the chord step q0 - H^-1 g(q0) with that problem's Hessian factor (a gradient
-        instead of a Hessian, and a better start than Newton's first step from q0), and
-        only the conditions that became one-sided are placed: q0 already places the others.
+    q0_factor : tuple, optional
+        Cholesky factor (:func:`hessian_factor`) of the Hessian of a nearby problem at
+        ``q0``, e.g. the full data's when ``counts`` is a bootstrap resample: Newton then
+        starts from the chord step q0 - H^-1 g(q0) on this problem, which costs a gradient
+        instead of a Hessian and lands about where Newton's first step would.
     confirm_final : bool
         False skips evaluating the objective after Newton's last step (see ``_newton``;
         bootstrap re-solves): ``objective`` and ``gradient_norm`` are then NaN.
@@ -431,21 +417,15 @@ def solve_exact(
     start = np.zeros(n) if q0 is None else np.asarray(q0, dtype=float).copy()
     if anchor == "fix0":
         start -= start[0]
-    to_place = objective.one_sided(PLACEMENT_AT_MOST) if place else np.empty(0, dtype=np.intp)
-    if warm is not None:
-        if q0 is None:
-            raise ValueError("a warm start needs q0, the scores it was made at")
-        to_place = np.setdiff1d(to_place, warm.one_sided, assume_unique=True)
+    if q0 is not None and q0_factor is not None:
         free = _free_mask(n, anchor)
-        if warm.factor is not None:
-            if warm.factor[0].shape != (free.sum(), free.sum()):
-                raise ValueError(
-                    f"the warm start's Hessian factor is for {warm.factor[0].shape[0]} free "
-                    f"scores; this problem has {free.sum()} (warm_start of the same "
-                    "conditions and anchor)"
-                )
-            grad = objective.value_and_grad(start)[1]
-            start[free] -= cho_solve(warm.factor, grad[free], check_finite=False)
+        if q0_factor[0].shape != (free.sum(), free.sum()):
+            raise ValueError(
+                f"q0_factor is for {q0_factor[0].shape[0]} free scores; this problem has "
+                f"{free.sum()} (hessian_factor of the same conditions and anchor)"
+            )
+        grad = objective.value_and_grad(start)[1]
+        start[free] -= cho_solve(q0_factor, grad[free], check_finite=False)
 
     iterations = 0
     if prior != "none" and q0 is None:
@@ -454,8 +434,8 @@ def solve_exact(
         # land in the right basin, so a loose tolerance suffices.
         convex = ThurstoneObjective(_shift_unanimous(counts), prior="none", anchor=anchor)
         start, iterations, _, _ = _newton(convex, start, step_tol=1e-3, exact_hessian=False)
-    if to_place.size:
-        start = place_one_sided(objective, start, to_place)
+    if place:
+        start = place_one_sided(objective, start)
     if newton_steps is not None:
         # Approximate bootstrap re-solve: a fixed number of trust-region iterations from
         # the warm start, reported as not converged unless the stopping rule was met.
@@ -481,19 +461,20 @@ def solve_exact(
     return Solution(q, value, gnorm, iterations, gnorm < tolerance, "exact")
 
 
-def warm_start(
+def hessian_factor(
     counts: np.ndarray, q: np.ndarray, prior: str = "gaussian", anchor: str = "mean0"
-) -> WarmStart:
-    """What re-solves of problems near ``counts`` (bootstrap resamples) reuse from its
-    solution ``q``: the Cholesky factor of the Hessian at ``q`` over the free scores (None
-    where the Hessian is not positive definite or ``q`` is not finite: the re-solves then
-    start from ``q`` itself) and the conditions that ``q`` already places."""
-    objective = ThurstoneObjective(counts, prior=prior, anchor=anchor)
-    one_sided = objective.one_sided(PLACEMENT_AT_MOST)
+) -> tuple[np.ndarray, bool] | None:
+    """Cholesky factor of the objective's Hessian at ``q`` over the free scores.
+
+    Passed to :func:`solve_exact` as ``q0_factor`` for problems near this one (bootstrap
+    resamples of ``counts``). None where the Hessian is not positive definite or ``q`` is
+    not finite: the re-solves then start from ``q`` itself.
+    """
     if not np.all(np.isfinite(q)):
-        return WarmStart(None, one_sided)
+        return None
     free = _free_mask(counts.shape[0], anchor)
-    return WarmStart(_cholesky(objective.hessian(q)[np.ix_(free, free)]), one_sided)
+    hess = ThurstoneObjective(counts, prior=prior, anchor=anchor).hessian(q)
+    return _cholesky(hess[np.ix_(free, free)])
 
 
 def solve_cvxpy(

@@ -285,19 +285,19 @@ def test_bootstrap_re_solves_stay_at_the_optimum(prior: str, anchor: str) -> Non
     BOOTSTRAP_STEP_TOL of the optimum on every resample, with and without the full data's
     Hessian factor."""
     from scaling.api import _solve_for_bootstrap, pw_scale
-    from scaling.solvers import BOOTSTRAP_STEP_TOL, warm_start
+    from scaling.solvers import BOOTSTRAP_STEP_TOL, hessian_factor
 
     assert BOOTSTRAP_STEP_TOL <= 1e-3
     counts = _simulate(30, 400, seed=11)
     full = pw_scale(counts, prior, anchor)
-    warm = warm_start(counts, full.jod, prior, anchor)
-    assert warm.factor is not None
+    factor = hessian_factor(counts, full.jod, prior, anchor)
+    assert factor is not None
     rng = np.random.default_rng(12)
     for _ in range(4):
         resampled = rng.poisson(counts).astype(float)
         exact = pw_scale(resampled, prior, anchor, q0=full.jod, step_tol=1e-12)
-        for start in (None, warm):
-            quick = _solve_for_bootstrap(resampled, full.jod, prior, anchor, start)
+        for start_factor in (None, factor):
+            quick = _solve_for_bootstrap(resampled, full.jod, prior, anchor, start_factor)
             np.testing.assert_allclose(quick, exact.jod, atol=5 * BOOTSTRAP_STEP_TOL)
 
 
@@ -312,58 +312,26 @@ def test_newton_stops_once_quadratic_convergence_predicts_the_tolerance() -> Non
     assert loose.iterations < tight.iterations
 
 
-def test_warm_start_has_no_factor_where_no_chord_start_makes_sense() -> None:
+def test_hessian_factor_is_none_where_no_chord_start_makes_sense() -> None:
     """Scores with NaN (a condition never compared) give no factor: re-solves then start
     from the scores themselves."""
-    from scaling.solvers import warm_start
+    from scaling.solvers import hessian_factor
 
     counts = _simulate(10, 200, seed=4)
     q = solve_exact(counts).q
-    assert warm_start(counts, q).factor is not None
+    assert hessian_factor(counts, q) is not None
     q[3] = np.nan
-    assert warm_start(counts, q).factor is None
+    assert hessian_factor(counts, q) is None
 
 
-def test_a_warm_start_of_another_size_or_without_scores_is_refused() -> None:
-    from scaling.solvers import warm_start
+def test_a_factor_of_another_size_is_refused_with_a_clear_error() -> None:
+    from scaling.solvers import hessian_factor
 
     counts = _simulate(10, 200, seed=4)
     q = solve_exact(counts).q
-    warm = warm_start(counts, q)
-    with pytest.raises(ValueError, match="factor is for 10 free scores; this problem has 9"):
-        solve_exact(counts, q0=q, warm=warm, anchor="fix0")
-    with pytest.raises(ValueError, match="a warm start needs q0"):
-        solve_exact(counts, warm=warm)
-
-
-def test_warm_re_solves_place_only_conditions_that_became_one_sided(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A condition one-sided in the full data sits at its place in q0 and is left to the
-    chord step; one that became one-sided in the resample is placed before Newton. Both
-    end at the optimum."""
-    import scaling.solvers as solvers
-
-    counts = _simulate(30, 400, seed=11)
-    best = int(np.argmax(counts.sum(axis=1) - counts.sum(axis=0)))
-    counts[:, best] = 0.0  # never lost in the full data
-    full = solve_exact(counts).q
-    warm = solvers.warm_start(counts, full)
-    assert best in warm.one_sided
-    resampled = counts.copy()
-    runner_up = int(np.argsort(full)[-2])
-    resampled[:, runner_up] = 0.0  # never lost in the resample only
-    placed: list[np.ndarray] = []
-    original = solvers.place_one_sided
-
-    def recording(objective, q, conditions=None, sweeps=None):
-        placed.append(np.array(conditions))
-        return original(objective, q, conditions, sweeps)
-
-    monkeypatch.setattr(solvers, "place_one_sided", recording)
-    quick = solve_exact(resampled, q0=full, warm=warm, step_tol=1e-12)
-    assert [p.tolist() for p in placed] == [[runner_up]]
-    np.testing.assert_allclose(quick.q, solve_exact(resampled, step_tol=1e-12).q, atol=1e-8)
+    factor = hessian_factor(counts, q)
+    with pytest.raises(ValueError, match="q0_factor is for 10 free scores; this problem has 9"):
+        solve_exact(counts, q0=q, q0_factor=factor, anchor="fix0")
 
 
 def test_unconfirmed_final_step_reports_no_objective_but_the_same_scores() -> None:
