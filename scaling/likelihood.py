@@ -22,7 +22,6 @@ from functools import lru_cache
 
 import numpy as np
 from scipy import sparse
-from scipy.linalg.blas import dsyrk
 from scipy.special import erfcx
 
 SIGMA = 1.4826
@@ -105,12 +104,6 @@ def pair_likelihood(
     d2_u += ridge
     d2_u *= 2.0
     return value, d_u, d2_u
-
-
-def _gram(a: np.ndarray) -> np.ndarray:
-    """a a^T through BLAS's symmetric rank-k update (half the work of a @ a.T)."""
-    upper = dsyrk(1.0, a.T, trans=1)  # a.T is Fortran-ordered: no copy
-    return np.triu(upper) + np.triu(upper, 1).T
 
 
 def _logsumexp_last(x: np.ndarray) -> np.ndarray:
@@ -335,7 +328,12 @@ class ThurstoneObjective:
         member[np.arange(reps.size), mirror[reps]] = 1.0
         self._pair_reps, self._pair_mirrors = reps, mirror[reps]
         self._pair_member = member
-        self._pair_weight = member.sum(axis=1)
+        # The fixed blocks of the prior's low-rank middle matrix (see _prior_terms).
+        g = reps.size
+        self._pair_middle = np.zeros((3 * g, 3 * g))
+        weight = np.diag(member.sum(axis=1))
+        self._pair_middle[:g, g : 2 * g] = weight
+        self._pair_middle[g : 2 * g, :g] = weight
 
     # ------------------------------------------------------------------ evaluation
     def value(self, q: np.ndarray) -> float:
@@ -396,16 +394,11 @@ class ThurstoneObjective:
         base = 2.0 * MEAN0_WEIGHT / self.n**2 if self.anchor == "mean0" else 0.0
         hess = self._laplacian(d2_u / SIGMA**2, base)
         if prior is not None:
-            # factors^T middle factors with middle = [[0, D, 0], [D, 0, 0], [0, 0, M]]:
-            # B^T D E + E^T D B + X^T M X, mapped to the scores (J^T factors^T).
-            factors, weight, m = prior[3]
-            g = weight.size
-            mapped = (self._incidence_t @ factors.T) / SIGMA  # (N, 3 G')
-            mapped_b, mapped_e, mapped_x = mapped[:, :g], mapped[:, g : 2 * g], mapped[:, 2 * g :]
-            cross = (mapped_b * weight) @ mapped_e.T
-            hess += cross
-            hess += cross.T
-            hess += (mapped_x @ m) @ mapped_x.T
+            # factors^T middle factors (B^T D E + E^T D B + X^T M X), mapped to the scores
+            # (J^T factors^T / SIGMA) and added in one product.
+            factors, middle = prior[3]
+            mapped = self._incidence_t @ factors.T  # (N, 3 G')
+            hess += (mapped @ (middle / SIGMA**2)) @ mapped.T
         return value, grad, hess
 
     def _laplacian(self, pair: np.ndarray, base: float = 0.0) -> np.ndarray:
@@ -456,7 +449,7 @@ class ThurstoneObjective:
         unordered group pair {g, g'} (weight 2, or 1 when g = g').
 
         Returns (value,) for order 0, (value, dV/du_h) for order 1 and
-        (value, dV/du_h, diagonal, (factors, weight, M)) for order 2, the low-rank Hessian in
+        (value, dV/du_h, diagonal, (factors, middle)) for order 2, the low-rank Hessian in
         u_h being factors^T middle factors with middle = [[0, D, 0], [D, 0, 0], [0, 0, M]],
         D = diag(weight).
         """
@@ -508,8 +501,9 @@ class ThurstoneObjective:
         b = np.multiply.outer(alpha * k, mills_p)
         b -= np.multiply.outer(alpha * nk, mills_not)
         b *= w  # B = w d
-        t = _gram(w * r) * np.multiply.outer(alpha, alpha)  # sum_h r^2 W_gh W_g'h
-        t += t[np.ix_(mirror, mirror)]
+        weighted = w * r
+        t = (weighted @ weighted.T) * np.multiply.outer(alpha, alpha)  # sum_h r^2 W_gh W_g'h
+        t += t[mirror][:, mirror]
         member = self._pair_member
         reps, mirrors = self._pair_reps, self._pair_mirrors
         g = member.shape[0]
@@ -522,7 +516,9 @@ class ThurstoneObjective:
         folded_e -= np.multiply.outer(alpha[reps], r2 * y) * (w[reps] + w[mirrors])
         folded_e *= c[reps][:, None]
         np.multiply(folded_b, c[reps][:, None], out=folded_x)
-        return value, d_u, diagonal, (factors, self._pair_weight, member @ t @ member.T)
+        middle = self._pair_middle.copy()
+        middle[2 * g :, 2 * g :] = member @ t @ member.T
+        return value, d_u, diagonal, (factors, middle)
 
     def one_sided(self, at_most: float = 0.0) -> np.ndarray:
         """Conditions that were compared but lost, or won, at most ``at_most`` times.
