@@ -212,7 +212,9 @@ def pw_scale(
                     confirm_final,
                 )
                 jod[members] = (
-                    solution.q if local else place_undetermined(sub, solution.q, cores[members])
+                    solution.q
+                    if local
+                    else place_undetermined(sub, solution.q, cores[members], step_tol)
                 )
                 objective += solution.objective
                 converged &= solution.converged

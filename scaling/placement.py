@@ -18,7 +18,7 @@ from scaling.solvers import solve_exact
 CONTINUITY = 0.5
 
 PLACEMENT_TOL = 1e-9
-"""Newton stops when no placed score moves by more than this (JOD)."""
+"""Newton stops when no placed score moves by more than this (JOD), by default."""
 
 
 def continuity_corrected(counts: np.ndarray) -> np.ndarray:
@@ -28,24 +28,29 @@ def continuity_corrected(counts: np.ndarray) -> np.ndarray:
     return np.where(unanimous, counts + CONTINUITY, counts)
 
 
-def place_undetermined(counts: np.ndarray, q: np.ndarray, core: np.ndarray) -> np.ndarray:
+def place_undetermined(
+    counts: np.ndarray, q: np.ndarray, core: np.ndarray, tol: float = PLACEMENT_TOL
+) -> np.ndarray:
     """Scores with the non-core conditions re-placed and the core's left as they are.
 
     Only the pairs that involve a condition to place enter the problem (the core's own
     pairs add constants), so the cost follows the number of undetermined conditions, not
     the size of the study. Without a core (every condition one-sided, e.g. a strict chain
     compared once per pair), all scores come from the corrected likelihood, centred at 0.
+    ``tol`` is Newton's step tolerance (JOD); bootstrap re-solves pass their looser one.
     """
     free = ~core
     if not free.any():
         return q
     if not core.any():
         corrected = continuity_corrected(counts)
-        return solve_exact(corrected, prior="none", place=False).q
-    return _place_around_core(counts, q, free)
+        return solve_exact(corrected, prior="none", place=False, step_tol=tol).q
+    return _place_around_core(counts, q, free, tol)
 
 
-def _place_around_core(counts: np.ndarray, q: np.ndarray, free: np.ndarray) -> np.ndarray:
+def _place_around_core(
+    counts: np.ndarray, q: np.ndarray, free: np.ndarray, tol: float
+) -> np.ndarray:
     """Newton on the free scores alone, the others fixed: the problem is convex (no prior)
     and has as many unknowns as there are conditions to place (usually one to three).
 
@@ -86,7 +91,7 @@ def _place_around_core(counts: np.ndarray, q: np.ndarray, free: np.ndarray) -> n
         moved = float(np.abs(step).max())
         ahead = derivatives(x + step)
         # Backtrack while the (convex) objective rises; a step at rounding level is taken.
-        while ahead[0] > value and moved > PLACEMENT_TOL:
+        while ahead[0] > value and moved > tol:
             step *= 0.5
             moved *= 0.5
             ahead = derivatives(x + step)
@@ -94,7 +99,7 @@ def _place_around_core(counts: np.ndarray, q: np.ndarray, free: np.ndarray) -> n
         value, grad, hess = ahead
         # Stop below the tolerance, or when Newton's quadratic convergence says the next
         # step would be (as in scaling.solvers._newton).
-        if moved < PLACEMENT_TOL or moved**3 < PLACEMENT_TOL * previous**2:
+        if moved < tol or moved**3 < tol * previous**2:
             break
         previous = moved
     placed = q.copy()

@@ -45,3 +45,16 @@ def test_without_a_core_every_score_comes_from_the_corrected_likelihood() -> Non
     assert not core.any()
     placed = place_undetermined(counts, np.full(4, 50.0), core)
     assert np.all(np.diff(placed) < 0) and abs(placed.mean()) < 1e-6
+
+
+def test_a_looser_tolerance_stops_earlier_within_that_tolerance() -> None:
+    """Bootstrap re-solves pass their step tolerance: fewer Newton steps, same place to
+    within it (the predicted stop keeps the error below the tolerance)."""
+    counts = _core_and_two_unbeaten()
+    core = determined_core(counts)
+    q = np.array([0.4, -0.2, 0.1, -0.5, 0.2, 9.0, 7.0])
+    exact = place_undetermined(counts, q, core)
+    for tol in (1e-3, 1e-6):
+        np.testing.assert_allclose(place_undetermined(counts, q, core, tol=tol), exact, atol=tol)
+    loose = place_undetermined(counts, q, core, tol=1e-3)
+    assert not np.array_equal(loose, exact)  # it did stop before the default tolerance
