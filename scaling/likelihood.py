@@ -470,38 +470,33 @@ class ThurstoneObjective:
 
         s = alpha * (w @ r)
         s += s[mirror]
+        # Every sum over g weighs W by (r_h - s_g) (the m of the docstring) except y's:
+        # with W' = W (r - s), sum_g m d = M a0 - M' a1 (M = M(u), M' = M(-u)) where
+        # a = rows @ W' (the rows' coefficients c alpha k, c alpha (n - k), ...).
+        weighted = w * r
+        shifted = weighted - s[:, None] * w
         cak, cank = ca * k, ca * nk
-        rows = [cak, cank, cak * s, cank * s]
-        if order == 2:
-            rows += [cak * k, cak * nk, cank * nk]
-            rows += [row * s for row in rows[4:]]
-        v = np.stack(rows) @ w  # v[i]_h = sum_g rows[i]_g W_gh
-        r_mp, r_mn = r * mills_p, r * mills_not
-        # sum_g m d = r (M v0 - M' v1) - (M v2 - M' v3), M = M(u), M' = M(-u)
-        d_u = -2.0 * (r_mp * v[0] - r_mn * v[1] - mills_p * v[2] + mills_not * v[3])
+        rows = [cak, cank] if order == 1 else [cak, cank, cak * k, cak * nk, cank * nk]
+        a = np.stack(rows) @ shifted
+        d_u = -2.0 * (mills_p * a[0] - mills_not * a[1])
         if order == 1:
             return value, d_u
 
         curve_p = mills_p * (u + mills_p)  # -(log Phi(u))''
         curve_n = mills_not * (mills_not - u)  # -(log Phi(-u))''
-        y = mills_p * v[0] - mills_not * v[1]
-        mp2, mpn, mn2 = mills_p * mills_p, mills_p * mills_not, mills_not * mills_not
-
-        def m_d2_e(i: int) -> np.ndarray:  # sum_g (coefficient) W (d^2 - e), rows i.. of v
-            return (
-                mp2 * v[4 + i]
-                - 2.0 * mpn * v[5 + i]
-                + mn2 * v[6 + i]
-                - curve_p * v[i // 3 * 2]
-                - curve_n * v[i // 3 * 2 + 1]
-            )
-
+        v0, v1 = np.stack([cak, cank]) @ w
+        y = mills_p * v0 - mills_not * v1
+        # sum_g m (d^2 - e) = M^2 a2 - 2 M M' a3 + M'^2 a4 - curve_p a0 - curve_n a1
+        m_d2_e = mills_p * mills_p * a[2]
+        m_d2_e -= 2.0 * mills_p * mills_not * a[3]
+        m_d2_e += mills_not * mills_not * a[4]
+        m_d2_e -= curve_p * a[0]
+        m_d2_e -= curve_n * a[1]
         r2 = r * r
-        diagonal = 2.0 * (r2 * y * y - (r * m_d2_e(0) - m_d2_e(3)))
+        diagonal = 2.0 * (r2 * y * y - m_d2_e)
         b = np.multiply.outer(alpha * k, mills_p)
         b -= np.multiply.outer(alpha * nk, mills_not)
         b *= w  # B = w d
-        weighted = w * r
         t = (weighted @ weighted.T) * np.multiply.outer(alpha, alpha)  # sum_h r^2 W_gh W_g'h
         t += t[mirror][:, mirror]
         member = self._pair_member
