@@ -106,12 +106,6 @@ def pair_likelihood(
     return value, d_u, d2_u
 
 
-def _logsumexp_last(x: np.ndarray) -> np.ndarray:
-    """log sum exp over the last axis (x finite; a lean scipy.special.logsumexp)."""
-    top = x.max(axis=-1)
-    return np.log(np.exp(x - top[..., None]).sum(axis=-1)) + top
-
-
 @lru_cache(maxsize=8)
 def _upper_mask(n: int) -> np.ndarray:
     """Boolean (N, N) mask of the strict upper triangle (cached: bootstrap re-solves)."""
@@ -548,7 +542,7 @@ class ThurstoneObjective:
         gaussian = self.prior == "gaussian"
         if gaussian:
             k, nk = self._k[:, None, None], self._nk[:, None, None]
-            log_c = np.log(pos.group_count)[:, None, None]
+            log_c = np.log(pos.group_count)[:, None]
             scaled, top, weight = self.profile_context(q) if context is None else context
             rest = np.ones(scaled.shape[1])
             rest[pairs] = 0.0
@@ -569,8 +563,10 @@ class ThurstoneObjective:
                 return values
             # Lambda_ga at c's positions (G, X, 2 deg): each pair's position, then its mirror.
             lam = np.concatenate([k * log_p + nk * log_not, k * log_not + nk * log_p], axis=2)
-            log_z = np.logaddexp(log_rest[:, None], _logsumexp_last(lam))  # (G, X)
-            prior = np.exp(log_c + lam - log_z[:, :, None]).sum(axis=0)  # (X, 2 deg)
+            top = lam.max(axis=2)  # (G, X)
+            weight = np.exp(lam - top[:, :, None], out=lam)  # one exponential, both sums
+            log_z = np.logaddexp(log_rest[:, None], np.log(weight.sum(axis=2)) + top)
+            prior = np.einsum("gxd,gx->xd", weight, np.exp(log_c + top - log_z))  # (X, 2 deg)
             values -= np.sum(np.log(prior + PRIOR_FLOOR), axis=1)
             # Other positions: -sum_a log(sum_g c_g e^Lambda_ga / Z_g + 0.1), linearised.
             values -= np.exp(log_slope[:, None] - log_z).sum(axis=0)
