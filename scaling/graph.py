@@ -57,10 +57,26 @@ def components_and_cores(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:func:`component_labels`, and the determined core (:func:`determined_core`) of
     every component at once, from one graph: what :func:`scaling.api.pw_scale` needs."""
     graph = _win_graph(counts)
-    _, weak = connected_components(graph, directed=True, connection="weak")
     _, strong = connected_components(graph, directed=True, connection="strong")
-    labels = _largest_first(weak)
+    labels = _single_component_around_largest(counts, strong)
+    if labels is None:
+        _, weak = connected_components(graph, directed=True, connection="weak")
+        labels = _largest_first(weak)
     return labels, _largest_strong(strong, labels)
+
+
+def _single_component_around_largest(counts: np.ndarray, strong: np.ndarray) -> np.ndarray | None:
+    """All zeros when every condition is in the largest strongly connected component or
+    compared with one of its members (then the graph is connected: the common case, a
+    few one-sided conditions around a core); None when that does not settle it."""
+    sizes = np.bincount(strong)
+    outside = np.flatnonzero(strong != np.argmax(sizes))
+    if outside.size > 0:
+        inside = np.flatnonzero(strong == np.argmax(sizes))
+        touching = (counts[np.ix_(outside, inside)] + counts[np.ix_(inside, outside)].T) > 0
+        if not touching.any(axis=1).all():
+            return None
+    return np.zeros(strong.size, dtype=np.intp)
 
 
 def _largest_strong(strong: np.ndarray, within: np.ndarray) -> np.ndarray:

@@ -50,3 +50,22 @@ def test_a_strict_order_has_no_core() -> None:
     counts = np.triu(np.ones((4, 4)), k=1)  # 0 beat everyone, 1 beat 2 and 3, ...
     labels, cores = components_and_cores(counts)
     assert labels.max() == 0 and not cores.any()
+
+
+def test_one_sided_conditions_chains_and_strays_get_the_right_components() -> None:
+    """The shortcut (every condition in the largest cycle-connected part or compared with
+    it) and the general path agree: one-sided conditions next to the core, a chain hanging
+    off a one-sided condition, never-compared conditions."""
+    counts = np.zeros((8, 8))
+    for i, j in [(0, 1), (1, 2), (2, 3), (3, 0), (0, 2)]:
+        counts[i, j] = counts[j, i] = 2.0  # the core: 0-3
+    counts[4, [0, 1]] = 3.0  # 4 never lost, next to the core
+    counts[[2, 3], 5] = 1.0  # 5 never won, next to the core
+    chain, around = counts.copy(), counts.copy()
+    chain[4, 6] = 1.0  # 6 met 4 only; 7 never compared
+    around[[6, 7], 1] = 1.0  # 6 and 7 never lost, next to the core: the shortcut
+    for case, components in [(counts, 3), (chain, 2), (around, 1)]:
+        labels, cores = components_and_cores(case)
+        np.testing.assert_array_equal(labels, component_labels(case))
+        assert labels.max() + 1 == components
+        np.testing.assert_array_equal(cores, [True] * 4 + [False] * 4)
