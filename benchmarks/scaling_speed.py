@@ -45,7 +45,7 @@ from scaling.bootstrap import round_split_ties
 from scaling.io import counts_from_trials
 from scaling.likelihood import ThurstoneObjective
 from scaling.simulate import make_true_scores, simulate_trials
-from scaling.solvers import BOOTSTRAP_STEP_TOL, hessian_factor, solve_exact
+from scaling.solvers import BOOTSTRAP_STEP_TOL, chord_start, solve_exact
 from scaling.threads import single_threaded_blas
 
 PWCMP_SECONDS = {100: 280.0, 200: 65 * 60.0}
@@ -137,7 +137,7 @@ def resolve(design: str, n_resamples: int = 16) -> None:
     conditions = sorted(set(trials["condition_A"]) | set(trials["condition_B"]))
     full_counts = counts_from_trials(trials, conditions)
     full = pw_scale(full_counts).jod
-    factor = hessian_factor(full_counts, full)
+    chord = chord_start(full_counts, full)
     units = _unit_counts(trials, conditions, "drop", "observer").T.tocsr()
     rng = np.random.default_rng(1)
     resamples = []
@@ -148,12 +148,12 @@ def resolve(design: str, n_resamples: int = 16) -> None:
 
     def solve_all() -> None:
         for counts in resamples:
-            _solve_for_bootstrap(counts, full, "gaussian", "mean0", factor)
+            _solve_for_bootstrap(counts, full, "gaussian", "mean0", chord)
 
     with single_threaded_blas():
         per_solve = _best_of(solve_all, 3) / n_resamples * 1e3
         iterations = [
-            solve_exact(c, q0=full, step_tol=BOOTSTRAP_STEP_TOL, q0_factor=factor).iterations
+            solve_exact(c, q0=full, step_tol=BOOTSTRAP_STEP_TOL, chord=chord).iterations
             for c in resamples
         ]
         objective = ThurstoneObjective(resamples[0])

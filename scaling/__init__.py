@@ -30,11 +30,19 @@ from scaling.io import (
 from scaling.likelihood import SIGMA, ThurstoneObjective
 from scaling.outliers import screen_observers
 from scaling.simulate import simulate_trials
-from scaling.solvers import FixedScore, Ordering, hessian_factor, solve_cvxpy, solve_exact
+from scaling.solvers import (
+    ChordStart,
+    FixedScore,
+    Ordering,
+    chord_start,
+    solve_cvxpy,
+    solve_exact,
+)
 
 __all__ = [
     "SIGMA",
     "BootstrapJob",
+    "ChordStart",
     "DisconnectedGraphWarning",
     "FixedScore",
     "FixedSpec",
@@ -45,8 +53,8 @@ __all__ = [
     "ThurstoneObjective",
     "bootstrap_many",
     "bootstrap_scores",
+    "chord_start",
     "counts_from_trials",
-    "hessian_factor",
     "pw_scale",
     "read_count_matrix",
     "read_table",

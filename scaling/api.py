@@ -36,9 +36,10 @@ from scaling.placement import place_undetermined
 from scaling.solvers import (
     BOOTSTRAP_STEP_TOL,
     STEP_TOL,
+    ChordStart,
     FixedScore,
     Ordering,
-    hessian_factor,
+    chord_start,
     solve_cvxpy,
     solve_exact,
 )
@@ -100,7 +101,7 @@ def _solve_component(
     constraints: Sequence[Ordering | FixedScore],
     q0: np.ndarray | None,
     step_tol: float = STEP_TOL,
-    q0_factor: tuple[np.ndarray, bool] | None = None,
+    chord: ChordStart | None = None,
     confirm_final: bool = True,
 ):
     if solver == "cvxpy":
@@ -111,7 +112,7 @@ def _solve_component(
         anchor=options.anchor,
         q0=q0,
         step_tol=step_tol,
-        q0_factor=q0_factor,
+        chord=chord,
         confirm_final=confirm_final,
     )
 
@@ -127,7 +128,7 @@ def pw_scale(
     q0: np.ndarray | None = None,
     conditions: Sequence[str] | None = None,
     step_tol: float = STEP_TOL,
-    q0_factor: tuple[np.ndarray, bool] | None = None,
+    chord: ChordStart | None = None,
     confirm_final: bool = True,
 ) -> PwScaleResult:
     """Scale one count matrix to JOD (pwcmp's ``pw_scale``, made safe).
@@ -153,9 +154,9 @@ def pw_scale(
         Warm start (bootstrap).
     conditions : sequence of str, optional
         Names used in warnings.
-    step_tol, q0_factor, confirm_final
-        Passed to :func:`scaling.solvers.solve_exact` (``q0_factor`` only when the graph
-        is connected: it covers all N scores); bootstrap re-solves loosen them.
+    step_tol, chord, confirm_final
+        Passed to :func:`scaling.solvers.solve_exact` (``chord``, made at ``q0``, only when
+        the graph is connected: it covers all N scores); bootstrap re-solves loosen them.
     """
     options = ScaleOptions(prior=prior, anchor=anchor)
     if solver not in SOLVERS:
@@ -208,7 +209,7 @@ def pw_scale(
                     local,
                     None if q0 is None else q0[members],
                     step_tol,
-                    q0_factor if whole else None,
+                    chord if whole else None,
                     confirm_final,
                 )
                 jod[members] = (
@@ -256,7 +257,7 @@ def _solve_for_bootstrap(
     q0: np.ndarray | None,
     prior: str,
     anchor: str,
-    q0_factor: tuple[np.ndarray, bool] | None = None,
+    chord: ChordStart | None = None,
     solver: str = "exact",
     constraints: Sequence[Ordering | FixedScore] = (),
     disconnected: str = "separate",
@@ -264,9 +265,9 @@ def _solve_for_bootstrap(
     """Bootstrap callback: a resample's scores, scaled as the full data were (same solver,
     constraints and disconnected-graph policy).
 
-    The exact solver starts from a chord step with the full data's Hessian factor
-    ``q0_factor``, stops at BOOTSTRAP_STEP_TOL (scores move by far less than any interval
-    width) and does not evaluate the objective after its last step.
+    The exact solver starts from a chord step with the full data's Hessian factor and
+    normal terms (``chord``, made at ``q0``), stops at BOOTSTRAP_STEP_TOL (scores move by far
+    less than any interval width) and does not evaluate the objective after its last step.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DisconnectedGraphWarning)
@@ -279,7 +280,7 @@ def _solve_for_bootstrap(
             disconnected=disconnected,
             q0=q0,
             step_tol=BOOTSTRAP_STEP_TOL,
-            q0_factor=q0_factor,
+            chord=chord,
             confirm_final=False,
         ).jod
 
@@ -405,9 +406,7 @@ def scale(
                 _solve_for_bootstrap,
                 prior=prior,
                 anchor=anchor,
-                q0_factor=hessian_factor(counts, result.jod, prior, anchor)
-                if exact_connected
-                else None,
+                chord=chord_start(counts, result.jod, prior, anchor) if exact_connected else None,
                 solver=solver,
                 constraints=_resolve_constraints(orderings, fixed, conditions),
                 disconnected=disconnected,

@@ -334,9 +334,12 @@ class ThurstoneObjective:
         """Objective only (cheaper than :meth:`value_and_grad`; used in line searches)."""
         return self._evaluate(q, order=0)[0]
 
-    def value_and_grad(self, q: np.ndarray) -> tuple[float, np.ndarray]:
-        """Objective and gradient with respect to all N scores."""
-        value, grad, _ = self._evaluate(q, order=1)
+    def value_and_grad(
+        self, q: np.ndarray, normal: tuple[np.ndarray, ...] | None = None
+    ) -> tuple[float, np.ndarray]:
+        """Objective and gradient with respect to all N scores. ``normal``: the
+        :meth:`normal_terms` at q when already known (bootstrap chord steps)."""
+        value, grad, _ = self._evaluate(q, order=1, normal=normal)
         return value, grad
 
     def value_grad_hess(self, q: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -350,7 +353,20 @@ class ThurstoneObjective:
     def __call__(self, q: np.ndarray) -> float:
         return self.value(q)
 
-    def _evaluate(self, q: np.ndarray, order: int) -> tuple[float, np.ndarray | None, ...]:
+    @property
+    def pair_index(self) -> np.ndarray:
+        """Flat index i N + j of every compared pair i < j, in the order of the pair terms
+        (ascending)."""
+        return self._flat_ij
+
+    def normal_terms(self, q: np.ndarray) -> tuple[np.ndarray, ...]:
+        """log Phi(u), log Phi(-u) and both inverse Mills ratios on the compared pairs at q
+        (:func:`_normal_terms` of u = (q_i - q_j) / SIGMA, in :attr:`pair_index` order)."""
+        return _normal_terms((q[self._i] - q[self._j]) / SIGMA)
+
+    def _evaluate(
+        self, q: np.ndarray, order: int, normal: tuple[np.ndarray, ...] | None = None
+    ) -> tuple[float, np.ndarray | None, ...]:
         """Value (order 0), gradient (1) and Hessian (2), all on the unordered pairs.
 
         Position (j, i) mirrors (i, j): u is negated, wins and losses swap, and the prior's
@@ -359,7 +375,8 @@ class ThurstoneObjective:
         are taken with respect to the H = P / 2 pair differences u_h (J_half maps them to q).
         """
         u = (q[self._i] - q[self._j]) / SIGMA
-        normal = _normal_terms(u)
+        if normal is None:
+            normal = _normal_terms(u)
         value, d_u, d2_u = pair_likelihood(u, self._wins, self._losses, normal, order)
         value += self._constant
         if self.anchor == "mean0":

@@ -72,6 +72,29 @@ class FixedScore:
 Constraint = Ordering | FixedScore
 
 
+@dataclass(frozen=True)
+class ChordStart:
+    """What re-solves of problems near a solved one (bootstrap resamples) reuse from its
+    solution q0 (:func:`chord_start`).
+
+    ``factor`` is the Cholesky factor of its Hessian at q0 over the free scores; ``pairs``
+    the flat indices of its compared pairs (:attr:`ThurstoneObjective.pair_index`) and
+    ``normal`` its normal-distribution terms at q0 on them. A resample compares a subset of
+    those pairs at the same score differences, so its gradient at q0 needs none of its own.
+    """
+
+    factor: tuple[np.ndarray, bool]
+    pairs: np.ndarray
+    normal: tuple[np.ndarray, ...]
+
+    def normal_on(self, objective: ThurstoneObjective) -> tuple[np.ndarray, ...] | None:
+        """The normal terms at q0 on ``objective``'s pairs; None if it has others."""
+        where = np.searchsorted(self.pairs, objective.pair_index).clip(max=self.pairs.size - 1)
+        if not np.array_equal(self.pairs[where], objective.pair_index):
+            return None
+        return tuple(term[where] for term in self.normal)
+
+
 @dataclass
 class Solution:
     """Scores of one connected comparison graph and how the solver got there."""
@@ -377,7 +400,7 @@ def solve_exact(
     place: bool = True,
     newton_steps: int | None = None,
     step_tol: float = STEP_TOL,
-    q0_factor: tuple[np.ndarray, bool] | None = None,
+    chord: ChordStart | None = None,
     confirm_final: bool = True,
 ) -> Solution:
     """Maximum a-posteriori JOD scores of one connected comparison graph.
@@ -405,11 +428,12 @@ def solve_exact(
     step_tol : float
         Newton stops when no score moves, or would move at its next step, by more than
         this (JOD); see :data:`BOOTSTRAP_STEP_TOL` for what looser values cost in accuracy.
-    q0_factor : tuple, optional
-        Cholesky factor (:func:`hessian_factor`) of the Hessian of a nearby problem at
-        ``q0``, e.g. the full data's when ``counts`` is a bootstrap resample: Newton then
-        starts from the chord step q0 - H^-1 g(q0) on this problem, which costs a gradient
-        instead of a Hessian and lands about where Newton's first step would.
+    chord : ChordStart, optional
+        What a nearby problem solved at ``q0`` leaves (:func:`chord_start`), e.g. the full
+        data's when ``counts`` is a bootstrap resample: Newton then starts from the chord
+        step q0 - H^-1 g(q0) on this problem, which costs a gradient (without its normal
+        terms, when the pairs are among the nearby problem's) instead of a Hessian and
+        lands about where Newton's first step would.
     confirm_final : bool
         False skips evaluating the objective after Newton's last step (see ``_newton``;
         bootstrap re-solves): ``objective`` and ``gradient_norm`` are then NaN.
@@ -426,15 +450,15 @@ def solve_exact(
     start = np.zeros(n) if q0 is None else np.asarray(q0, dtype=float).copy()
     if anchor == "fix0":
         start -= start[0]
-    if q0 is not None and q0_factor is not None:
+    if q0 is not None and chord is not None:
         free = _free_mask(n, anchor)
-        if q0_factor[0].shape != (free.sum(), free.sum()):
+        if chord.factor[0].shape != (free.sum(), free.sum()):
             raise ValueError(
-                f"q0_factor is for {q0_factor[0].shape[0]} free scores; this problem has "
-                f"{free.sum()} (hessian_factor of the same conditions and anchor)"
+                f"the chord start's factor is for {chord.factor[0].shape[0]} free scores; "
+                f"this problem has {free.sum()} (chord_start of the same conditions and anchor)"
             )
-        grad = objective.value_and_grad(start)[1]
-        start[free] -= cho_solve(q0_factor, grad[free], check_finite=False)
+        grad = objective.value_and_grad(start, chord.normal_on(objective))[1]
+        start[free] -= cho_solve(chord.factor, grad[free], check_finite=False)
 
     iterations = 0
     if prior != "none" and q0 is None:
@@ -470,20 +494,20 @@ def solve_exact(
     return Solution(q, value, gnorm, iterations, gnorm < tolerance, "exact")
 
 
-def hessian_factor(
+def chord_start(
     counts: np.ndarray, q: np.ndarray, prior: str = "gaussian", anchor: str = "mean0"
-) -> tuple[np.ndarray, bool] | None:
-    """Cholesky factor of the objective's Hessian at ``q`` over the free scores.
-
-    Passed to :func:`solve_exact` as ``q0_factor`` for problems near this one (bootstrap
-    resamples of ``counts``). None where the Hessian is not positive definite or ``q`` is
-    not finite: the re-solves then start from ``q`` itself.
-    """
+) -> ChordStart | None:
+    """What re-solves of problems near ``counts`` (bootstrap resamples) reuse from its
+    solution ``q`` (:class:`ChordStart`). None where the Hessian is not positive definite
+    or ``q`` is not finite: the re-solves then start from ``q`` itself."""
     if not np.all(np.isfinite(q)):
         return None
+    objective = ThurstoneObjective(counts, prior=prior, anchor=anchor)
     free = _free_mask(counts.shape[0], anchor)
-    hess = ThurstoneObjective(counts, prior=prior, anchor=anchor).hessian(q)
-    return _cholesky(hess[np.ix_(free, free)])
+    factor = _cholesky(objective.hessian(q)[np.ix_(free, free)])
+    if factor is None:
+        return None
+    return ChordStart(factor, objective.pair_index, objective.normal_terms(q))
 
 
 def solve_cvxpy(

@@ -290,19 +290,19 @@ def test_bootstrap_re_solves_stay_at_the_optimum(prior: str, anchor: str) -> Non
     BOOTSTRAP_STEP_TOL of the optimum on every resample, with and without the full data's
     Hessian factor."""
     from scaling.api import _solve_for_bootstrap, pw_scale
-    from scaling.solvers import BOOTSTRAP_STEP_TOL, hessian_factor
+    from scaling.solvers import BOOTSTRAP_STEP_TOL, chord_start
 
     assert BOOTSTRAP_STEP_TOL <= 1e-3
     counts = _simulate(30, 400, seed=11)
     full = pw_scale(counts, prior, anchor)
-    factor = hessian_factor(counts, full.jod, prior, anchor)
-    assert factor is not None
+    chord = chord_start(counts, full.jod, prior, anchor)
+    assert chord is not None
     rng = np.random.default_rng(12)
     for _ in range(4):
         resampled = rng.poisson(counts).astype(float)
         exact = pw_scale(resampled, prior, anchor, q0=full.jod, step_tol=1e-12)
-        for start_factor in (None, factor):
-            quick = _solve_for_bootstrap(resampled, full.jod, prior, anchor, start_factor)
+        for start in (None, chord):
+            quick = _solve_for_bootstrap(resampled, full.jod, prior, anchor, start)
             np.testing.assert_allclose(quick, exact.jod, atol=5 * BOOTSTRAP_STEP_TOL)
 
 
@@ -317,26 +317,48 @@ def test_newton_stops_once_quadratic_convergence_predicts_the_tolerance() -> Non
     assert loose.iterations < tight.iterations
 
 
-def test_hessian_factor_is_none_where_no_chord_start_makes_sense() -> None:
-    """Scores with NaN (a condition never compared) give no factor: re-solves then start
-    from the scores themselves."""
-    from scaling.solvers import hessian_factor
+def test_chord_start_is_none_where_it_makes_no_sense() -> None:
+    """Scores with NaN (a condition never compared) give no chord start: re-solves then
+    start from the scores themselves."""
+    from scaling.solvers import chord_start
 
     counts = _simulate(10, 200, seed=4)
     q = solve_exact(counts).q
-    assert hessian_factor(counts, q) is not None
+    assert chord_start(counts, q) is not None
     q[3] = np.nan
-    assert hessian_factor(counts, q) is None
+    assert chord_start(counts, q) is None
 
 
-def test_a_factor_of_another_size_is_refused_with_a_clear_error() -> None:
-    from scaling.solvers import hessian_factor
+def test_a_chord_start_of_another_size_is_refused_with_a_clear_error() -> None:
+    from scaling.solvers import chord_start
 
     counts = _simulate(10, 200, seed=4)
     q = solve_exact(counts).q
-    factor = hessian_factor(counts, q)
-    with pytest.raises(ValueError, match="q0_factor is for 10 free scores; this problem has 9"):
-        solve_exact(counts, q0=q, q0_factor=factor, anchor="fix0")
+    chord = chord_start(counts, q)
+    with pytest.raises(ValueError, match="factor is for 10 free scores; this problem has 9"):
+        solve_exact(counts, q0=q, chord=chord, anchor="fix0")
+
+
+def test_chord_start_lends_its_normal_terms_to_resamples_of_its_pairs() -> None:
+    """A resample compares a subset of the full data's pairs: the gradient at q0 from the
+    lent normal terms equals the computed one; a problem with a new pair gets none."""
+    from scaling.solvers import chord_start
+
+    counts = _simulate(30, 400, seed=11)
+    q = solve_exact(counts).q
+    chord = chord_start(counts, q)
+    rng = np.random.default_rng(5)
+    resampled = rng.binomial(counts.astype(int), 0.6).astype(float)
+    objective = ThurstoneObjective(resampled)
+    assert objective.pair_index.size < chord.pairs.size  # some pairs dropped out
+    lent = chord.normal_on(objective)
+    np.testing.assert_array_equal(
+        objective.value_and_grad(q, lent)[1], objective.value_and_grad(q)[1]
+    )
+    new_pair = counts.copy()
+    i, j = np.argwhere(((counts + counts.T) == 0) & ~np.eye(30, dtype=bool))[0]
+    new_pair[i, j] = 1.0
+    assert chord.normal_on(ThurstoneObjective(new_pair)) is None
 
 
 def test_unconfirmed_final_step_reports_no_objective_but_the_same_scores() -> None:
