@@ -560,13 +560,12 @@ class ThurstoneObjective:
         if gaussian:
             k, nk = self._k[:, None, None], self._nk[:, None, None]
             log_c = np.log(pos.group_count)[:, None]
-            scaled, top, weight = self.profile_context(q) if context is None else context
-            rest = np.ones(scaled.shape[1])
-            rest[pairs] = 0.0
-            rest[pairs + pos.n_pairs] = 0.0
+            both, top, weight = self.profile_context(q) if context is None else context
+            rest = np.ones(both.shape[1])
+            rest[pairs] = 0.0  # both positions of c's pairs
             with np.errstate(divide="ignore"):  # no other position: log 0 = -inf is right
-                log_rest = np.log(scaled @ rest) + top
-                log_slope = np.log(scaled @ (weight * rest) * pos.group_count) + top
+                log_rest = np.log(both @ rest) + top
+                log_slope = np.log(both @ (weight * rest) * pos.group_count) + top
 
         def profile(xs: np.ndarray) -> np.ndarray:
             u = sign * (np.asarray(xs, dtype=float)[:, None] - q_other) / SIGMA  # (X, deg)
@@ -580,10 +579,10 @@ class ThurstoneObjective:
                 return values
             # Lambda_ga at c's positions (G, X, 2 deg): each pair's position, then its mirror.
             lam = np.concatenate([k * log_p + nk * log_not, k * log_not + nk * log_p], axis=2)
-            top = lam.max(axis=2)  # (G, X)
-            weight = np.exp(lam - top[:, :, None], out=lam)  # one exponential, both sums
-            log_z = np.logaddexp(log_rest[:, None], np.log(weight.sum(axis=2)) + top)
-            prior = np.einsum("gxd,gx->xd", weight, np.exp(log_c + top - log_z))  # (X, 2 deg)
+            lam_top = lam.max(axis=2)  # (G, X)
+            scaled = np.exp(lam - lam_top[:, :, None], out=lam)  # one exponential, both sums
+            log_z = np.logaddexp(log_rest[:, None], np.log(scaled.sum(axis=2)) + lam_top)
+            prior = np.einsum("gxd,gx->xd", scaled, np.exp(log_c + lam_top - log_z))
             values -= np.sum(np.log(prior + PRIOR_FLOOR), axis=1)
             # Other positions: -sum_a log(sum_g c_g e^Lambda_ga / Z_g + 0.1), linearised.
             values -= np.exp(log_slope[:, None] - log_z).sum(axis=0)
@@ -592,8 +591,9 @@ class ThurstoneObjective:
         return profile
 
     def profile_context(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The O(G P) part of :meth:`coordinate_profile`: e^(Lambda_ga - max_a Lambda_ga),
-        that maximum, and 1 / (prior_a + 0.1) at every position."""
+        """The O(G P) part of :meth:`coordinate_profile`: e^(Lambda_ga - max_a Lambda_ga)
+        summed over the two positions of each pair (G x pairs), that maximum, and
+        1 / (prior_a + 0.1) per pair (the same at both positions)."""
         log_p, log_not, _, _ = _normal_terms((q[self._i] - q[self._j]) / SIGMA)
         # Computed on the pair half: the mirror position of h carries group g's weight at h
         # for the mirror group of g (see _prior_terms).
@@ -605,7 +605,7 @@ class ThurstoneObjective:
         np.exp(half - top[:, None], out=half)
         sums = half.sum(axis=1)
         weight = 1.0 / ((self._c / (sums + sums[mirror])) @ half + PRIOR_FLOOR)
-        return np.concatenate([half, half[mirror]], axis=1), top, np.tile(weight, 2)
+        return half + half[mirror], top, weight
 
     def likelihood_hessian(self, q: np.ndarray) -> np.ndarray:
         """Hessian of the likelihood, ridge and mean0 terms (exact without a prior).
