@@ -226,14 +226,17 @@ def summarise(samples: np.ndarray, alpha: float = 0.05) -> BootstrapResult:
 def _run_chunk(job: BootstrapJob, seed: np.random.SeedSequence, size: int) -> np.ndarray:
     """Draw ``size`` bootstrap samples of one job and scale each."""
     rng = np.random.default_rng(seed)
-    units = job.unit_counts
-    n_units = units.shape[0]
-    n = math.isqrt(units.shape[1])
-    transposed = units.T.tocsr()
+    n_units = job.unit_counts.shape[0]
+    n = math.isqrt(job.unit_counts.shape[1])
+    entries = job.unit_counts.tocoo()  # (unit, cell, count) triples: one pass per resample
+    whole = bool(np.all(entries.data == np.floor(entries.data)))  # no split ties to round
     out = np.empty((size, n))
     for k in range(size):
         weights = np.bincount(rng.integers(n_units, size=n_units), minlength=n_units)
-        counts = round_split_ties((transposed @ weights).reshape(n, n), rng)
+        counts = np.bincount(entries.col, entries.data * weights[entries.row], minlength=n * n)
+        counts = counts.reshape(n, n)
+        if not whole:
+            counts = round_split_ties(counts, rng)
         out[k] = job.solve(counts, job.q0)
     return out
 

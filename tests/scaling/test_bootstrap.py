@@ -127,6 +127,27 @@ def test_split_ties_are_rounded_before_solving() -> None:
     assert all(np.array_equal(d, np.floor(d)) for d in seen)
 
 
+@pytest.mark.parametrize("offset", [0.0, 0.5])  # whole counts, and split ties to round
+def test_each_resample_weighs_the_units_by_how_often_they_were_drawn(offset: float) -> None:
+    """Resample k = sum_u w_u D_u with w the draw counts of its units (then split ties
+    rounded), from the documented seeds: the same matrices as a plain re-computation."""
+    units = observer_counts(np.linspace(-1, 1, 5), 7, np.random.default_rng(3)) + offset
+    for c in units:
+        np.fill_diagonal(c, 0.0)
+    seen = []
+
+    def record(d: np.ndarray, q0: np.ndarray | None) -> np.ndarray:
+        seen.append(d)
+        return np.zeros(d.shape[0])
+
+    bootstrap_scores(units, record, n_samples=5, seed=4, n_jobs=1, progress=False)
+    rng = np.random.default_rng(np.random.SeedSequence(4).spawn(1)[0])
+    for d in seen:
+        weights = np.bincount(rng.integers(7, size=7), minlength=7)
+        expected = round_split_ties(np.tensordot(weights, units, axes=1), rng)
+        np.testing.assert_array_equal(d, expected)
+
+
 def test_summaries_skip_samples_where_a_score_is_undefined() -> None:
     samples = np.column_stack([np.arange(100.0), np.r_[np.arange(50.0), np.full(50, np.nan)]])
     samples = np.column_stack([samples, np.full(100, np.nan)])
