@@ -246,7 +246,9 @@ _WORKER: dict[str, object] = {}
 
 def _init_worker(jobs: list[BootstrapJob]) -> None:
     """Keep the data in each worker once, instead of shipping it with every chunk."""
-    _WORKER.update(jobs=jobs, blas=single_threaded_blas())
+    blas = single_threaded_blas()
+    blas.__enter__()  # for the worker's lifetime
+    _WORKER.update(jobs=jobs, blas=blas)
 
 
 def _worker_chunk(job: int, seed: np.random.SeedSequence, size: int) -> np.ndarray:

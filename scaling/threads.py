@@ -9,9 +9,13 @@ pool instead.
 from __future__ import annotations
 
 import contextlib
+import threading
+from collections.abc import Iterator
 from functools import cache
 
 from threadpoolctl import ThreadpoolController
+
+_state = threading.local()
 
 
 @cache
@@ -19,6 +23,20 @@ def _controller() -> ThreadpoolController:
     return ThreadpoolController()  # inspecting the loaded libraries is the slow part: once
 
 
-def single_threaded_blas() -> contextlib.AbstractContextManager:
-    """Context in which BLAS (OpenBLAS, MKL, ...) uses one thread."""
-    return _controller().limit(limits=1, user_api="blas")
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Context in which BLAS (OpenBLAS, MKL, ...) uses one thread.
+
+    Nested uses in the same thread cost nothing: setting the limit takes about 50 us, which
+    each of a bootstrap's thousands of re-solves would otherwise pay inside the limit its
+    worker already holds.
+    """
+    if getattr(_state, "depth", 0):
+        yield
+        return
+    with _controller().limit(limits=1, user_api="blas"):
+        _state.depth = 1
+        try:
+            yield
+        finally:
+            _state.depth = 0
