@@ -280,3 +280,26 @@ def test_placement_leaves_the_exact_core_untouched():
     # the raw optimum throws one-sided conditions far away; placement keeps them sensible
     assert np.abs(error[main][~in_core]).max() < 0.5 * np.abs(raw_error[~in_core]).max()
     assert np.abs(error[main][~in_core]).max() < 6.0
+
+
+def test_point_estimates_in_a_pool_equal_the_serial_ones(study, monkeypatch):
+    """With POOL_WORK at 0 every multi-group job solves its groups in a process pool: same
+    table (bootstrap included), same warnings with their group named, same errors."""
+    import scaling.api
+
+    _, trials = study
+    split = trials.copy()
+    lone = split.scene == split.scene.iloc[0]
+    pair = {"c1", "c2"}
+    cut = lone & (split.condition_A.isin(pair) != split.condition_B.isin(pair))
+    split = split[~cut]  # in the first scene, c1 and c2 only ever met each other
+    with pytest.warns(scaling.DisconnectedGraphWarning) as serial_warnings:
+        serial = scaling.scale(split, bootstrap=24, seed=5, n_jobs=1, progress=False)
+    monkeypatch.setattr(scaling.api, "POOL_WORK", 0)
+    with pytest.warns(scaling.DisconnectedGraphWarning) as pooled_warnings:
+        pooled = scaling.scale(split, bootstrap=24, seed=5, n_jobs=2, progress=False)
+    pd.testing.assert_frame_equal(pooled, serial)
+    assert [str(w.message) for w in pooled_warnings] == [str(w.message) for w in serial_warnings]
+    assert any("scene=" in str(w.message) for w in pooled_warnings)
+    with pytest.raises(ValueError, match="prior='none'"):
+        scaling.scale(trials, solver="cvxpy", n_jobs=2, progress=False)
