@@ -114,7 +114,11 @@ def scale_command(
         ),
     ] = None,
     jobs: Annotated[
-        int | None, typer.Option(help="Bootstrap processes [default: all cores].")
+        int | None,
+        typer.Option(
+            help="Worker processes for the bootstrap and for many large groups "
+            "[default: all cores]."
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
