@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -23,7 +22,7 @@ from scipy.sparse import csr_matrix
 from tqdm.auto import tqdm
 
 from jodkit import __version__
-from scaling.bootstrap import BootstrapJob, BootstrapResult, bootstrap_many
+from scaling.bootstrap import BootstrapJob, BootstrapResult, bootstrap_many, worker_count
 from scaling.errors import InputError
 from scaling.formats import SCALE_COLUMNS, ScaleOptions
 from scaling.graph import components_and_cores, link_like_pwcmp
@@ -365,6 +364,7 @@ def scale(
         raise ValueError(f"resample must be 'observer' or 'trial', not {resample!r}")
     if bootstrap < 0:
         raise ValueError(f"bootstrap must be >= 0, not {bootstrap}")
+    worker_count(n_jobs)  # refuse a bad n_jobs before any group is solved
     source = "DataFrame" if isinstance(trials, pd.DataFrame) else str(trials)
     raw = trials if isinstance(trials, pd.DataFrame) else read_any_table(trials)
     keys = list(by) if by is not None else _default_by(raw)
@@ -511,7 +511,7 @@ def _solve_groups(
 ) -> list[tuple[PwScaleResult, ChordStart | None, list[str]]]:
     """:func:`_solve_group` for every group, on all cores when the work is worth a pool."""
     solve = partial(_solve_group, options=options, with_chord=with_chord)
-    workers = min(n_jobs or os.cpu_count() or 1, len(tasks))
+    workers = min(worker_count(n_jobs), len(tasks))
     pooled = workers > 1 and sum(task[0].shape[0] ** 2 for task in tasks) >= POOL_WORK
     pool = ProcessPoolExecutor(max_workers=workers) if pooled else contextlib.nullcontext()
     bar = tqdm(

@@ -83,6 +83,14 @@ def round_split_ties(counts: np.ndarray, rng: np.random.Generator) -> np.ndarray
     return np.where(round_near, np.floor(counts + 0.5), np.floor(counts))
 
 
+def worker_count(n_jobs: int | None) -> int:
+    """Worker processes for ``n_jobs`` (None: all cores); fewer than one is refused."""
+    workers = n_jobs if n_jobs is not None else os.cpu_count() or 1
+    if workers < 1:
+        raise ValueError(f"n_jobs must be at least 1, not {n_jobs}")
+    return workers
+
+
 @dataclass(frozen=True)
 class BootstrapJob:
     """One count matrix to bootstrap (see :func:`bootstrap_scores` for the fields)."""
@@ -165,9 +173,7 @@ def bootstrap_many(
     chunk_seeds = np.random.SeedSequence(seed).spawn(-(-n_samples // CHUNK_SIZE))
     sizes = [min(CHUNK_SIZE, n_samples - k * CHUNK_SIZE) for k in range(len(chunk_seeds))]
     tasks = [(j, i) for j in range(len(data)) for i in range(len(sizes))]
-    workers = n_jobs if n_jobs is not None else os.cpu_count() or 1
-    if workers < 1:
-        raise ValueError(f"n_jobs must be at least 1, not {n_jobs}")
+    workers = worker_count(n_jobs)
     parallel = (
         workers > 1
         and n_samples * len(data) >= MIN_SAMPLES_FOR_POOL

@@ -69,10 +69,10 @@ def _single_component_around_largest(counts: np.ndarray, strong: np.ndarray) -> 
     """All zeros when every condition is in the largest strongly connected component or
     compared with one of its members (then the graph is connected: the common case, a
     few one-sided conditions around a core); None when that does not settle it."""
-    sizes = np.bincount(strong)
-    outside = np.flatnonzero(strong != np.argmax(sizes))
+    in_largest = strong == np.argmax(np.bincount(strong))
+    outside = np.flatnonzero(~in_largest)
     if outside.size > 0:
-        inside = np.flatnonzero(strong == np.argmax(sizes))
+        inside = np.flatnonzero(in_largest)
         touching = (counts[np.ix_(outside, inside)] + counts[np.ix_(inside, outside)].T) > 0
         if not touching.any(axis=1).all():
             return None

@@ -594,7 +594,7 @@ class ThurstoneObjective:
         """The O(G P) part of :meth:`coordinate_profile`: e^(Lambda_ga - max_a Lambda_ga)
         summed over the two positions of each pair (G x pairs), that maximum, and
         1 / (prior_a + 0.1) per pair (the same at both positions)."""
-        log_p, log_not, _, _ = _normal_terms((q[self._i] - q[self._j]) / SIGMA)
+        log_p, log_not, _, _ = self.normal_terms(q)
         # Computed on the pair half: the mirror position of h carries group g's weight at h
         # for the mirror group of g (see _prior_terms).
         mirror = self._mirror

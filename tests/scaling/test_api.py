@@ -303,3 +303,5 @@ def test_point_estimates_in_a_pool_equal_the_serial_ones(study, monkeypatch):
     assert any("scene=" in str(w.message) for w in pooled_warnings)
     with pytest.raises(ValueError, match="prior='none'"):
         scaling.scale(trials, solver="cvxpy", n_jobs=2, progress=False)
+    with pytest.raises(ValueError, match="n_jobs must be at least 1, not 0"):
+        scaling.scale(trials, n_jobs=0, progress=False)  # refused before any solving
