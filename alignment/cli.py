@@ -46,47 +46,43 @@ def align_command(
     from scaling.errors import InputError
     from scaling.io import read_any_table, write_table
 
-    try:
-        if method == "joint":
-            from alignment.joint import align_joint
+    if method == "joint":
+        from alignment.joint import align_joint
 
-            if trials is None or cross_trials is None or scales or cross:
-                raise InputError(
-                    "method 'joint' fits the trials: give --trials and --cross-trials "
-                    "(and no scale tables)",
-                    field="method",
-                )
-            unified = align_joint(
-                read_any_table(trials),
-                read_any_table(cross_trials),
-                reference=reference,
-                bootstrap=bootstrap,
-                seed=seed,
-                progress=True,
-                sources=(str(trials), str(cross_trials)),
+        if trials is None or cross_trials is None or scales or cross:
+            raise InputError(
+                "method 'joint' fits the trials: give --trials and --cross-trials "
+                "(and no scale tables)",
+                field="method",
             )
-        else:
-            from alignment.align import align
+        unified = align_joint(
+            read_any_table(trials),
+            read_any_table(cross_trials),
+            reference=reference,
+            bootstrap=bootstrap,
+            seed=seed,
+            progress=True,
+            sources=(str(trials), str(cross_trials)),
+        )
+    else:
+        from alignment.align import align
 
-            if scales is None or cross is None or trials or cross_trials:
-                raise InputError(
-                    f"method {method!r} fits scale tables: give SCALES and --cross "
-                    "(trials go with --method joint)",
-                    field="method",
-                )
-            unified = align(
-                read_any_table(scales),
-                read_any_table(cross),
-                reference=reference,
-                method=method,
-                bootstrap=bootstrap,
-                seed=seed,
-                progress=True,
-                sources=(str(scales), str(cross)),
+        if scales is None or cross is None or trials or cross_trials:
+            raise InputError(
+                f"method {method!r} fits scale tables: give SCALES and --cross "
+                "(trials go with --method joint)",
+                field="method",
             )
-    except (InputError, ValueError) as err:
-        typer.secho(f"error: {err}", fg="red", err=True)
-        raise typer.Exit(2) from err
+        unified = align(
+            read_any_table(scales),
+            read_any_table(cross),
+            reference=reference,
+            method=method,
+            bootstrap=bootstrap,
+            seed=seed,
+            progress=True,
+            sources=(str(scales), str(cross)),
+        )
     write_table(unified, output)
     for attr, info in unified.attrs["jodkit"]["attributes"].items():
         typer.echo(f"{attr}: reference {info['reference']} ({info['reference_reason']})")

@@ -41,22 +41,14 @@ def _app(home: Path, db_url: str | None):
     return create_app(config)
 
 
-def _fail(err: InputError) -> None:
-    typer.secho(f"error: {err}", fg="red", err=True)
-    raise typer.Exit(2)
-
-
 @contextmanager
 def _database(home: Path, db_url: str | None) -> Iterator:
-    """The app's database session for one command; bad input exits with its message."""
+    """The app's database session for one command."""
     from annotation_app.db import get_db
 
     app = _app(home, db_url)
     with app.app_context():
-        try:
-            yield app, get_db()
-        except InputError as err:
-            _fail(err)
+        yield app, get_db()
 
 
 def serve_command(

@@ -1,13 +1,11 @@
 """jodkit: pairwise image-quality judgments to JOD scales, unified scales and trained models.
 
 The stages live in their own top-level packages (``scaling``, ``alignment``, ``study``,
-``annotation_app``, ``training``); this package only holds the ``jod`` command line and
-the distribution's version.
+``annotation_app``, ``training``); this package only holds the ``jod`` command line. The
+version is defined once, in the base stage (``scaling.version``), so no stage imports this
+package.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from scaling.version import __version__
 
-try:
-    __version__ = version("jodkit")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0.0.0+unknown"
+__all__ = ["__version__"]

@@ -7,63 +7,60 @@ Inputs: the trial table or a count matrix; output: the scale table (see
     table = scaling.scale(trials_df, by=["scene", "attribute"], bootstrap=500)
     result = scaling.pw_scale(counts)            # one count matrix, numpy in and out
     screening = scaling.screen_observers(trials_df)
+
+The names below load on first use (PEP 562), so that importing a light module of this
+package (``scaling.errors``, ``scaling.cli``) does not import numpy, pandas and cvxpy:
+``jod --help`` and ``jod scale --help`` stay fast.
 """
 
-from scaling.api import (
-    DisconnectedGraphWarning,
-    FixedSpec,
-    OrderingSpec,
-    PwScaleResult,
-    pw_scale,
-    scale,
-    scale_counts,
-)
-from scaling.bootstrap import BootstrapJob, bootstrap_many, bootstrap_scores
-from scaling.errors import InputError
-from scaling.io import (
-    counts_from_trials,
-    read_count_matrix,
-    read_table,
-    read_trials,
-    write_table,
-)
-from scaling.likelihood import SIGMA, ThurstoneObjective
-from scaling.outliers import screen_observers
-from scaling.simulate import simulate_trials
-from scaling.solvers import (
-    ChordStart,
-    FixedScore,
-    Ordering,
-    chord_start,
-    solve_cvxpy,
-    solve_exact,
-)
+from __future__ import annotations
 
-__all__ = [
-    "SIGMA",
-    "BootstrapJob",
-    "ChordStart",
-    "DisconnectedGraphWarning",
-    "FixedScore",
-    "FixedSpec",
-    "InputError",
-    "Ordering",
-    "OrderingSpec",
-    "PwScaleResult",
-    "ThurstoneObjective",
-    "bootstrap_many",
-    "bootstrap_scores",
-    "chord_start",
-    "counts_from_trials",
-    "pw_scale",
-    "read_count_matrix",
-    "read_table",
-    "read_trials",
-    "scale",
-    "scale_counts",
-    "screen_observers",
-    "simulate_trials",
-    "solve_cvxpy",
-    "solve_exact",
-    "write_table",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "scaling.api": (
+        "DisconnectedGraphWarning",
+        "FixedSpec",
+        "OrderingSpec",
+        "PwScaleResult",
+        "pw_scale",
+        "scale",
+        "scale_counts",
+    ),
+    "scaling.bootstrap": ("BootstrapJob", "bootstrap_many", "bootstrap_scores"),
+    "scaling.errors": ("InputError",),
+    "scaling.io": (
+        "counts_from_trials",
+        "read_count_matrix",
+        "read_table",
+        "read_trials",
+        "write_table",
+    ),
+    "scaling.likelihood": ("SIGMA", "ThurstoneObjective"),
+    "scaling.outliers": ("screen_observers",),
+    "scaling.simulate": ("simulate_trials",),
+    "scaling.solvers": (
+        "ChordStart",
+        "FixedScore",
+        "Ordering",
+        "chord_start",
+        "solve_cvxpy",
+        "solve_exact",
+    ),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'scaling' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -21,7 +21,6 @@ import pandas as pd
 from scipy.sparse import csr_matrix
 from tqdm.auto import tqdm
 
-from jodkit import __version__
 from scaling.bootstrap import BootstrapJob, BootstrapResult, bootstrap_many, worker_count
 from scaling.errors import InputError
 from scaling.formats import SCALE_COLUMNS, ScaleOptions
@@ -46,6 +45,7 @@ from scaling.solvers import (
     solve_exact,
 )
 from scaling.threads import single_threaded_blas
+from scaling.version import __version__
 
 DISCONNECTED_POLICIES = ("separate", "pwcmp")
 SOLVERS = ("exact", "cvxpy")

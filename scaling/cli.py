@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -135,54 +134,43 @@ def scale_command(
     """
     from scaling import api, io, plots
 
-    try:
-        constraint_args = {
-            "orderings": _parse_orderings(order or []),
-            "fixed": _parse_fixed(fix or []),
-        }
-        common = {
-            "prior": prior,
-            "anchor": anchor,
-            "solver": solver,
-            "disconnected": disconnected,
-            **constraint_args,
-        }
-        is_matrix = _is_matrix(input_path)
-        trials = None
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", api.DisconnectedGraphWarning)
-            if is_matrix:
-                counts, conditions = io.read_count_matrix(input_path, variable)
-                table = api.scale_counts(counts, conditions, source=str(input_path), **common)
-            else:
-                keys = [k.strip() for k in by.split(",")] if by else None
-                table = api.scale(
-                    input_path,
-                    keys,
-                    ties=ties,
-                    bootstrap=bootstrap,
-                    resample=resample,
-                    seed=seed,
-                    n_jobs=jobs,
-                    progress=not quiet,
-                    **common,
-                )
-        for w in caught:
-            typer.secho(f"warning: {w.message}", fg="yellow", err=True)
-        screening = None
-        if screen is not None:
-            if is_matrix:
-                raise InputError(
-                    "observer screening needs trials, not a count matrix", source=str(input_path)
-                )
-            trials = io.read_any_table(input_path)
-            screening = api_screen(trials, table)
-    except InputError as err:
-        typer.secho(f"error: {err}", fg="red", err=True)
-        raise typer.Exit(2) from err
-    except ValueError as err:
-        typer.secho(f"error: {err}", fg="red", err=True)
-        raise typer.Exit(2) from err
+    constraint_args = {
+        "orderings": _parse_orderings(order or []),
+        "fixed": _parse_fixed(fix or []),
+    }
+    common = {
+        "prior": prior,
+        "anchor": anchor,
+        "solver": solver,
+        "disconnected": disconnected,
+        **constraint_args,
+    }
+    is_matrix = _is_matrix(input_path)
+    trials = None
+    if is_matrix:
+        counts, conditions = io.read_count_matrix(input_path, variable)
+        table = api.scale_counts(counts, conditions, source=str(input_path), **common)
+    else:
+        keys = [k.strip() for k in by.split(",")] if by else None
+        table = api.scale(
+            input_path,
+            keys,
+            ties=ties,
+            bootstrap=bootstrap,
+            resample=resample,
+            seed=seed,
+            n_jobs=jobs,
+            progress=not quiet,
+            **common,
+        )
+    screening = None
+    if screen is not None:
+        if is_matrix:
+            raise InputError(
+                "observer screening needs trials, not a count matrix", source=str(input_path)
+            )
+        trials = io.read_any_table(input_path)
+        screening = api_screen(trials, table)
 
     io.write_table(table, output)
     typer.echo(f"wrote {output} ({len(table)} rows)")

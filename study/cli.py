@@ -8,11 +8,6 @@ from typing import Annotated
 import typer
 
 
-def _fail(err: Exception) -> None:
-    typer.secho(f"error: {err}", fg="red", err=True)
-    raise typer.Exit(2) from err
-
-
 def example_command(
     output: Annotated[Path, typer.Option("-o", "--output")] = Path("jod-demo/example"),
     images: Annotated[Path | None, typer.Option(help="Folder of photographs as scenes.")] = None,
@@ -22,10 +17,7 @@ def example_command(
     """Build a small portrait-style study offline, with every rendition's parameters."""
     from study.example import DEFAULT_SCENES, build_example, folder_scenes
 
-    try:
-        specs = folder_scenes(images, scenes) if images else DEFAULT_SCENES
-    except (FileNotFoundError, ValueError) as err:
-        _fail(err)
+    specs = folder_scenes(images, scenes) if images else DEFAULT_SCENES
     manifest = build_example(output, specs, size=size)
     typer.echo(
         f"wrote {len(manifest)} renditions of {manifest['scene'].nunique()} scenes, "
@@ -56,25 +48,23 @@ def demo_command(
         bool, typer.Option(help="Write into a non-empty folder that holds no previous demo.")
     ] = False,
 ) -> None:
-    """Run the whole pipeline on the example study: renditions, simulated panel, per-scene
-    and cross-content scales, alignment, training table, plots and report.md."""
-    from scaling.errors import InputError
+    """Run the whole pipeline on the example study, offline (about a minute).
+
+    Renditions, a simulated expert panel, per-scene and cross-content scales, alignment,
+    the training table, plots and report.md, all under OUTPUT."""
     from study.demo import DemoConfig, run_demo
     from study.pipeline import PanelConfig
 
-    try:
-        panel = PanelConfig(observers, cross_observers, budget, bootstrap, seed)
-        config = DemoConfig(
-            images=None if images is None else str(images),
-            scenes=scenes,
-            size=size,
-            panel=panel,
-            method=method,
-            align_bootstrap=align_bootstrap,
-        )
-        summary = run_demo(output, config, force=force)
-    except (InputError, FileNotFoundError, ValueError) as err:
-        _fail(err)
+    panel = PanelConfig(observers, cross_observers, budget, bootstrap, seed)
+    config = DemoConfig(
+        images=None if images is None else str(images),
+        scenes=scenes,
+        size=size,
+        panel=panel,
+        method=method,
+        align_bootstrap=align_bootstrap,
+    )
+    summary = run_demo(output, config, force=force)
     for r in summary["recovery"]:
         typer.echo(
             f"{r['attribute']}: unified scale vs truth Spearman {r['spearman']:.3f} "

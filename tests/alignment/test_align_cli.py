@@ -3,17 +3,10 @@
 import json
 
 import pandas as pd
-import typer
 from typer.testing import CliRunner
 
-from alignment.cli import align_command
 from alignment.formats import cross_id
-
-
-def _app() -> typer.Typer:
-    app = typer.Typer()
-    app.command()(align_command)
-    return app
+from jodkit.cli import app
 
 
 def _write(tmp_path):
@@ -40,7 +33,9 @@ def test_align_command_writes_table_metadata_and_plots(tmp_path):
         "--reference",
         "s0",
     ]
-    res = CliRunner().invoke(_app(), [*args, "-o", str(out), "--plots", str(tmp_path / "plots")])
+    res = CliRunner().invoke(
+        app, ["align", *args, "-o", str(out), "--plots", str(tmp_path / "plots")]
+    )
     assert res.exit_code == 0, res.output
     table = pd.read_csv(out)
     s1 = table[table["scene"] == "s1"]
@@ -56,8 +51,15 @@ def test_align_command_bad_input_writes_nothing(tmp_path):
     pd.read_csv(tmp_path / "cross.csv").iloc[:-2].to_csv(tmp_path / "cross.csv", index=False)
     out = tmp_path / "unified.csv"
     res = CliRunner().invoke(
-        _app(),
-        [str(tmp_path / "scales.csv"), "--cross", str(tmp_path / "cross.csv"), "-o", str(out)],
+        app,
+        [
+            "align",
+            str(tmp_path / "scales.csv"),
+            "--cross",
+            str(tmp_path / "cross.csv"),
+            "-o",
+            str(out),
+        ],
     )
     assert res.exit_code == 2
     assert "cross.csv" in res.output and "at least 2" in res.output
@@ -80,7 +82,7 @@ def test_align_command_joint_fits_the_trials(tmp_path):
     cross_trials(truth, chosen, n_observers=6, seed=4).to_csv(tmp_path / "ct.csv", index=False)
     out = tmp_path / "unified.csv"
     args = ["--trials", str(tmp_path / "st.csv"), "--cross-trials", str(tmp_path / "ct.csv")]
-    res = CliRunner().invoke(_app(), [*args, "--method", "joint", "-o", str(out)])
+    res = CliRunner().invoke(app, ["align", *args, "--method", "joint", "-o", str(out)])
     assert res.exit_code == 0, res.output
     table = pd.read_csv(out)
     assert len(table) == 18 and table["jod_unified"].notna().all()
@@ -90,11 +92,11 @@ def test_align_command_joint_fits_the_trials(tmp_path):
     }  # fmt: skip
     # joint needs trials, line fits need scale tables: a clear error, nothing written
     out.unlink()
-    res = CliRunner().invoke(_app(), [*args, "-o", str(out)])
+    res = CliRunner().invoke(app, ["align", *args, "-o", str(out)])
     assert res.exit_code == 2 and "SCALES and --cross" in res.output and not out.exists()
     bad = pd.read_csv(tmp_path / "ct.csv")
     bad.loc[3, "is_A_selected"] = 7
     bad.to_csv(tmp_path / "ct.csv", index=False)
-    res = CliRunner().invoke(_app(), [*args, "--method", "joint", "-o", str(out)])
+    res = CliRunner().invoke(app, ["align", *args, "--method", "joint", "-o", str(out)])
     assert res.exit_code == 2 and "ct.csv, row 4, field 'is_A_selected'" in res.output
     assert not out.exists()

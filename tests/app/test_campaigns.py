@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import pytest
-import typer
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from annotation_app.campaigns import create_campaign
-from annotation_app.cli import campaign_app, export_command, user_app
 from annotation_app.db import get_db
 from annotation_app.models import Campaign, Image
 from annotation_app.spec import parse_spec
+from jodkit.cli import app as jod
 from scaling.errors import InputError
 
 
@@ -74,9 +73,6 @@ def test_not_yaml_and_not_mapping():
 
 def test_cli_create_export_and_bad_spec(make_spec, tmp_path):
     """The CLI runs on SQLite in its --home folder."""
-    jod = typer.Typer()  # the same wiring as jodkit/cli.py
-    jod.command("export")(export_command)
-    jod.add_typer(campaign_app, name="campaign")
     runner = CliRunner()
     home = tmp_path / "home"
     created = runner.invoke(jod, ["campaign", "create", str(make_spec()), "--home", str(home)])
@@ -98,8 +94,6 @@ def test_cli_create_export_and_bad_spec(make_spec, tmp_path):
 def test_cli_user_add_and_its_refusals(tmp_path):
     """`jod user add` creates an account; a duplicate, a bad role or a short password exit
     with code 2 and the reason."""
-    jod = typer.Typer()
-    jod.add_typer(user_app, name="user")
     runner = CliRunner()
     home = ["--home", str(tmp_path / "home")]
     ok = runner.invoke(

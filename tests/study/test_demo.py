@@ -5,12 +5,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import typer
 from PIL import Image
 from typer.testing import CliRunner
 
+from jodkit.cli import app as jod
 from scaling.formats import TRAINING_COLUMNS
-from study.cli import demo_command, example_command
 from study.demo import MARKER
 
 # 3 scenes x 12 renditions, 8 + 8 observers, 4 cross images per scene: about 5 s
@@ -20,14 +19,8 @@ SMALL = [
 ]  # fmt: skip
 
 
-def _app(command) -> typer.Typer:
-    app = typer.Typer()
-    app.command()(command)
-    return app
-
-
 def _demo(*args: str):
-    return CliRunner().invoke(_app(demo_command), [*SMALL, *args])
+    return CliRunner().invoke(jod, ["demo", *SMALL, *args])
 
 
 @pytest.fixture(scope="module")
@@ -143,9 +136,9 @@ def test_demo_and_example_with_a_bad_photo_folder(tmp_path):
     out = tmp_path / "out"
     res = _demo("-o", str(out), "--images", str(empty))
     assert res.exit_code == 2 and "no images" in res.output
-    res = CliRunner().invoke(_app(example_command), ["--images", str(empty), "-o", str(out)])
+    res = CliRunner().invoke(jod, ["example", "--images", str(empty), "-o", str(out)])
     assert res.exit_code == 2 and "no images" in res.output
-    res = CliRunner().invoke(_app(example_command), ["--images", str(tmp_path / "nope")])
+    res = CliRunner().invoke(jod, ["example", "--images", str(tmp_path / "nope")])
     assert res.exit_code == 2 and "not found" in res.output
     Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(empty / "one.png")
     res = _demo("-o", str(out), "--images", str(empty))

@@ -3,12 +3,11 @@
 import numpy as np
 import pandas as pd
 import pytest
-import typer
 from PIL import Image
 from typer.testing import CliRunner
 
+from jodkit.cli import app as jod
 from scaling.errors import InputError
-from training.cli import evaluate_command
 from training.evaluate import evaluate, evaluate_models, metrics
 
 
@@ -75,15 +74,22 @@ def test_evaluate_command_writes_table_and_plot(tmp_path):
         }
     )
     pred.to_csv(tmp_path / "pred.csv", index=False)
-    app = typer.Typer()
-    app.command()(evaluate_command)
     result = CliRunner().invoke(
-        app, [str(tmp_path / "pred.csv"), str(tmp_path / "truth.csv"), "-o", str(tmp_path / "ev")]
+        jod,
+        [
+            "evaluate",
+            str(tmp_path / "pred.csv"),
+            str(tmp_path / "truth.csv"),
+            "-o",
+            str(tmp_path / "ev"),
+        ],
     )
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "ev" / "metrics.csv")
     assert table.loc[table["level"] == "global", "srcc"].item() == pytest.approx(1.0)
     assert (tmp_path / "ev" / "scatter.png").stat().st_size > 1000
     pred.drop(columns=["jod_pred"]).to_csv(tmp_path / "bad.csv", index=False)
-    bad = CliRunner().invoke(app, [str(tmp_path / "bad.csv"), str(tmp_path / "truth.csv")])
-    assert bad.exit_code != 0 and "jod_pred" in str(bad.exception)
+    bad = CliRunner().invoke(
+        jod, ["evaluate", str(tmp_path / "bad.csv"), str(tmp_path / "truth.csv")]
+    )
+    assert bad.exit_code == 2 and "jod_pred" in bad.output, bad.output

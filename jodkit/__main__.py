@@ -1,0 +1,5 @@
+"""``python -m jodkit`` runs the ``jod`` command line."""
+
+from jodkit.cli import app
+
+app(prog_name="jod")
