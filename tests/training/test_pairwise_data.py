@@ -13,6 +13,7 @@ from scipy.stats import norm
 
 import scaling
 from scaling.errors import InputError
+from scaling.simulate import make_true_scores
 from training.data import split_scenes
 from training.pairwise_data import (
     MIXED,
@@ -41,9 +42,7 @@ def _images(root: Path, scenes: dict[str, list[str]]) -> Path:
 
 
 def _simulated(n_scenes=3, n_conditions=5, observers=6, seed=0, **kwargs) -> pd.DataFrame:
-    truth = scaling.simulate.make_true_scores(
-        n_conditions, n_scenes=n_scenes, attribute="noise", seed=seed
-    )
+    truth = make_true_scores(n_conditions, n_scenes=n_scenes, attribute="noise", seed=seed)
     return scaling.simulate_trials(truth, n_observers=observers, seed=seed, **kwargs)
 
 
@@ -214,7 +213,7 @@ def test_cross_content_pairs_keep_their_scenes_apart():
 
 
 def test_thurstone_target_against_scipy():
-    truth = scaling.simulate.make_true_scores(5, n_scenes=2, attribute="noise", seed=3)
+    truth = make_true_scores(5, n_scenes=2, attribute="noise", seed=3)
     trials = scaling.simulate_trials(truth, n_observers=4, seed=3)
     pairs = pair_table(read_pair_trials([trials]), scene_scales=truth)
     jod = {(s, c): j for s, c, j in truth[["scene", "condition", "jod"]].itertuples(index=False)}
@@ -259,7 +258,7 @@ def test_cross_scale_with_image_keys():
 def test_samples_have_both_orders_and_images(tmp_path):
     manifest = _images(tmp_path, {f"s{k:02d}": [f"c{c}" for c in range(5)] for k in range(3)})
     trials = read_pair_trials([_simulated()])
-    truth = scaling.simulate.make_true_scores(5, n_scenes=3, attribute="noise", seed=0)
+    truth = make_true_scores(5, n_scenes=3, attribute="noise", seed=0)
     pairs = attach_images(pair_table(trials, truth), read_image_index(manifest))
     samples = pair_samples(pairs, soft_target(pairs))
     assert len(samples) == 2 * len(pairs)

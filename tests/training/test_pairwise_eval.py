@@ -11,6 +11,7 @@ from scipy.stats import binomtest, norm
 
 import scaling
 from scaling.errors import InputError
+from scaling.simulate import make_true_scores
 from training.pairwise_data import pair_table, read_pair_trials
 from training.pairwise_eval import (
     calibration_bins,
@@ -146,7 +147,7 @@ def test_model_probabilities_and_errors(tmp_path):
 
 
 def _study(seed=0):
-    truth = scaling.simulate.make_true_scores(6, n_scenes=4, attribute="noise", seed=seed)
+    truth = make_true_scores(6, n_scenes=4, attribute="noise", seed=seed)
     trials = scaling.simulate_trials(truth, n_observers=10, seed=seed)
     return truth, read_pair_trials([trials])
 
