@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from scaling.outputs import output_file
+
 DPI = 120
 _COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 
@@ -126,5 +128,6 @@ def _residuals(part: pd.DataFrame, scenes: list[str], info: dict, title: str) ->
 
 def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI, facecolor="white")
+    with output_file(path) as temporary:
+        fig.savefig(temporary, dpi=DPI, facecolor="white")
     return path

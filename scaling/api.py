@@ -33,6 +33,7 @@ from scaling.io import (
     validate_counts,
     validate_trials,
 )
+from scaling.options import DISCONNECTED_POLICIES, RESAMPLE_UNITS, SOLVERS
 from scaling.placement import place_undetermined
 from scaling.solvers import (
     BOOTSTRAP_STEP_TOL,
@@ -46,9 +47,6 @@ from scaling.solvers import (
 )
 from scaling.threads import single_threaded_blas
 from scaling.version import __version__
-
-DISCONNECTED_POLICIES = ("separate", "pwcmp")
-SOLVERS = ("exact", "cvxpy")
 
 
 class DisconnectedGraphWarning(UserWarning):
@@ -360,8 +358,8 @@ def scale(
         The scale table: group keys, then ``scaling.formats.SCALE_COLUMNS``.
     """
     options = ScaleOptions(prior=prior, anchor=anchor, ties=ties)
-    if resample not in ("observer", "trial"):
-        raise ValueError(f"resample must be 'observer' or 'trial', not {resample!r}")
+    if resample not in RESAMPLE_UNITS:
+        raise ValueError(f"resample must be one of {RESAMPLE_UNITS}, not {resample!r}")
     if bootstrap < 0:
         raise ValueError(f"bootstrap must be >= 0, not {bootstrap}")
     worker_count(n_jobs)  # refuse a bad n_jobs before any group is solved

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import re
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from scaling.errors import InputError
+from scaling.options import (
+    ANCHORS,
+    DISCONNECTED_POLICIES,
+    PRIORS,
+    RESAMPLE_UNITS,
+    SOLVERS,
+    TIE_POLICIES,
+)
 
 
 def _parse_orderings(values: list[str]):
@@ -38,6 +47,20 @@ def _parse_fixed(values: list[str]):
     return specs
 
 
+def _choice(name: str, values: tuple[str, ...]) -> type[Enum]:
+    """An option type whose values ``--help`` lists and the command line checks."""
+    return Enum(name, {value: value for value in values}, type=str)
+
+
+Resample = _choice("Resample", RESAMPLE_UNITS)
+Prior = _choice("Prior", PRIORS)
+Anchor = _choice("Anchor", ANCHORS)
+Ties = _choice("Ties", TIE_POLICIES)
+Solver = _choice("Solver", SOLVERS)
+Disconnected = _choice("Disconnected", DISCONNECTED_POLICIES)
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+
+
 def scale_command(
     input_path: Annotated[
         Path,
@@ -54,29 +77,31 @@ def scale_command(
         str | None,
         typer.Option(
             help="Comma-separated group columns, each group scaled on its own "
-            "[default: scene,attribute where present]."
+            "[default: scene,attribute where present]. Trials only."
         ),
     ] = None,
     bootstrap: Annotated[
-        int, typer.Option(help="Bootstrap samples for jod_std and the 95% CI (0: none).")
+        int,
+        typer.Option(
+            min=0, help="Bootstrap samples for jod_std and the 95% CI (0: none). Trials only."
+        ),
     ] = 0,
     resample: Annotated[
-        str, typer.Option(help="Bootstrap unit: 'observer' (as pwcmp) or 'trial'.")
-    ] = "observer",
-    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+        Resample, typer.Option(help="Bootstrap unit: observer (as pwcmp) or trial.")
+    ] = Resample["observer"],
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap's random resampling.")] = 0,
     prior: Annotated[
-        str, typer.Option(help="'gaussian' (pwcmp's default distance prior) or 'none'.")
-    ] = "gaussian",
+        Prior, typer.Option(help="gaussian (pwcmp's default distance prior) or none.")
+    ] = Prior["gaussian"],
     anchor: Annotated[
-        str, typer.Option(help="'mean0' (mean at 0) or 'fix0' (first condition at 0).")
-    ] = "mean0",
+        Anchor, typer.Option(help="mean0 (mean at 0) or fix0 (first condition at 0).")
+    ] = Anchor["mean0"],
     ties: Annotated[
-        str, typer.Option(help="'drop' ties, or 'split' them as half a win each way.")
-    ] = "drop",
+        Ties, typer.Option(help="drop ties, or split them as half a win each way. Trials only.")
+    ] = Ties["drop"],
     solver: Annotated[
-        str,
-        typer.Option(help="'exact' (fast, default) or 'cvxpy' (prior none, with constraints)."),
-    ] = "exact",
+        Solver, typer.Option(help="exact (fast, default) or cvxpy (prior none, with constraints).")
+    ] = Solver["exact"],
     order: Annotated[
         list[str] | None,
         typer.Option(
@@ -89,21 +114,27 @@ def scale_command(
         typer.Option(help="Fixed score 'CONDITION=VALUE'; repeatable; needs --solver cvxpy."),
     ] = None,
     disconnected: Annotated[
-        str,
+        Disconnected,
         typer.Option(
-            help="'separate': scale each component of a disconnected graph on its own; "
-            "'pwcmp': link them as pwcmp does."
+            help="separate: scale each component of a disconnected graph on its own; "
+            "pwcmp: link them as pwcmp does."
         ),
-    ] = "separate",
+    ] = Disconnected["separate"],
     variable: Annotated[
         str | None, typer.Option(help="Matrix variable to read from a .mat file.")
+    ] = None,
+    plots: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder for plots: a ranking with CIs and a comparison-count heatmap per "
+            "group, and overview.png with every group."
+        ),
     ] = None,
     plot: Annotated[
         Path | None,
         typer.Option(
-            help="Plots: a folder gets a ranking with CIs and a comparison-count heatmap per "
-            "group; a .png path gets an overview of all groups, and the per-group plots go "
-            "to the folder of the same name without .png."
+            help="One overview figure of every group's ranking; its format follows the "
+            "suffix: .png, .pdf or .svg."
         ),
     ] = None,
     screen: Annotated[
@@ -115,49 +146,73 @@ def scale_command(
     jobs: Annotated[
         int | None,
         typer.Option(
+            min=1,
             help="Worker processes for the bootstrap and for many large groups "
-            "[default: all cores]."
+            "[default: all cores].",
         ),
     ] = None,
-    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Scale pairwise comparisons to JOD (Thurstone Case V, pwcmp-compatible).
 
     1 JOD = 75% of observers prefer one condition over the other. Each group (e.g. each
     scene and attribute) gets its own scale. Example:
 
-        jod scale comparisons.csv --by scene,attribute -o scales.csv --bootstrap 500 --plot plots/
+        jod scale comparisons.csv --by scene,attribute -o scales.csv --bootstrap 500 --plots plots/
 
     The table has the group columns, then condition, jod, jod_std, ci_low, ci_high,
     n_comparisons, n_wins, n_losses, component, determined; run metadata goes to
-    OUTPUT.meta.json (CSV) or the Parquet schema.
+    OUTPUT.meta.json (CSV) or the Parquet schema. Outputs appear only when everything
+    succeeded; none may overwrite the input.
     """
-    from scaling import api, io, plots
+    from scaling import api, io
+    from scaling import plots as figures
+    from scaling.outputs import check_outputs, staged
 
-    constraint_args = {
-        "orderings": _parse_orderings(order or []),
-        "fixed": _parse_fixed(fix or []),
-    }
-    common = {
-        "prior": prior,
-        "anchor": anchor,
-        "solver": solver,
-        "disconnected": disconnected,
-        **constraint_args,
-    }
+    if plot is not None and plot.suffix.lower() not in FIGURE_SUFFIXES:
+        raise InputError(
+            "--plot writes one figure: end its name in .png, .pdf or .svg (for a folder of "
+            "plots, use --plots DIR)",
+            source=str(plot),
+        )
+    check_outputs(
+        inputs={"INPUT": input_path},
+        outputs={
+            **_table_outputs("-o/--output", output),
+            **(_table_outputs("--screen", screen) if screen else {}),
+            "--plot": plot,
+        },
+        folders={"--plots": plots},
+    )
     is_matrix = _is_matrix(input_path)
+    if is_matrix and screen is not None:
+        raise InputError(
+            "--screen needs trials (observers), not a count matrix", source=str(input_path)
+        )
+    orderings, fixed = _parse_orderings(order or []), _parse_fixed(fix or [])
+    common = {
+        "prior": prior.value,
+        "anchor": anchor.value,
+        "solver": solver.value,
+        "disconnected": disconnected.value,
+        "orderings": orderings,
+        "fixed": fixed,
+    }
     trials = None
     if is_matrix:
+        _warn_unused_on_matrix(by=by, bootstrap=bootstrap, ties=ties.value, resample=resample.value)
         counts, conditions = io.read_count_matrix(input_path, variable)
         table = api.scale_counts(counts, conditions, source=str(input_path), **common)
     else:
+        if variable is not None:
+            typer.secho("warning: --variable applies to .mat files only: ignored", err=True)
         keys = [k.strip() for k in by.split(",")] if by else None
         table = api.scale(
             input_path,
             keys,
-            ties=ties,
+            ties=ties.value,
             bootstrap=bootstrap,
-            resample=resample,
+            resample=resample.value,
             seed=seed,
             n_jobs=jobs,
             progress=not quiet,
@@ -165,35 +220,64 @@ def scale_command(
         )
     screening = None
     if screen is not None:
-        if is_matrix:
-            raise InputError(
-                "observer screening needs trials, not a count matrix", source=str(input_path)
-            )
         trials = io.read_any_table(input_path)
         screening = api_screen(trials, table)
 
-    io.write_table(table, output)
+    written: list[Path] = []
+    with staged():
+        io.write_table(table, output)
+        if screening is not None:
+            io.write_table(screening, screen)
+        if plot is not None:
+            written.append(figures.plot_overview(table, plot))
+        if plots is not None:
+            written.append(figures.plot_overview(table, plots / "overview.png"))
+            written += figures.plot_rankings(table, plots)
+            if is_matrix:
+                written.append(
+                    figures.plot_comparison_counts(counts, conditions, plots / "counts.png")
+                )
+            else:
+                trials = trials if trials is not None else io.read_any_table(input_path)
+                written += _count_heatmaps(table, trials, plots)
     typer.echo(f"wrote {output} ({len(table)} rows)")
     if screening is not None:
-        io.write_table(screening, screen)
         flagged = screening.loc[screening["flagged"], "observer"].tolist()
         typer.echo(f"wrote {screen}: flagged observers (dist_L >= 1.5): {flagged or 'none'}")
-    if plot is not None:
-        folder = plot.with_suffix("") if plot.suffix.lower() == ".png" else plot
-        written = [plots.plot_overview(table, plot)] if plot.suffix.lower() == ".png" else []
-        written += plots.plot_rankings(table, folder)
-        if is_matrix:
-            written.append(plots.plot_comparison_counts(counts, conditions, folder / "counts.png"))
-        else:
-            trials = trials if trials is not None else io.read_any_table(input_path)
-            written += _count_heatmaps(table, trials, folder)
-        typer.echo(f"wrote {len(written)} plots: {plot} and {folder}/")
+    if written:
+        where = [str(p) for p in (plot, plots) if p is not None]
+        typer.echo(f"wrote {len(written)} plots: {' and '.join(where)}")
     undetermined = int((~table["determined"].astype(bool)).sum())
     if undetermined:
         typer.echo(
             f"{undetermined} score(s) are not determined by the data (never won, never lost, "
             "or outside the main component): see the 'determined' column."
         )
+
+
+def _table_outputs(option: str, path: Path) -> dict[str, Path]:
+    from scaling.io import table_files
+
+    table, *sidecar = table_files(path)
+    return {option: table, **{f"{option} (its metadata)": p for p in sidecar}}
+
+
+def _warn_unused_on_matrix(**given: object) -> None:
+    """A count matrix has no observers, trials or columns: say which options cannot apply."""
+    defaults = {"by": None, "bootstrap": 0, "ties": "drop", "resample": "observer"}
+    reasons = {
+        "by": "a count matrix is one group",
+        "bootstrap": "a count matrix has no observers or trials to resample",
+        "ties": "a count matrix holds no ties",
+        "resample": "there is no bootstrap",
+    }
+    for name, value in given.items():
+        if value != defaults[name]:
+            typer.secho(
+                f"warning: --{name} does not apply to a count matrix ({reasons[name]}): ignored",
+                fg="yellow",
+                err=True,
+            )
 
 
 def api_screen(trials, table):

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from scaling.options import ANCHORS, PRIORS, TIE_POLICIES
+
 TRIAL_REQUIRED = (
     "observer",
     "condition_A",
@@ -69,8 +71,6 @@ SCALE_COLUMNS = SCALE_VALUE_COLUMNS + SCALE_DIAGNOSTIC_COLUMNS
 
 TRAINING_COLUMNS = ("image_path", "scene", "attribute", "jod", "jod_std")
 
-TIE_POLICIES = ("drop", "split")
-
 
 @dataclass(frozen=True)
 class ScaleOptions:
@@ -87,9 +87,9 @@ class ScaleOptions:
     ties: str = "drop"
 
     def __post_init__(self) -> None:
-        if self.prior not in ("gaussian", "none"):
-            raise ValueError(f"prior must be 'gaussian' or 'none', not {self.prior!r}")
-        if self.anchor not in ("mean0", "fix0"):
-            raise ValueError(f"anchor must be 'mean0' or 'fix0', not {self.anchor!r}")
+        if self.prior not in PRIORS:
+            raise ValueError(f"prior must be one of {PRIORS}, not {self.prior!r}")
+        if self.anchor not in ANCHORS:
+            raise ValueError(f"anchor must be one of {ANCHORS}, not {self.anchor!r}")
         if self.ties not in TIE_POLICIES:
             raise ValueError(f"ties must be one of {TIE_POLICIES}, not {self.ties!r}")

@@ -17,6 +17,7 @@ import pandas as pd
 
 from scaling.errors import InputError
 from scaling.formats import TIE_POLICIES, TRIAL_OPTIONAL, TRIAL_REQUIRED
+from scaling.outputs import output_file, staged
 
 METADATA_KEY = "jodkit"
 """Key of the run metadata in ``DataFrame.attrs`` and in Parquet schema metadata."""
@@ -320,29 +321,39 @@ def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".meta.json")
 
 
+def table_files(path: str | Path) -> list[Path]:
+    """The files :func:`write_table` writes for ``path``: the table, and for CSV its sidecar."""
+    path = Path(path)
+    return [path] if path.suffix.lower() in (".parquet", ".pq") else [path, _sidecar(path)]
+
+
 def write_table(
     table: pd.DataFrame, path: str | Path, metadata: Mapping[str, Any] | None = None
 ) -> Path:
     """Write a table as CSV (metadata in ``<name>.meta.json``) or Parquet (in the schema).
 
-    ``metadata`` defaults to ``table.attrs["jodkit"]``.
+    ``metadata`` defaults to ``table.attrs["jodkit"]``. Both files are written under
+    temporary names and take their places together (:mod:`scaling.outputs`).
     """
     path = Path(path)
     meta = dict(metadata if metadata is not None else table.attrs.get(METADATA_KEY, {}))
-    path.parent.mkdir(parents=True, exist_ok=True)
     plain = table.copy()
     plain.attrs = {}
-    if path.suffix.lower() in (".parquet", ".pq"):
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+    with staged():
+        if path.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow as pa
+            import pyarrow.parquet as pq
 
-        arrow = pa.Table.from_pandas(plain, preserve_index=False)
-        schema_meta = dict(arrow.schema.metadata or {})
-        schema_meta[METADATA_KEY.encode()] = json.dumps(meta, default=str).encode()
-        pq.write_table(arrow.replace_schema_metadata(schema_meta), path)
-    else:
-        plain.to_csv(path, index=False)
-        _sidecar(path).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+            arrow = pa.Table.from_pandas(plain, preserve_index=False)
+            schema_meta = dict(arrow.schema.metadata or {})
+            schema_meta[METADATA_KEY.encode()] = json.dumps(meta, default=str).encode()
+            with output_file(path) as temporary:
+                pq.write_table(arrow.replace_schema_metadata(schema_meta), temporary)
+        else:
+            with output_file(path) as temporary:
+                plain.to_csv(temporary, index=False)
+            with output_file(_sidecar(path)) as temporary:
+                temporary.write_text(json.dumps(meta, indent=2, default=str) + "\n")
     return path
 
 

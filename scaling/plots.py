@@ -19,6 +19,7 @@ from matplotlib.lines import Line2D
 
 from scaling.errors import InputError
 from scaling.formats import SCALE_COLUMNS
+from scaling.outputs import output_file
 
 DPI = 150
 MAX_LABELLED = 60
@@ -45,8 +46,8 @@ def _slug(text: str) -> str:
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight", facecolor="white")
+    with output_file(path) as temporary:  # the format follows the suffix: png, pdf, svg
+        fig.savefig(temporary, dpi=DPI, bbox_inches="tight", facecolor="white")
     return path
 
 

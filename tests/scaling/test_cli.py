@@ -41,7 +41,7 @@ def test_scale_writes_table_metadata_and_plots(trials_csv, tmp_path):
             "40",
             "--jobs",
             "1",
-            "--plot",
+            "--plots",
             str(plots),
             "--quiet",
         ],
@@ -52,7 +52,8 @@ def test_scale_writes_table_metadata_and_plots(trials_csv, tmp_path):
     meta = json.loads((tmp_path / "scales.csv.meta.json").read_text())
     assert meta["bootstrap_samples"] == 40 and meta["group_by"] == ["scene", "attribute"]
     pngs = sorted(p.name for p in plots.glob("*.png"))
-    assert len(pngs) == 4  # a ranking and a count heatmap per scene
+    assert len(pngs) == 5  # a ranking and a count heatmap per scene, and the overview
+    assert "overview.png" in pngs
     assert all((plots / p).stat().st_size > 10_000 for p in pngs)
 
 
@@ -109,10 +110,17 @@ def test_screening_is_written(trials_csv, tmp_path):
     assert "flagged observers" in result.output
 
 
-def test_png_plot_path_gets_an_overview_and_a_folder(trials_csv, tmp_path):
-    overview = tmp_path / "scales.png"
+@pytest.mark.parametrize(
+    ("suffix", "magic"), [(".png", b"\x89PNG\r\n\x1a\n"), (".pdf", b"%PDF-"), (".svg", b"<?xml")]
+)
+def test_plot_writes_one_overview_figure_in_the_format_of_its_suffix(
+    trials_csv, tmp_path, suffix, magic
+):
+    overview = tmp_path / f"scales{suffix}"
     args = ["scale", str(trials_csv), "-o", str(tmp_path / "s.csv"), "--plot", str(overview)]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert overview.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(list((tmp_path / "scales").glob("ranking_*.png"))) == 2
+    assert overview.is_file() and overview.read_bytes().startswith(magic)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["s.csv", "s.csv.meta.json", overview.name]
+    )
