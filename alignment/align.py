@@ -14,10 +14,15 @@ scores perturbed by their ``jod_std``; CIs from the 2.5/97.5 percentiles.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+import scaling
+from alignment.checks import check_alignment, eligible_references, report
 from alignment.fits import METHODS, NEEDS_STD, LineFit, fit_line
 from alignment.formats import (
     CROSS_TABLE,
@@ -28,7 +33,11 @@ from alignment.formats import (
     split_cross_ids,
 )
 from alignment.reference import choose_reference
+from alignment.trials import CROSS_TRIALS, SCENE_TRIALS, check_trial_pair
+from scaling.bootstrap import summarise
 from scaling.errors import InputError
+from scaling.formats import TRAINING_COLUMNS, image_keys
+from scaling.io import read_any_table
 
 
 def _std(df: pd.DataFrame) -> np.ndarray:
@@ -58,7 +67,26 @@ def _prepare(
         check_scores(df, src, keys)
         for k in keys:
             df[k] = df[k].astype(str)
+    _check_one_component(cross, keys[:-2], sources[1])
     return scenes.reset_index(drop=True), cross.reset_index(drop=True), keys
+
+
+def _check_one_component(cross: pd.DataFrame, group: list[str], source: str) -> None:
+    """Cross-content scores of separate graph components share no offset: refuse them."""
+    if "component" not in cross.columns:
+        return
+    for _, part in cross.groupby(group) if group else [((), cross)]:
+        labels = part["component"]
+        if labels.nunique() > 1:
+            row = int(np.flatnonzero((labels != labels.iloc[0]).to_numpy())[0])
+            raise InputError(
+                f"the cross-content scale has {labels.nunique()} separate components: "
+                "their scores share no offset, so scenes cannot be aligned through them; "
+                "add cross-content trials that link them",
+                source=source,
+                row=int(part.index[row]) + 1,
+                field="component",
+            )
 
 
 def _fit_points(
@@ -106,6 +134,12 @@ def _resample_fit(pts: tuple[np.ndarray, ...], method: str, rng: np.random.Gener
     return fit_line(*pts, method=method)  # a scene with two distinct x values: keep its fit
 
 
+def _interval(samples: np.ndarray) -> np.ndarray:
+    """Rows low and high of the percentile interval (``scaling.bootstrap.summarise``)."""
+    summary = summarise(samples)
+    return np.vstack([summary.ci_low, summary.ci_high])
+
+
 def _align_attribute(
     scenes: pd.DataFrame,
     cross: pd.DataFrame,
@@ -116,11 +150,12 @@ def _align_attribute(
     source: str,
     progress: bool,
 ) -> tuple[pd.DataFrame, dict]:
-    ref_scene, reason = choose_reference(scenes, cross, reference)
     names = sorted(scenes["scene"].unique())
     groups = {s: scenes[scenes["scene"] == s] for s in names}
     pts = {s: _fit_points(groups[s], cross, method, source) for s in names}
     fits = {s: fit_line(*pts[s], method=method) for s in names}
+    slopes = {s: fits[s].a for s in names}
+    ref_scene, reason = choose_reference(scenes, cross, reference, eligible_references(slopes))
     x = scenes["jod"].to_numpy(float)
     sx = _std(scenes)
     scene_of = scenes["scene"].to_numpy()
@@ -130,7 +165,11 @@ def _align_attribute(
     u = (a * x + b - ref.b) / ref.a
     u_std = np.abs(a / ref.a) * sx
     lo, hi = u - 1.96 * u_std, u + 1.96 * u_std
-    info: dict = {"reference": ref_scene, "reference_reason": reason, "scenes": {}}
+    info: dict = {
+        "reference": ref_scene,
+        "reference_reason": reason,
+        "scenes": {},
+    }
     boot_ab: dict[str, np.ndarray] = {}
     if bootstrap:
         samples = np.empty((bootstrap, len(x)))
@@ -145,9 +184,9 @@ def _align_attribute(
             samples[k] = (ra * xb + rb - r.b) / r.a
             for s in names:
                 ab[s][k] = rep[s].a, rep[s].b
-        u_std = samples.std(axis=0, ddof=1)
-        lo, hi = np.percentile(samples, [2.5, 97.5], axis=0)
-        boot_ab = {s: np.percentile(v, [2.5, 97.5], axis=0) for s, v in ab.items()}
+        summary = summarise(samples)
+        u_std, lo, hi = summary.std, summary.ci_low, summary.ci_high
+        boot_ab = {s: _interval(v) for s, v in ab.items()}
     for s in names:
         entry = {
             "a": fits[s].a,
@@ -164,6 +203,7 @@ def _align_attribute(
     jod_cross = scenes[["scene", "condition"]].merge(
         cross[["scene", "condition", "jod"]], how="left", on=["scene", "condition"]
     )["jod"]
+    info["problems"] = check_alignment(scene_of, x, jod_cross.to_numpy(float), u, slopes, ref_scene)
     out = pd.DataFrame(
         {
             "scene": scene_of,
@@ -189,20 +229,24 @@ def align(
     seed: int = 0,
     progress: bool = False,
     sources: tuple[str, str] = (SCENE_TABLE, CROSS_TABLE),
+    strict: bool = False,
 ) -> pd.DataFrame:
     """Map every scene's scale onto the reference scene's scale.
 
-    ``reference``: a scene name or a rule of ``alignment.reference.RULES``.
-    ``method``: ``paper`` (OLS), ``weighted`` or ``eiv`` (``alignment.fits``).
+    ``reference``: a scene name or a rule of ``alignment.reference.RULES`` (rules pick
+    among scenes with a sound slope, ``alignment.checks``).
+    ``method``: ``paper`` (OLS), ``weighted``, ``eiv`` or ``offset`` (``alignment.fits``).
     ``bootstrap``: number of resamples for the CIs (0: CIs from ``jod_std`` alone).
     ``sources``: names of the two inputs, used in error messages.
+    ``strict``: raise :class:`alignment.checks.AlignmentRefused` where the fitted slopes or
+    the unified scores make no sense, instead of warning.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     scenes, cross, keys = _prepare(scene_scales, cross_scales, sources)
     notes = check_cross_against_scenes(scenes, cross, keys, sources[1])
     rng = np.random.default_rng(seed)
-    parts, meta = [], {}
+    parts, meta, problems = [], {}, []
     by_attr = "attribute" in keys
     for attr, sc in scenes.groupby("attribute") if by_attr else [(None, scenes)]:
         cr = cross[cross["attribute"] == attr] if by_attr else cross
@@ -212,7 +256,10 @@ def align(
         if by_attr:
             part.insert(0, "attribute", attr)
         parts.append(part)
+        label = f"attribute {attr}, " if by_attr else ""
+        problems += [label + p for p in info["problems"]]
         meta[str(attr) if by_attr else "all"] = info
+    notes += report(problems, strict)
     out = pd.concat(parts, ignore_index=True)
     out = out[[*(["attribute"] if by_attr else []), *UNIFIED_COLUMNS]]
     out.attrs["jodkit"] = {
@@ -226,17 +273,69 @@ def align(
     return out
 
 
+def align_trials(
+    scene_trials: pd.DataFrame | str | Path,
+    cross_trials: pd.DataFrame | str | Path,
+    method: str = "paper",
+    scale_bootstrap: int = 0,
+    seed: int = 0,
+    progress: bool = False,
+    **options: Any,
+) -> pd.DataFrame:
+    """:func:`align` from the two trial tables (``alignment.trials``), scaled first.
+
+    Per-scene trials are scaled per scene (and attribute), cross-content trials as one
+    graph of image keys per attribute (``scaling.scale`` defaults), each with
+    ``scale_bootstrap`` observer resamples for ``jod_std`` (``weighted`` and ``eiv`` need
+    them). ``options`` go to :func:`align`; errors name the trial files.
+    """
+    frames, names = [], []
+    for given, default in zip(
+        (scene_trials, cross_trials), (SCENE_TRIALS, CROSS_TRIALS), strict=True
+    ):
+        path = not isinstance(given, pd.DataFrame)
+        frames.append(read_any_table(given) if path else given)
+        names.append(str(given) if path else default)
+    check_trial_pair(*frames, sources=(names[0], names[1]))
+    if method in NEEDS_STD and scale_bootstrap < 2:
+        raise ValueError(
+            f"method {method!r} weighs images by their jod_std, which comes from a bootstrap "
+            "of the scales: give scale_bootstrap >= 2 (e.g. 200)"
+        )
+    scaled = [
+        scaling.scale(
+            given if isinstance(given, pd.DataFrame) else str(given),
+            bootstrap=scale_bootstrap,
+            seed=seed,
+            progress=progress,
+        )
+        for given in (scene_trials, cross_trials)
+    ]
+    out = align(
+        *scaled,
+        method=method,
+        seed=seed,
+        progress=progress,
+        sources=(f"scales of {names[0]}", f"scales of {names[1]}"),
+        **options,
+    )
+    out.attrs["jodkit"]["scaling"] = {
+        "per_scene": scaled[0].attrs.get("jodkit"),
+        "cross_content": scaled[1].attrs.get("jodkit"),
+    }
+    return out
+
+
 def to_training(unified: pd.DataFrame, image_path: pd.Series | None = None) -> pd.DataFrame:
     """The training table (``scaling.formats.TRAINING_COLUMNS``) from a unified table.
 
-    ``image_path`` aligned with ``unified``'s rows; defaults to ``<scene>/<condition>``.
+    ``image_path`` aligned with ``unified``'s rows; defaults to each image's key
+    ``"<scene>/<condition>"`` (``scaling.formats``).
     """
-    from scaling.formats import TRAINING_COLUMNS
-
     paths = (
         image_path.to_numpy()
         if image_path is not None
-        else (unified["scene"] + "/" + unified["condition"]).to_numpy()
+        else image_keys(unified["scene"], unified["condition"]).to_numpy()
     )
     out = pd.DataFrame(
         {
@@ -252,3 +351,42 @@ def to_training(unified: pd.DataFrame, image_path: pd.Series | None = None) -> p
     out = out[list(TRAINING_COLUMNS)]
     out.attrs["jodkit"] = {"stage": "training-export", "alignment": unified.attrs.get("jodkit")}
     return out
+
+
+def manifest_paths(
+    unified: pd.DataFrame, manifest: pd.DataFrame, source: str = "image manifest"
+) -> pd.Series:
+    """``image_path`` of every row of ``unified`` from a manifest (``scene, condition,
+    image_path``, e.g. ``jod example``'s ``manifest.csv``); every image must be listed once."""
+    for column in ("scene", "condition", "image_path"):
+        if column not in manifest.columns:
+            raise InputError("missing column", source=source, field=column)
+    empty = manifest["image_path"].isna().to_numpy()
+    if empty.any():
+        row = int(np.flatnonzero(empty)[0]) + 1
+        raise InputError("is empty", source=source, row=row, field="image_path")
+    dup = manifest.duplicated(["scene", "condition"]).to_numpy()
+    if dup.any():
+        row = int(np.flatnonzero(dup)[0])
+        raise InputError(
+            f"image (scene {manifest['scene'].iloc[row]!r}, condition "
+            f"{manifest['condition'].iloc[row]!r}) is listed twice",
+            source=source,
+            row=row + 1,
+            field="condition",
+        )
+    keys = manifest[["scene", "condition"]].astype(str)
+    found = (
+        unified[["scene", "condition"]]
+        .astype(str)
+        .merge(keys.assign(image_path=manifest["image_path"].to_numpy()), how="left")
+    )
+    missing = found["image_path"].isna().to_numpy()
+    if missing.any():
+        row = found.iloc[int(np.flatnonzero(missing)[0])]
+        raise InputError(
+            f"no image_path for scene {row['scene']!r}, condition {row['condition']!r}",
+            source=source,
+            field="image_path",
+        )
+    return found["image_path"].astype(str)

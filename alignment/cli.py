@@ -1,94 +1,297 @@
-"""``jod align``: per-scene and cross-content data -> unified scale table.
+"""``jod align``: per-scene and cross-content data -> unified scale table (and training table).
 
-Line-fit methods (``paper``, ``weighted``, ``eiv``, ``offset``) read two scale tables
-(``alignment.formats``); ``joint`` fits the trials themselves (``alignment.joint``) and so
-reads the per-scene trials (``--trials``) and cross-content trials (``--cross-trials``).
-Writes the unified table as CSV with its metadata (method, reference scene and why, a_j and
-b_j per scene) in the sidecar ``<output>.meta.json``, and optionally the diagnostic plots.
-Bad input stops before anything is written.
+Two kinds of input. Trial tables (``--trials`` per-scene, ``--cross-trials``
+cross-content with ``scene_A/scene_B``: what ``jod export`` writes) work with every
+method: the line-fit methods (``paper``, ``weighted``, ``eiv``, ``offset``) scale them
+first (``alignment.align.align_trials``), ``joint`` fits them directly
+(``alignment.joint``). Scale tables (``SCALES`` and ``--cross``, from ``jod scale``) work
+with the line-fit methods. Writes the unified table as CSV with its metadata (method,
+reference scene and why, a_j and b_j per scene, checks) in ``<output>.meta.json``, and
+optionally the training table and diagnostic plots. Bad input stops before anything is
+written; so do failed checks under ``--strict``.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
+
+from alignment.fits import ALL_METHODS, NEEDS_STD
+
+DEFAULT_SCALE_BOOTSTRAP = 200
 
 
 def align_command(
     scales: Annotated[
-        Path | None, typer.Argument(help="Per-scene scale table (CSV); line-fit methods.")
+        Path | None,
+        typer.Argument(help="Per-scene scale table (CSV/Parquet, from jod scale); line fits."),
     ] = None,
     cross: Annotated[
-        Path | None, typer.Option("--cross", help="Cross-content scale table (CSV).")
+        Path | None,
+        typer.Option("--cross", help="Cross-content scale table (from jod scale); line fits."),
     ] = None,
     trials: Annotated[
-        Path | None, typer.Option("--trials", help="Per-scene trials (CSV/Parquet); joint.")
+        Path | None,
+        typer.Option("--trials", help="Per-scene trials (CSV/Parquet, column 'scene')."),
     ] = None,
     cross_trials: Annotated[
         Path | None,
-        typer.Option("--cross-trials", help="Cross-content trials, scene_A/scene_B; joint."),
+        typer.Option("--cross-trials", help="Cross-content trials (columns scene_A/scene_B)."),
     ] = None,
+    method: Annotated[
+        Literal[ALL_METHODS],
+        typer.Option(
+            help="paper (OLS), weighted, eiv, offset (slope 1), or joint (one likelihood "
+            "over all trials; needs --trials/--cross-trials).",
+        ),
+    ] = "paper",
     reference: Annotated[
         str, typer.Option(help="Scene name, or auto/range/size/connected.")
     ] = "auto",
-    method: Annotated[
-        str, typer.Option(help="paper (OLS), weighted, eiv, offset, or joint (needs trials).")
-    ] = "paper",
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the CIs.")] = 0,
-    seed: int = 0,
-    output: Annotated[Path, typer.Option("-o", "--output")] = Path("unified.csv"),
+    bootstrap: Annotated[
+        int, typer.Option(min=0, help="Bootstrap resamples for the unified CIs (0: none).")
+    ] = 0,
+    scale_bootstrap: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Observer-bootstrap resamples when scaling --trials for a line fit "
+            f"[default: {DEFAULT_SCALE_BOOTSTRAP} for weighted/eiv and with --training, which "
+            "need jod_std; else 0].",
+        ),
+    ] = None,
+    slope_prior: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="joint: standard deviation of the prior on each log slope (0: none) [default: 1].",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of every bootstrap.")] = 0,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            help="Refuse (exit 2) instead of warning when slopes, the unified spread or the "
+            "joint fit make no sense."
+        ),
+    ] = False,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Unified scale table to write.")
+    ] = Path("unified.csv"),
+    training: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write the training table (image_path, scene, attribute, jod, jod_std) here."
+        ),
+    ] = None,
+    images: Annotated[
+        Path | None,
+        typer.Option(
+            help="Manifest (scene, condition, image_path) giving --training its image paths "
+            "[default: the image key '<scene>/<condition>']."
+        ),
+    ] = None,
     plots: Annotated[Path | None, typer.Option(help="Folder for diagnostic plots.")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
-    """Align per-scene JOD scales onto one unified scale (DXOMARK portrait method)."""
+    """Align per-scene JOD scales onto one unified scale (DXOMARK portrait method).
+
+    From the exported trials, with any method:
+
+        jod align --trials trials_per_scene.csv --cross-trials trials_cross_content.csv
+        --method paper -o unified.csv --training training.csv
+
+    From scale tables (line fits): jod align scales.csv --cross cross_scales.csv.
+    """
     from alignment.plots import plot_alignment
     from scaling.errors import InputError
-    from scaling.io import read_any_table, write_table
+    from scaling.io import write_table
 
-    if method == "joint":
-        from alignment.joint import align_joint
-
-        if trials is None or cross_trials is None or scales or cross:
-            raise InputError(
-                "method 'joint' fits the trials: give --trials and --cross-trials "
-                "(and no scale tables)",
-                field="method",
-            )
-        unified = align_joint(
-            read_any_table(trials),
-            read_any_table(cross_trials),
-            reference=reference,
-            bootstrap=bootstrap,
-            seed=seed,
-            progress=True,
-            sources=(str(trials), str(cross_trials)),
-        )
-    else:
-        from alignment.align import align
-
-        if scales is None or cross is None or trials or cross_trials:
-            raise InputError(
-                f"method {method!r} fits scale tables: give SCALES and --cross "
-                "(trials go with --method joint)",
-                field="method",
-            )
-        unified = align(
-            read_any_table(scales),
-            read_any_table(cross),
-            reference=reference,
-            method=method,
-            bootstrap=bootstrap,
-            seed=seed,
-            progress=True,
-            sources=(str(scales), str(cross)),
-        )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            _check_options(
+                scales, cross, trials, cross_trials, method, scale_bootstrap, slope_prior,
+                training, images,
+            )  # fmt: skip
+            _check_outputs([output, training], [scales, cross, trials, cross_trials, images])
+            if scale_bootstrap is None and (method in NEEDS_STD or training is not None):
+                scale_bootstrap = DEFAULT_SCALE_BOOTSTRAP if trials is not None else None
+            unified = _run(
+                scales, cross, trials, cross_trials, method, reference, bootstrap,
+                scale_bootstrap, slope_prior, seed, strict, not quiet,
+            )  # fmt: skip
+            table = _training(unified, images) if training is not None else None
+        except (InputError, ValueError) as err:
+            _print_warnings(caught)
+            typer.secho(f"error: {err}", fg="red", err=True)
+            raise typer.Exit(2) from err
+    _print_warnings(caught)
     write_table(unified, output)
-    for attr, info in unified.attrs["jodkit"]["attributes"].items():
-        typer.echo(f"{attr}: reference {info['reference']} ({info['reference_reason']})")
-        for s, v in info["scenes"].items():
-            typer.echo(f"  {s}: a = {v['a']:.3f}, b = {v['b']:+.3f}, n_cross = {v['n_cross']}")
+    _print_summary(unified)
+    if table is not None:
+        write_table(table, training)
+        typer.echo(f"wrote {training} ({len(table)} rows)")
     if plots is not None:
         for p in plot_alignment(unified, plots):
             typer.echo(f"wrote {p}")
     typer.echo(f"wrote {output}")
+
+
+def _check_options(
+    scales: Path | None,
+    cross: Path | None,
+    trials: Path | None,
+    cross_trials: Path | None,
+    method: str,
+    scale_bootstrap: int | None,
+    slope_prior: float | None,
+    training: Path | None,
+    images: Path | None,
+) -> None:
+    """Which inputs go with which method, before any file is read."""
+    from scaling.errors import InputError
+
+    given_scales = scales is not None or cross is not None
+    given_trials = trials is not None or cross_trials is not None
+    if given_scales and given_trials:
+        raise InputError(
+            "give either scale tables (SCALES and --cross) or trial tables (--trials and "
+            "--cross-trials), not both"
+        )
+    if given_trials and None in (trials, cross_trials):
+        raise InputError("--trials and --cross-trials go together: give both")
+    if given_scales and None in (scales, cross):
+        raise InputError("SCALES and --cross go together: give both")
+    if not (given_scales or given_trials):
+        raise InputError("give --trials and --cross-trials, or SCALES and --cross")
+    if method == "joint" and given_scales:
+        raise InputError(
+            "method 'joint' fits the trials: give --trials and --cross-trials, not scale tables"
+        )
+    if scale_bootstrap is not None and not given_trials:
+        raise InputError("--scale-bootstrap applies to --trials, which jod align scales itself")
+    if scale_bootstrap is not None and method == "joint":
+        raise InputError("--scale-bootstrap does not apply to method 'joint' (use --bootstrap)")
+    if images is not None and training is None:
+        raise InputError("--images gives the image paths of --training: give --training too")
+    if slope_prior is not None and method != "joint":
+        raise InputError(f"--slope-prior applies to method 'joint', not {method!r}")
+
+
+def _check_outputs(outputs: list[Path | None], inputs: list[Path | None]) -> None:
+    """An output never overwrites an input, nor another output."""
+    from scaling.errors import InputError
+
+    read = {p.resolve() for p in inputs if p is not None}
+    seen: set[Path] = set()
+    for path in (p for p in outputs if p is not None):
+        target = path.resolve()
+        if target in read:
+            raise InputError("is an input: choose another output path", source=str(path))
+        if target in seen:
+            raise InputError("is given for two outputs", source=str(path))
+        seen.add(target)
+
+
+def _run(
+    scales: Path | None,
+    cross: Path | None,
+    trials: Path | None,
+    cross_trials: Path | None,
+    method: str,
+    reference: str,
+    bootstrap: int,
+    scale_bootstrap: int | None,
+    slope_prior: float | None,
+    seed: int,
+    strict: bool,
+    progress: bool,
+):
+    """The unified table by the method and inputs chosen."""
+    from scaling.io import read_any_table
+
+    common = {"reference": reference, "bootstrap": bootstrap, "seed": seed, "strict": strict}
+    if method == "joint":
+        from alignment.joint import SLOPE_PRIOR, align_joint
+
+        return align_joint(
+            read_any_table(trials),
+            read_any_table(cross_trials),
+            progress=progress,
+            sources=(str(trials), str(cross_trials)),
+            slope_prior=SLOPE_PRIOR if slope_prior is None else slope_prior,
+            **common,
+        )
+    if trials is not None:
+        from alignment.align import align_trials
+
+        return align_trials(
+            trials,
+            cross_trials,
+            method=method,
+            scale_bootstrap=scale_bootstrap or 0,
+            progress=progress,
+            **common,
+        )
+    from alignment.align import align
+
+    return align(
+        read_any_table(scales),
+        read_any_table(cross),
+        method=method,
+        progress=progress,
+        sources=(str(scales), str(cross)),
+        **common,
+    )
+
+
+def _training(unified, images: Path | None):
+    """The training table, image paths from the manifest when one is given."""
+    import numpy as np
+
+    from alignment.align import manifest_paths, to_training
+    from scaling.errors import InputError
+    from scaling.io import read_any_table
+
+    missing = int((~np.isfinite(unified["jod_unified_std"].to_numpy(float))).sum())
+    if missing:
+        raise InputError(
+            f"the training table needs every image's jod_std, and {missing} unified score(s) "
+            "have none: give --bootstrap N (e.g. 200), or scale tables with jod_std"
+        )
+    paths = None
+    if images is not None:
+        paths = manifest_paths(unified, read_any_table(images), str(images))
+    return to_training(unified, paths)
+
+
+def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            typer.secho(f"warning: {w.message}", fg="yellow", err=True)
+
+
+def _print_summary(unified) -> None:
+    """Reference, maps and (joint) convergence and reference profile, per attribute."""
+    for attr, info in unified.attrs["jodkit"]["attributes"].items():
+        typer.echo(f"{attr}: reference {info['reference']} ({info['reference_reason']})")
+        for s, v in info["scenes"].items():
+            typer.echo(f"  {s}: a = {v['a']:.3f}, b = {v['b']:+.3f}, n_cross = {v['n_cross']}")
+        fit = info.get("fit")
+        if fit is not None:
+            state = "converged" if fit["converged"] else "NOT converged"
+            typer.echo(
+                f"  joint fit {state} in {fit['iterations']} iterations "
+                f"(largest gradient {fit['max_gradient']:.2g})"
+            )
+            profile = info["reference_profile"]
+            rises = ", ".join(
+                f"x{f:g}: +{r:.2f}"
+                for f, r in zip(profile["factors"], profile["objective_rise"], strict=True)
+                if f != 1.0
+            )
+            typer.echo(f"  reference slope profile (objective rise): {rises}")

@@ -6,12 +6,11 @@ Inputs (both are ``scaling.formats`` scale tables)
     errors-in-variables fits and by the uncertainty of the unified score.
 
     Cross-content scale table: the scale of the images that were also compared *across*
-    scenes. Cross-content trials carry ``scene_A/scene_B`` and ``condition_A/condition_B``;
-    to scale them, each image gets the global id ``"<scene>/<condition>"``
-    (:func:`cross_id`) and all cross trials of one attribute form one group. The resulting
-    scale table has ``condition`` = that id; :func:`split_cross_ids` turns it back into
+    scenes, as ``jod scale`` writes it from cross-content trials (``scene_A/scene_B``):
+    ``condition`` is each image's key ``"<scene>/<condition>"`` (``scaling.formats``
+    image keys, the one definition), which :func:`split_cross_ids` turns back into
     ``scene`` and ``condition`` columns. A cross table that already has a ``scene`` column
-    is taken as is. Scene names must not contain ``/``.
+    is taken as is.
 
 Output: the unified-scale table (:data:`UNIFIED_COLUMNS`), one row per image
     [``attribute``], ``scene, condition, jod_scene, jod_scene_std, jod_cross,
@@ -32,8 +31,8 @@ import numpy as np
 import pandas as pd
 
 from scaling.errors import InputError
+from scaling.formats import split_image_keys
 
-CROSS_SEP = "/"
 UNIFIED_COLUMNS = (
     "scene",
     "condition",
@@ -56,45 +55,24 @@ class AlignmentWarning(UserWarning):
     """A scene is aligned, but on thin evidence."""
 
 
-def cross_id(scene: str, condition: str) -> str:
-    """The global id of one image in the cross-content scaling."""
-    return f"{scene}{CROSS_SEP}{condition}"
-
-
-def cross_trials_as_ids(trials: pd.DataFrame) -> pd.DataFrame:
-    """Cross-content trials as an ordinary trial table that ``scaling.scale`` can scale.
-
-    Each image becomes the condition ``"<scene>/<condition>"`` (:func:`cross_id`) and the
-    ``scene_A``/``scene_B`` columns go, so all cross trials of one attribute form one group.
-    """
-    _require(trials, ("scene_A", "scene_B", "condition_A", "condition_B"), "cross-content trials")
-    out = trials.drop(columns=["scene_A", "scene_B"])
-    for side in ("A", "B"):
-        out[f"condition_{side}"] = [
-            cross_id(str(s), str(c))
-            for s, c in zip(trials[f"scene_{side}"], trials[f"condition_{side}"], strict=True)
-        ]
-    return out
-
-
 def split_cross_ids(cross: pd.DataFrame, source: str = CROSS_TABLE) -> pd.DataFrame:
     """Give a cross-content scale table ``scene`` and ``condition`` columns."""
     if "scene" in cross.columns:
         return cross
     _require(cross, ("condition",), source)
-    parts = cross["condition"].astype(str).str.split(CROSS_SEP, n=1, expand=True)
-    if parts.shape[1] < 2 or parts[1].isna().any():
-        bad = int(np.flatnonzero(parts.reindex(columns=[0, 1])[1].isna())[0])
+    parts = split_image_keys(cross["condition"])
+    bad = np.flatnonzero(parts["scene"].isna().to_numpy())
+    if bad.size:
         raise InputError(
-            f"condition {cross['condition'].iloc[bad]!r} is not '<scene>{CROSS_SEP}<condition>'"
-            " and the table has no 'scene' column",
+            f"condition {cross['condition'].iloc[bad[0]]!r} is not an image key "
+            "'<scene>/<condition>' and the table has no 'scene' column",
             source=source,
-            row=bad + 1,
+            row=int(bad[0]) + 1,
             field="condition",
         )
     out = cross.copy()
-    out.insert(0, "scene", parts[0].to_numpy())
-    out["condition"] = parts[1].to_numpy()
+    out.insert(0, "scene", parts["scene"].to_numpy())
+    out["condition"] = parts["condition"].to_numpy()
     return out
 
 

@@ -9,7 +9,11 @@ score is then u = (a_j x + b_j - b_r) / a_r, exactly as in the paper's method.
 
 Gauges: each scene's x has mean 0 (pwcmp's ``mean0`` penalty), b of the first scene is 0
 (the cross scale's offset; it cancels in u), a_j = exp(alpha_j) > 0. A ridge of
-``scaling.likelihood.NO_PRIOR_RIDGE`` keeps never-losing images finite.
+``scaling.likelihood.NO_PRIOR_RIDGE`` keeps never-losing images finite, and a Gaussian
+prior on alpha_j (:data:`SLOPE_PRIOR`) keeps every slope finite and positive where the
+cross-content data do not determine it. The fit reports its convergence and the profile
+of the objective around the reference slope (:func:`reference_profile`); both, and the
+checks of ``alignment.checks``, give warnings (errors with ``strict``).
 
 Inputs: per-scene trials and cross-content trials (``scaling.formats`` trial layout; cross
 trials with ``scene_A/scene_B``). Output: the unified-scale table of
@@ -27,15 +31,34 @@ from scipy.optimize import minimize
 from scipy.special import log_ndtr
 from tqdm import tqdm
 
-from alignment.formats import UNIFIED_COLUMNS, cross_id
+from alignment.checks import check_alignment, eligible_references, report
+from alignment.formats import UNIFIED_COLUMNS
 from alignment.reference import choose_reference
+from alignment.trials import CROSS_TRIALS, SCENE_TRIALS, check_trial_pair
+from scaling.bootstrap import summarise
 from scaling.errors import InputError
-from scaling.io import validate_trials
+from scaling.formats import split_image_keys
+from scaling.graph import component_labels
+from scaling.threads import single_threaded_blas
 from scaling.likelihood import MEAN0_WEIGHT, NO_PRIOR_RIDGE, SIGMA
 
 _LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
-SCENE_TRIALS = "per-scene trials"
-CROSS_TRIALS = "cross-content trials"
+
+SLOPE_PRIOR = 1.0
+"""Default standard deviation of the Gaussian prior on each log a_j.
+
+Both scales are JOD scales, so a_j = 1 means "the same unit"; a scene whose cross-content
+images the data barely tell apart would otherwise drive a_j to 0 (or infinity) with no
+finite optimum, and the unified scale with it (ALSaRR, ``docs/alignment.md``). With
+sd 1 a slope of 1/e or e costs half a unit of log-likelihood: slopes the data determine
+hardly move."""
+
+MAX_ITERATIONS = 5000
+GRADIENT_TOL = 1e-7
+PROFILE_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
+"""Multiples of the fitted reference slope at which its profile is evaluated."""
+PROFILE_RISE = 1.92
+"""Half the 95% quantile of chi-squared with one degree of freedom (3.84 / 2)."""
 
 
 def _mills(u: np.ndarray) -> np.ndarray:
@@ -72,45 +95,33 @@ def _pairs(trials: pd.DataFrame, a_ids: pd.Series, b_ids: pd.Series) -> pd.DataF
     return df.groupby(["first", "second"], as_index=False).sum()
 
 
-def _decided(trials: pd.DataFrame, source: str, by: tuple[str, ...]) -> pd.DataFrame:
-    """Validated trials (``scaling.io.validate_trials``) without ties and training trials."""
-    frame = validate_trials(trials, by=by, source=source)
-    keep = np.ones(len(frame), bool)
+def _decided(trials: pd.DataFrame) -> pd.DataFrame:
+    """Checked trials without ties and training trials."""
+    keep = np.ones(len(trials), bool)
     for flag in ("tie", "is_training"):
-        if flag in frame.columns:
-            keep &= frame[flag].to_numpy() == 0
-    return frame[keep]
+        if flag in trials.columns:
+            keep &= trials[flag].to_numpy() == 0
+    return trials[keep]
 
 
 def build_data(
     scene_trials: pd.DataFrame,
     cross_trials: pd.DataFrame,
-    sources: tuple[str, str] = (SCENE_TRIALS, CROSS_TRIALS),
+    source: str = CROSS_TRIALS,
 ) -> JointData:
     """Index every image and collapse both trial tables into pair counts.
 
-    ``sources``: names of the two tables in error messages (e.g. their file names).
+    Both tables as :func:`alignment.trials.check_trial_pair` returns them (one attribute).
+    ``source``: the cross-content table's name in error messages.
     """
-    st = _decided(scene_trials, sources[0], ("scene",))
-    ct = _decided(cross_trials, sources[1], ("scene_A", "scene_B"))
-    sa = [cross_id(s, c) for s, c in zip(st["scene"], st["condition_A"], strict=True)]
-    sb = [cross_id(s, c) for s, c in zip(st["scene"], st["condition_B"], strict=True)]
-    ca = [cross_id(s, c) for s, c in zip(ct["scene_A"], ct["condition_A"], strict=True)]
-    cb = [cross_id(s, c) for s, c in zip(ct["scene_B"], ct["condition_B"], strict=True)]
-    ids = sorted(set(sa) | set(sb))
-    unknown = sorted((set(ca) | set(cb)) - set(ids))
-    if unknown:
-        row = next(i for i, (x, y) in enumerate(zip(ca, cb, strict=True)) if unknown[0] in (x, y))
-        raise InputError(
-            f"image {unknown[0]!r} of the cross-content trials never appears in a per-scene trial",
-            source=sources[1],
-            row=int(ct.index[row]) + 1,
-            field="condition_A",
-        )
+    st, ct = _decided(scene_trials), _decided(cross_trials)
+    sa, sb = st["condition_A"].tolist(), st["condition_B"].tolist()
+    ca, cb = ct["condition_A"].tolist(), ct["condition_B"].tolist()
+    ids = sorted(set(sa) | set(sb) | set(ca) | set(cb))
     index = {name: i for i, name in enumerate(ids)}
     scene_pairs = _pairs(st, pd.Series(sa).map(index), pd.Series(sb).map(index))
     cross_pairs = _pairs(ct, pd.Series(ca).map(index), pd.Series(cb).map(index))
-    images = pd.DataFrame([i.split("/", 1) for i in ids], columns=["scene", "condition"])
+    images = split_image_keys(pd.Series(ids))
     images["in_cross"] = images.index.isin(np.r_[cross_pairs["first"], cross_pairs["second"]])
     scenes = sorted(images["scene"].unique())
     for s in scenes:
@@ -118,9 +129,11 @@ def build_data(
         if n < 2:
             raise InputError(
                 f"scene {s!r} has {n} image(s) in the cross-content trials; its map needs 2",
-                source=sources[1],
+                source=source,
                 field="scene_A",
             )
+    scene_idx = images["scene"].map({s: j for j, s in enumerate(scenes)}).to_numpy()
+    _check_scenes_linked(scenes, scene_idx, cross_pairs, source)
     both = pd.concat([scene_pairs, cross_pairs], ignore_index=True)
     return JointData(
         images=images,
@@ -129,22 +142,51 @@ def build_data(
         wins=both["wins"].to_numpy(float),
         losses=both["losses"].to_numpy(float),
         cross=np.r_[np.zeros(len(scene_pairs), bool), np.ones(len(cross_pairs), bool)],
-        scene_idx=images["scene"].map({s: j for j, s in enumerate(scenes)}).to_numpy(),
+        scene_idx=scene_idx,
         n_scenes=len(scenes),
     )
 
 
+def _check_scenes_linked(
+    scenes: list[str], scene_idx: np.ndarray, cross_pairs: pd.DataFrame, source: str
+) -> None:
+    """Refuse scenes that no chain of cross-content trials links: they share no offset."""
+    linked = np.zeros((len(scenes), len(scenes)))
+    np.add.at(
+        linked,
+        (scene_idx[cross_pairs["first"].to_numpy()], scene_idx[cross_pairs["second"].to_numpy()]),
+        1.0,
+    )
+    labels = component_labels(linked + linked.T)
+    if labels.max() > 0:
+        groups = [sorted(np.asarray(scenes)[labels == k].tolist()) for k in range(labels.max() + 1)]
+        raise InputError(
+            f"the cross-content trials link the scenes into {len(groups)} separate groups "
+            f"{groups}: scenes of different groups share no offset; add cross-content trials "
+            "between the groups or align each group on its own",
+            source=source,
+            field="scene_A",
+        )
+
+
 class JointObjective:
-    """Negative log-likelihood of all comparisons and its gradient.
+    """Negative log-likelihood of all comparisons, with its gauges and slope prior, and its
+    gradient.
 
     Parameter vector: x (one per image), alpha (log a, one per scene), b (one per scene
-    but the first).
+    but the first). ``slope_prior``: standard deviation of the Gaussian prior on each
+    alpha (0: none).
     """
 
-    def __init__(self, data: JointData) -> None:
+    def __init__(self, data: JointData, slope_prior: float = SLOPE_PRIOR) -> None:
         self.d = data
         self.n = len(data.images)
         self.counts = np.bincount(data.scene_idx, minlength=data.n_scenes).astype(float)
+        self.slope_prior = slope_prior
+
+    @property
+    def size(self) -> int:
+        return self.n + 2 * self.d.n_scenes - 1
 
     def unpack(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n, m = self.n, self.d.n_scenes
@@ -171,27 +213,103 @@ class JointObjective:
         value += MEAN0_WEIGHT * np.sum(means**2) + NO_PRIOR_RIDGE * np.sum(x**2)
         gx += 2 * MEAN0_WEIGHT * means[d.scene_idx] / self.counts[d.scene_idx]
         gx += 2 * NO_PRIOR_RIDGE * x
+        if self.slope_prior:
+            alpha = theta[n : n + m]
+            value += 0.5 * np.sum(alpha**2) / self.slope_prior**2
+            ga += alpha / self.slope_prior**2
         return float(value), np.r_[gx, ga, gb[1:]]
 
 
-def fit_joint(data: JointData, start: np.ndarray | None = None) -> np.ndarray:
-    """Maximum-likelihood parameters (L-BFGS with the analytic gradient)."""
-    obj = JointObjective(data)
-    theta0 = np.zeros(obj.n + 2 * data.n_scenes - 1) if start is None else start
-    res = minimize(
-        obj.value_and_grad,
-        theta0,
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": 5000, "gtol": 1e-7},
+@dataclass(frozen=True)
+class JointFit:
+    """The optimiser's answer and how it got there."""
+
+    theta: np.ndarray
+    objective: float
+    converged: bool
+    iterations: int
+    max_gradient: float
+    message: str
+
+    def report(self) -> dict:
+        """Convergence facts for the metadata."""
+        return {
+            "converged": self.converged,
+            "iterations": self.iterations,
+            "objective": self.objective,
+            "max_gradient": self.max_gradient,
+            "message": self.message,
+        }
+
+
+def fit_joint(
+    obj: JointObjective,
+    start: np.ndarray | None = None,
+    fixed: tuple[int, float] | None = None,
+) -> JointFit:
+    """Minimise the objective (L-BFGS with the analytic gradient).
+
+    ``fixed``: ``(index, value)`` of one parameter held at ``value`` (the profile).
+    """
+    theta0 = np.zeros(obj.size) if start is None else np.array(start, float)
+    free = np.ones(obj.size, bool)
+    if fixed is not None:
+        free[fixed[0]] = False
+        theta0[fixed[0]] = fixed[1]
+
+    def value_and_grad(z: np.ndarray) -> tuple[float, np.ndarray]:
+        theta0[free] = z
+        value, grad = obj.value_and_grad(theta0)
+        return value, grad[free]
+
+    with single_threaded_blas():  # tiny problem: BLAS threads only cost (scaling.threads)
+        res = minimize(
+            value_and_grad,
+            theta0[free],
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": MAX_ITERATIONS, "gtol": GRADIENT_TOL},
+        )
+    theta0[free] = res.x
+    return JointFit(
+        theta=theta0.copy(),
+        objective=float(res.fun),
+        converged=bool(res.success),
+        iterations=int(res.nit),
+        max_gradient=float(np.max(np.abs(res.jac), initial=0.0)),
+        message=str(res.message),
     )
-    return res.x
 
 
 def _unified(obj: JointObjective, theta: np.ndarray, ref: int) -> np.ndarray:
     x, a, b = obj.unpack(theta)
     j = obj.d.scene_idx
     return (a[j] * x + b[j] - b[ref]) / a[ref]
+
+
+def reference_profile(obj: JointObjective, fit: JointFit, ref: int) -> dict:
+    """The objective re-minimised with the reference slope held at multiples of its fit.
+
+    Returns the factors, the slopes and the rise of the objective over the optimum at each;
+    ``determined`` is False when halving or doubling the reference slope costs less than
+    :data:`PROFILE_RISE` (the 95% level of a likelihood-ratio test): then the data do not
+    fix the unit that every unified score is divided by.
+    """
+    alpha = fit.theta[obj.n + ref]
+    rise = []
+    for factor in PROFILE_FACTORS:
+        if factor == 1.0:
+            rise.append(0.0)
+            continue
+        held = fit_joint(obj, fit.theta, fixed=(obj.n + ref, alpha + np.log(factor)))
+        rise.append(max(held.objective - fit.objective, 0.0))
+    by_factor = dict(zip(PROFILE_FACTORS, rise, strict=True))
+    return {
+        "factors": list(PROFILE_FACTORS),
+        "slopes": [float(np.exp(alpha) * f) for f in PROFILE_FACTORS],
+        "objective_rise": rise,
+        "determined": bool(min(by_factor[0.5], by_factor[2.0]) >= PROFILE_RISE),
+    }
 
 
 def align_joint(
@@ -202,6 +320,8 @@ def align_joint(
     seed: int = 0,
     progress: bool = False,
     sources: tuple[str, str] = (SCENE_TRIALS, CROSS_TRIALS),
+    slope_prior: float = SLOPE_PRIOR,
+    strict: bool = False,
 ) -> pd.DataFrame:
     """Unified scale from the raw trials (see the module docstring), one fit per attribute.
 
@@ -209,31 +329,57 @@ def align_joint(
     output starts with ``attribute``, as in ``alignment.align.align``.
     ``bootstrap`` resamples observers (per-scene and cross-content alike) with replacement.
     ``sources``: names of the two tables in error messages.
+    ``slope_prior``: standard deviation of the prior on each log a_j (0: none).
+    ``strict``: raise :class:`alignment.checks.AlignmentRefused` instead of warning where
+    the fit did not converge, the reference slope is not determined, or the slopes or the
+    unified scores make no sense (``alignment.checks``).
     """
+    if not (np.isfinite(slope_prior) and slope_prior >= 0):
+        raise ValueError(f"slope_prior must be a number >= 0, not {slope_prior!r}")
+    scene_trials, cross_trials = check_trial_pair(scene_trials, cross_trials, sources)
     by_attr = "attribute" in scene_trials.columns and "attribute" in cross_trials.columns
+    options = (reference, bootstrap, seed, progress, sources[1], slope_prior)
+    problems = []
     if not by_attr:
-        out, info = _align_joint_one(
-            scene_trials, cross_trials, reference, bootstrap, seed, progress, sources
-        )
+        out, info = _align_joint_one(scene_trials, cross_trials, *options)
         infos = {"all": info}
+        problems += info["problems"]
     else:
         parts, infos = [], {}
         for attr, st in scene_trials.groupby(scene_trials["attribute"].astype(str), sort=True):
             ct = cross_trials[cross_trials["attribute"].astype(str) == attr]
-            part, infos[attr] = _align_joint_one(
-                st, ct, reference, bootstrap, seed, progress, sources
-            )
+            part, infos[attr] = _align_joint_one(st, ct, *options)
             parts.append(part.assign(attribute=attr))
+            problems += [f"attribute {attr}, {p}" for p in infos[attr]["problems"]]
         out = pd.concat(parts, ignore_index=True)[["attribute", *UNIFIED_COLUMNS]]
     out.attrs["jodkit"] = {
         "stage": "alignment",
         "method": "joint",
         "bootstrap": bootstrap,
         "seed": seed,
+        "slope_prior": slope_prior,
         "attributes": infos,
-        "warnings": [],
+        "warnings": report(problems, strict),
     }
     return out
+
+
+def _fit_problems(fit: JointFit, profile: dict, reference: str) -> list[str]:
+    """Convergence and reference-profile problems of one joint fit."""
+    problems = []
+    if not fit.converged:
+        problems.append(
+            f"the joint fit did not converge ({fit.iterations} iterations, largest gradient "
+            f"{fit.max_gradient:.2g}: {fit.message})"
+        )
+    if not profile["determined"]:
+        rise = dict(zip(profile["factors"], profile["objective_rise"], strict=True))
+        problems.append(
+            f"scene {reference!r}: the reference slope is not determined by the data: "
+            f"halving it raises the objective by {rise[0.5]:.2f}, doubling it by "
+            f"{rise[2.0]:.2f} (95% needs {PROFILE_RISE})"
+        )
+    return problems
 
 
 def _align_joint_one(
@@ -243,45 +389,53 @@ def _align_joint_one(
     bootstrap: int,
     seed: int,
     progress: bool,
-    sources: tuple[str, str],
+    source: str,
+    slope_prior: float,
 ) -> tuple[pd.DataFrame, dict]:
-    """The unified table of one attribute and its metadata entry."""
-    data = build_data(scene_trials, cross_trials, sources)
-    obj = JointObjective(data)
-    theta = fit_joint(data)
-    x, a, b = obj.unpack(theta)
+    """The unified table of one attribute (checked trials) and its metadata entry."""
+    data = build_data(scene_trials, cross_trials, source)
+    obj = JointObjective(data, slope_prior)
+    fit = fit_joint(obj)
+    x, a, b = obj.unpack(fit.theta)
     images = data.images
     scenes = sorted(images["scene"].unique())
+    slopes = {s: float(a[j]) for j, s in enumerate(scenes)}
     scale = images.assign(jod=x)
     cross = scale[images["in_cross"]]
-    ref_scene, reason = choose_reference(scale, cross, reference)
+    ref_scene, reason = choose_reference(scale, cross, reference, eligible_references(slopes))
     ref = scenes.index(ref_scene)
-    u = _unified(obj, theta, ref)
+    u = _unified(obj, fit.theta, ref)
     u_std = lo = hi = np.full(len(u), np.nan)
     if bootstrap:
         u_std, lo, hi = _bootstrap(
-            scene_trials, cross_trials, data, theta, ref, bootstrap, seed, progress
+            scene_trials, cross_trials, obj, fit.theta, ref, bootstrap, seed, progress
         )
-    y = a[data.scene_idx] * x + b[data.scene_idx]
+    y = np.where(images["in_cross"], a[data.scene_idx] * x + b[data.scene_idx], np.nan)
     out = pd.DataFrame(
         {
             "scene": images["scene"],
             "condition": images["condition"],
             "jod_scene": x,
             "jod_scene_std": np.nan,
-            "jod_cross": np.where(images["in_cross"], y, np.nan),
+            "jod_cross": y,
             "jod_unified": u,
             "jod_unified_std": u_std,
             "ci_low": lo,
             "ci_high": hi,
         }
     )[list(UNIFIED_COLUMNS)]
+    profile = reference_profile(obj, fit, ref)
+    problems = _fit_problems(fit, profile, ref_scene)
+    problems += check_alignment(images["scene"].to_numpy(), x, y, u, slopes, ref_scene)
     info = {
         "reference": ref_scene,
         "reference_reason": reason,
+        "fit": fit.report(),
+        "reference_profile": profile,
+        "problems": problems,
         "scenes": {
             s: {
-                "a": float(a[j]),
+                "a": slopes[s],
                 "b": float(b[j]),
                 "n_cross": int(images.loc[images["scene"] == s, "in_cross"].sum()),
             }
@@ -294,7 +448,7 @@ def _align_joint_one(
 def _bootstrap(
     scene_trials: pd.DataFrame,
     cross_trials: pd.DataFrame,
-    data: JointData,
+    obj: JointObjective,
     theta: np.ndarray,
     ref: int,
     n: int,
@@ -308,8 +462,7 @@ def _bootstrap(
     )
     s_groups = scene_trials.groupby(scene_trials["observer"].astype(str)).indices
     c_groups = cross_trials.groupby(cross_trials["observer"].astype(str)).indices
-    names = data.images["scene"] + "/" + data.images["condition"]
-    samples = np.full((n, len(names)), np.nan)
+    samples = np.full((n, obj.n), np.nan)
     for k in tqdm(range(n), desc="joint bootstrap", disable=not progress):
         pick = rng.choice(observers, len(observers))
         st = scene_trials.iloc[np.concatenate([s_groups.get(o, []) for o in pick]).astype(int)]
@@ -318,10 +471,9 @@ def _bootstrap(
             rep = build_data(st, ct)
         except InputError:
             continue  # a resample that lost a scene's cross images: skip it
-        if len(rep.images) != len(names):
+        if len(rep.images) != obj.n:
             continue
-        obj = JointObjective(rep)
-        samples[k] = _unified(obj, fit_joint(rep, theta), ref)
-    u_std = np.nanstd(samples, axis=0, ddof=1)
-    lo, hi = np.nanpercentile(samples, [2.5, 97.5], axis=0)
-    return u_std, lo, hi
+        rep_obj = JointObjective(rep, obj.slope_prior)
+        samples[k] = _unified(rep_obj, fit_joint(rep_obj, theta).theta, ref)
+    summary = summarise(samples)
+    return summary.std, summary.ci_low, summary.ci_high

@@ -16,7 +16,15 @@ import numpy as np
 import pandas as pd
 
 from scaling.errors import InputError
-from scaling.formats import TIE_POLICIES, TRIAL_OPTIONAL, TRIAL_REQUIRED
+from scaling.formats import (
+    CROSS_SCENE_COLUMNS,
+    IMAGE_KEY_SEP,
+    TIE_POLICIES,
+    TRIAL_OPTIONAL,
+    TRIAL_REQUIRED,
+    image_keys,
+    scene_name_problem,
+)
 from scaling.outputs import output_file, staged
 
 METADATA_KEY = "jodkit"
@@ -98,8 +106,11 @@ def validate_trials(
     """Check a trial table (scaling.formats) and return a clean copy.
 
     ``is_A_selected`` becomes an int column, ``tie`` (when present) an int column with 0 for
-    missing values, and conditions and group keys become strings.
+    missing values, and conditions and group keys become strings. In a cross-content table
+    (``scene_A``/``scene_B``) each condition becomes its image key (``scaling.formats``),
+    so images of different scenes never merge; ``scene_A``/``scene_B`` are kept.
     """
+    cross = _is_cross_content(trials, by, source)
     _check_columns(trials, [*TRIAL_REQUIRED, *by], source)
     if trials.empty:
         raise InputError("has no trials", source=source)
@@ -126,13 +137,14 @@ def validate_trials(
         )
     frame["is_A_selected"] = selected.fillna(0).astype(int)
 
+    if cross:
+        key_images(frame, source)
     same = frame["condition_A"] == frame["condition_B"]
-    if "scene_A" in frame.columns and "scene_B" in frame.columns:
-        same &= frame["scene_A"].astype(str) == frame["scene_B"].astype(str)
     if same.any():
         row = _first_bad_row(same)
+        what = "image" if cross else "condition"
         raise InputError(
-            f"condition '{frame['condition_A'].iloc[row - 1]}' is compared with itself",
+            f"{what} '{frame['condition_A'].iloc[row - 1]}' is compared with itself",
             source=source,
             row=row,
             field="condition_B",
@@ -141,6 +153,60 @@ def validate_trials(
         if flag in frame.columns:
             frame[flag] = _as_binary(frame, flag, source, allow_nan=True).fillna(0).astype(int)
     return frame
+
+
+def _is_cross_content(trials: pd.DataFrame, by: Sequence[str], source: str) -> bool:
+    """True for a cross-content table; refuses half or mixed scene columns, scene groups."""
+    present = [c for c in CROSS_SCENE_COLUMNS if c in trials.columns]
+    if not present:
+        return False
+    if len(present) == 1:
+        other = next(c for c in CROSS_SCENE_COLUMNS if c not in present)
+        raise InputError(
+            f"has '{present[0]}' but no '{other}': cross-content trials need both",
+            source=source,
+            field=other,
+        )
+    if "scene" in trials.columns:
+        raise InputError(
+            "mixes per-scene trials (column 'scene') with cross-content trials ('scene_A', "
+            "'scene_B'): split it into two tables, the rows with 'scene' and the rows with "
+            "'scene_A'/'scene_B', and scale each; or, to scale all images as one graph, give "
+            "each per-scene trial scene_A = scene_B = its scene and drop the 'scene' column",
+            source=source,
+            field="scene",
+        )
+    grouped = [c for c in ("scene", *CROSS_SCENE_COLUMNS) if c in by]
+    if grouped:
+        raise InputError(
+            f"cross-content trials cannot be grouped by '{grouped[0]}': their images are "
+            "keyed '<scene>/<condition>' and scaled as one graph per group (e.g. by "
+            "attribute)",
+            source=source,
+            field=grouped[0],
+        )
+    return True
+
+
+def key_images(
+    frame: pd.DataFrame, source: str, scenes: tuple[str, str] = CROSS_SCENE_COLUMNS
+) -> None:
+    """Replace ``condition_A``/``condition_B`` by image keys (``scaling.formats``), in place.
+
+    ``scenes``: the columns holding each side's scene (``("scene", "scene")`` for a
+    per-scene table). Scene names that cannot be part of a key are refused.
+    """
+    for side, column in zip(("A", "B"), scenes, strict=True):
+        values = frame[column]
+        text = values.astype(str)
+        bad = values.isna() | (text == "") | text.str.contains(IMAGE_KEY_SEP, regex=False)
+        if bad.any():
+            row = _first_bad_row(bad)
+            scene = values.iloc[row - 1]
+            problem = "is empty" if pd.isna(scene) else scene_name_problem(scene)
+            raise InputError(str(problem), source=source, row=row, field=column)
+        frame[column] = text
+        frame[f"condition_{side}"] = image_keys(text, frame[f"condition_{side}"])
 
 
 def read_trials(

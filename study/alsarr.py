@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 import scaling
 from alignment.align import align
-from alignment.formats import AlignmentWarning, cross_trials_as_ids
+from alignment.formats import AlignmentWarning
 from alignment.joint import align_joint
 from scaling.errors import InputError
 
@@ -119,7 +119,7 @@ def compare_experiment(trials: pd.DataFrame, method: str = "paper") -> pd.DataFr
             unified = align_joint(texture_trials, cross)
         else:
             scenes = scaling.scale(texture_trials, by=["scene"], progress=False)
-            cross_scale = scaling.scale(cross_trials_as_ids(cross), by=[], progress=False)
+            cross_scale = scaling.scale(cross, by=[], progress=False)
             unified = align(scenes, cross_scale, method=method)
     reference = unified.attrs["jodkit"]["attributes"]["all"]["reference"]
     one = trials.assign(

@@ -40,7 +40,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from alignment.align import align, to_training
-from alignment.fits import METHODS as LINE_METHODS
+from alignment.fits import ALL_METHODS as METHODS
 from alignment.formats import AlignmentWarning
 from alignment.joint import align_joint
 from alignment.plots import plot_alignment
@@ -54,7 +54,6 @@ from study.renditions import ladder
 MARKER = "demo.json"
 OUTPUTS = ("example", "trials", "scales", "plots", "unified.csv", "unified.csv.meta.json")
 OUTPUTS += ("training.csv", "training.csv.meta.json", "recovery.csv", "report.md", MARKER)
-METHODS = (*LINE_METHODS, "joint")
 RANKED_SCENES = 3  # ranking plots for the first few scenes: enough to see, quick to draw
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from alignment.formats import CROSS_SEP, cross_id
+from scaling.formats import image_keys, split_image_keys
 from scaling.simulate import simulate_trials
 from study.renditions import RenditionParams
 
@@ -87,9 +87,7 @@ def cross_trials(
     """
     chosen = truth.merge(selected[["attribute", "scene", "condition"]], how="inner")
     ids = chosen.assign(
-        condition=[
-            cross_id(s, c) for s, c in zip(chosen["scene"], chosen["condition"], strict=True)
-        ],
+        condition=image_keys(chosen["scene"], chosen["condition"]).to_numpy(),
         scene="cross",
         jod=chosen["q_true"],
     )[["scene", "attribute", "condition", "jod"]]
@@ -103,8 +101,8 @@ def cross_trials(
     )
     out = trials.drop(columns="scene")
     for side in ("A", "B"):
-        parts = out[f"condition_{side}"].str.split(CROSS_SEP, n=1, expand=True)
-        out[f"scene_{side}"], out[f"condition_{side}"] = parts[0], parts[1]
+        parts = split_image_keys(out[f"condition_{side}"])
+        out[f"scene_{side}"], out[f"condition_{side}"] = parts["scene"], parts["condition"]
     out = out[out["scene_A"] != out["scene_B"]].reset_index(drop=True)
     out["session"] = "cross-" + out["session"]
     out.attrs = trials.attrs

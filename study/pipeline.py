@@ -2,10 +2,10 @@
 
 One place for the steps that ``study.compare`` (method comparison over seeds) and
 ``study.demo`` (``jod demo``) share. Scaling is ``scaling.scale`` throughout: per-scene
-trials grouped by ``scene, attribute``; cross-content trials turned into ordinary trials
-over ``"<scene>/<condition>"`` ids (``alignment.formats.cross_trials_as_ids``) and grouped
-by ``attribute``. A bootstrap (observers resampled) gives the ``jod_std`` that the weighted
-and errors-in-variables fits and the unified scale's CIs need.
+trials grouped by ``scene, attribute``; cross-content trials (``scene_A/scene_B``, their
+images keyed ``"<scene>/<condition>"`` by ``scaling``) grouped by ``attribute``. A
+bootstrap (observers resampled) gives the ``jod_std`` that the weighted and
+errors-in-variables fits and the unified scale's CIs need.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 import scaling
-from alignment.formats import cross_trials_as_ids
 from alignment.selection import select_cross_images
 from study.panel import cross_trials, make_truth, per_scene_trials
 
@@ -83,7 +82,7 @@ def simulate_study(
         ignore_index=True,
     )
     ct = cross_trials(truth, chosen, n_observers=config.cross_observers, seed=config.seed)
-    cross = scaling.scale(cross_trials_as_ids(ct), by=["attribute"], progress=progress, **options)
+    cross = scaling.scale(ct, by=["attribute"], progress=progress, **options)
     return SimulatedStudy(truth, st, scenes, chosen, ct, cross)
 
 

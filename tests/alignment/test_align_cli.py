@@ -1,41 +1,76 @@
 """``jod align`` end to end on CSV files, through typer's test runner."""
 
+from __future__ import annotations
+
 import json
 
+import numpy as np
 import pandas as pd
+import pytest
+import typer
 from typer.testing import CliRunner
 
-from alignment.formats import cross_id
-from jodkit.cli import app
+import scaling
+from alignment.align import align
+from alignment.cli import align_command
+from scaling.formats import TRAINING_COLUMNS, image_key
+
+runner = CliRunner()
 
 
-def _write(tmp_path):
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    app.command()(align_command)
+    return app
+
+
+def _invoke(*args: str):
+    return runner.invoke(_app(), [str(a) for a in args])
+
+
+def _write(tmp_path, maps=None):
+    maps = maps or {"s0": (1.0, 0.0), "s1": (0.5, 1.0)}
     rows, cross = [], []
-    for scene, (a, b) in {"s0": (1.0, 0.0), "s1": (0.5, 1.0)}.items():
+    for scene, (a, b) in maps.items():
         for i in range(6):
             x = i - 2.5
             rows.append({"scene": scene, "condition": f"c{i}", "jod": x, "jod_std": 0.2})
             if i % 2 == 0:
                 cross.append(
-                    {"condition": cross_id(scene, f"c{i}"), "jod": a * x + b, "jod_std": 0.3}
+                    {"condition": image_key(scene, f"c{i}"), "jod": a * x + b, "jod_std": 0.3}
                 )
     pd.DataFrame(rows).to_csv(tmp_path / "scales.csv", index=False)
     pd.DataFrame(cross).to_csv(tmp_path / "cross.csv", index=False)
 
 
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A small simulated study written as ``jod export`` writes it, plus an image manifest."""
+    from study.panel import cross_trials, make_truth, per_scene_trials
+    from study.renditions import ladder
+
+    folder = tmp_path_factory.mktemp("exported")
+    steps = ladder((1.0, 0.5, 0.25), (0.0, 0.05))
+    manifest = pd.DataFrame(
+        [{"scene": f"s{j}", "condition": f"r{k}"} | p.as_dict() for j in range(3)
+         for k, p in enumerate(steps)]
+    )  # fmt: skip
+    truth = make_truth(manifest, seed=2)
+    truth = truth[truth["attribute"] == "detail"]
+    per_scene_trials(truth, n_observers=6, seed=3).to_csv(folder / "st.csv", index=False)
+    chosen = truth[truth["condition"].isin(["r0", "r3", "r5"])]
+    cross_trials(truth, chosen, n_observers=6, seed=4).to_csv(folder / "ct.csv", index=False)
+    manifest.assign(image_path="img/" + manifest["scene"] + "_" + manifest["condition"] + ".png")[
+        ["scene", "condition", "image_path"]
+    ].to_csv(folder / "manifest.csv", index=False)
+    return folder
+
+
 def test_align_command_writes_table_metadata_and_plots(tmp_path):
     _write(tmp_path)
     out = tmp_path / "unified.csv"
-    args = [
-        str(tmp_path / "scales.csv"),
-        "--cross",
-        str(tmp_path / "cross.csv"),
-        "--reference",
-        "s0",
-    ]
-    res = CliRunner().invoke(
-        app, ["align", *args, "-o", str(out), "--plots", str(tmp_path / "plots")]
-    )
+    args = [tmp_path / "scales.csv", "--cross", tmp_path / "cross.csv", "--reference", "s0"]
+    res = _invoke(*args, "-o", out, "--plots", tmp_path / "plots")
     assert res.exit_code == 0, res.output
     table = pd.read_csv(out)
     s1 = table[table["scene"] == "s1"]
@@ -50,53 +85,171 @@ def test_align_command_bad_input_writes_nothing(tmp_path):
     _write(tmp_path)
     pd.read_csv(tmp_path / "cross.csv").iloc[:-2].to_csv(tmp_path / "cross.csv", index=False)
     out = tmp_path / "unified.csv"
-    res = CliRunner().invoke(
-        app,
-        [
-            "align",
-            str(tmp_path / "scales.csv"),
-            "--cross",
-            str(tmp_path / "cross.csv"),
-            "-o",
-            str(out),
-        ],
-    )
+    res = _invoke(tmp_path / "scales.csv", "--cross", tmp_path / "cross.csv", "-o", out)
     assert res.exit_code == 2
     assert "cross.csv" in res.output and "at least 2" in res.output
     assert not out.exists()
 
 
-def test_align_command_joint_fits_the_trials(tmp_path):
-    from study.panel import cross_trials, make_truth, per_scene_trials
-    from study.renditions import ladder
-
-    steps = ladder((1.0, 0.5, 0.25), (0.0, 0.05))
-    manifest = pd.DataFrame(
-        [{"scene": f"s{j}", "condition": f"r{k}"} | p.as_dict() for j in range(3)
-         for k, p in enumerate(steps)]
+@pytest.mark.parametrize("method", ["paper", "weighted", "eiv", "offset", "joint"])
+def test_every_method_runs_from_the_exported_trials(exported, tmp_path, method):
+    out, training = tmp_path / "unified.csv", tmp_path / "training.csv"
+    spread = ["--bootstrap", "8"] if method == "joint" else ["--scale-bootstrap", "20"]
+    res = _invoke(
+        "--trials", exported / "st.csv", "--cross-trials", exported / "ct.csv",
+        "--method", method, *spread, "-o", out, "--training", training,
+        "--images", exported / "manifest.csv", "--quiet",
     )  # fmt: skip
-    truth = make_truth(manifest, seed=2)
-    truth = truth[truth["attribute"] == "detail"]
-    per_scene_trials(truth, n_observers=6, seed=3).to_csv(tmp_path / "st.csv", index=False)
-    chosen = truth[truth["condition"].isin(["r0", "r3", "r5"])]
-    cross_trials(truth, chosen, n_observers=6, seed=4).to_csv(tmp_path / "ct.csv", index=False)
-    out = tmp_path / "unified.csv"
-    args = ["--trials", str(tmp_path / "st.csv"), "--cross-trials", str(tmp_path / "ct.csv")]
-    res = CliRunner().invoke(app, ["align", *args, "--method", "joint", "-o", str(out)])
     assert res.exit_code == 0, res.output
-    table = pd.read_csv(out)
-    assert len(table) == 18 and table["jod_unified"].notna().all()
+    unified, train = pd.read_csv(out), pd.read_csv(training)
+    assert len(unified) == 18 and unified["jod_unified"].notna().all()
+    assert tuple(train.columns) == TRAINING_COLUMNS and len(train) == 18
+    np.testing.assert_allclose(train["jod"], unified["jod_unified"])
+    assert np.isfinite(train["jod_std"]).all() and (train["jod_std"] > 0).any()
+    assert (
+        train["image_path"].iloc[0]
+        == f"img/{train['scene'].iloc[0]}_" + str(unified["condition"].iloc[0]) + ".png"
+    )
     meta = json.loads((tmp_path / "unified.csv.meta.json").read_text())
-    assert meta["method"] == "joint" and set(meta["attributes"]["detail"]["scenes"]) == {
-        "s0", "s1", "s2"
-    }  # fmt: skip
-    # joint needs trials, line fits need scale tables: a clear error, nothing written
-    out.unlink()
-    res = CliRunner().invoke(app, ["align", *args, "-o", str(out)])
-    assert res.exit_code == 2 and "SCALES and --cross" in res.output and not out.exists()
-    bad = pd.read_csv(tmp_path / "ct.csv")
+    assert meta["method"] == method and meta["warnings"] == []
+    assert set(meta["attributes"]["detail"]["scenes"]) == {"s0", "s1", "s2"}
+    if method == "joint":
+        assert "joint fit converged" in res.output and "reference slope profile" in res.output
+        assert meta["attributes"]["detail"]["reference_profile"]["determined"]
+    else:
+        assert meta["scaling"]["per_scene"]["bootstrap_samples"] == 20
+
+
+def test_paper_from_trials_equals_scaling_then_aligning(exported, tmp_path):
+    """The trials route is ``scaling.scale`` of both tables, then ``align``: nothing else."""
+    out = tmp_path / "unified.csv"
+    args = ["--trials", exported / "st.csv", "--cross-trials", exported / "ct.csv"]
+    res = _invoke(*args, "-o", out, "--training", tmp_path / "t.csv", "--quiet")
+    assert res.exit_code == 0, res.output
+    meta = json.loads((tmp_path / "unified.csv.meta.json").read_text())
+    assert meta["scaling"]["per_scene"]["bootstrap_samples"] == 200  # --training needs jod_std
+    # point estimates do not depend on the bootstrap
+    scenes = scaling.scale(str(exported / "st.csv"), progress=False)
+    cross = scaling.scale(str(exported / "ct.csv"), progress=False)
+    assert sorted(cross["condition"].str.split("/").str[0].unique()) == ["s0", "s1", "s2"]
+    expected = align(scenes, cross)
+    np.testing.assert_allclose(pd.read_csv(out)["jod_unified"], expected["jod_unified"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["S", "--cross", "C", "--trials", "T", "--cross-trials", "X"],
+         "give either scale tables (SCALES and --cross) or trial tables (--trials and "
+         "--cross-trials), not both"),
+        (["--trials", "T"], "--trials and --cross-trials go together: give both"),
+        (["S"], "SCALES and --cross go together: give both"),
+        ([], "give --trials and --cross-trials, or SCALES and --cross"),
+        (["S", "--cross", "C", "--method", "joint"],
+         "method 'joint' fits the trials: give --trials and --cross-trials, not scale tables"),
+        (["S", "--cross", "C", "--scale-bootstrap", "5"],
+         "--scale-bootstrap applies to --trials, which jod align scales itself"),
+        (["--trials", "T", "--cross-trials", "X", "--method", "joint", "--scale-bootstrap", "5"],
+         "--scale-bootstrap does not apply to method 'joint' (use --bootstrap)"),
+        (["--trials", "T", "--cross-trials", "X", "--slope-prior", "0.5"],
+         "--slope-prior applies to method 'joint', not 'paper'"),
+        (["--trials", "T", "--cross-trials", "X", "--images", "M"],
+         "--images gives the image paths of --training: give --training too"),
+    ],
+)  # fmt: skip
+def test_option_conflicts_are_one_line_errors(tmp_path, args, message):
+    res = _invoke(*args, "-o", tmp_path / "u.csv")
+    assert res.exit_code == 2
+    assert res.output == f"error: {message}\n"
+    assert not (tmp_path / "u.csv").exists()
+
+
+def test_typed_options_refuse_bad_values(exported, tmp_path):
+    base = ["--trials", exported / "st.csv", "--cross-trials", exported / "ct.csv"]
+    for bad in (["--method", "magic"], ["--slope-prior", "-1"], ["--bootstrap", "-2"]):
+        res = _invoke(*base, *bad, "-o", tmp_path / "u.csv")
+        assert res.exit_code == 2 and bad[0] in res.output, res.output
+    assert not (tmp_path / "u.csv").exists()
+
+
+def test_outputs_never_overwrite_inputs_or_each_other(exported, tmp_path):
+    base = ["--trials", exported / "st.csv", "--cross-trials", exported / "ct.csv"]
+    before = (exported / "st.csv").read_bytes()
+    res = _invoke(*base, "-o", exported / "st.csv")
+    assert res.exit_code == 2
+    assert res.output == f"error: {exported / 'st.csv'}: is an input: choose another output path\n"
+    assert (exported / "st.csv").read_bytes() == before
+    res = _invoke(*base, "-o", tmp_path / "u.csv", "--training", tmp_path / "u.csv")
+    assert res.output == f"error: {tmp_path / 'u.csv'}: is given for two outputs\n"
+
+
+def test_training_needs_stds_and_listed_images(exported, tmp_path):
+    base = ["--trials", exported / "st.csv", "--cross-trials", exported / "ct.csv"]
+    out, training = tmp_path / "u.csv", tmp_path / "t.csv"
+    res = _invoke(*base, "--method", "joint", "-o", out, "--training", training, "--quiet")
+    assert res.exit_code == 2
+    assert res.output == (
+        "error: the training table needs every image's jod_std, and 18 unified score(s) have "
+        "none: give --bootstrap N (e.g. 200), or scale tables with jod_std\n"
+    )
+    manifest = pd.read_csv(exported / "manifest.csv")
+    manifest.iloc[1:].to_csv(tmp_path / "m.csv", index=False)
+    args = [*base, "--scale-bootstrap", "5", "-o", out, "--training", training, "--quiet"]
+    res = _invoke(*args, "--images", tmp_path / "m.csv")
+    assert res.exit_code == 2
+    assert res.output == (
+        f"error: {tmp_path / 'm.csv'}, field 'image_path': no image_path for scene 's0', "
+        "condition 'r0'\n"
+    )
+    pd.concat([manifest, manifest.iloc[[3]]]).to_csv(tmp_path / "m.csv", index=False)
+    res = _invoke(*args, "--images", tmp_path / "m.csv")
+    assert res.output == (
+        f"error: {tmp_path / 'm.csv'}, row 19, field 'condition': image (scene 's0', "
+        "condition 'r3') is listed twice\n"
+    )
+    manifest.drop(columns="image_path").to_csv(tmp_path / "m.csv", index=False)
+    res = _invoke(*args, "--images", tmp_path / "m.csv")
+    assert res.output == f"error: {tmp_path / 'm.csv'}, field 'image_path': missing column\n"
+    assert not out.exists() and not training.exists()
+
+
+def test_strict_refuses_what_the_default_warns_about(tmp_path):
+    _write(tmp_path, {"s0": (1.0, 0.0), "s1": (-0.5, 1.0), "s2": (0.8, 0.0)})
+    args = [tmp_path / "scales.csv", "--cross", tmp_path / "cross.csv", "--reference", "s0"]
+    res = _invoke(*args, "-o", tmp_path / "u.csv")
+    problem = "scene 's1': slope a = -0.5 is not positive: the scene's scale would be turned over"
+    assert res.exit_code == 0 and f"warning: {problem}\n" in res.output
+    res = _invoke(*args, "-o", tmp_path / "v.csv", "--strict")
+    assert res.exit_code == 2
+    assert res.output.endswith(f"error: alignment refused (strict): {problem}\n")
+    assert not (tmp_path / "v.csv").exists()
+
+
+def test_bad_trials_name_the_file_row_and_field(exported, tmp_path):
+    bad = pd.read_csv(exported / "ct.csv")
     bad.loc[3, "is_A_selected"] = 7
     bad.to_csv(tmp_path / "ct.csv", index=False)
-    res = CliRunner().invoke(app, ["align", *args, "--method", "joint", "-o", str(out)])
-    assert res.exit_code == 2 and "ct.csv, row 4, field 'is_A_selected'" in res.output
-    assert not out.exists()
+    for method in ("paper", "joint"):
+        res = _invoke(
+            "--trials", exported / "st.csv", "--cross-trials", tmp_path / "ct.csv",
+            "--method", method, "-o", tmp_path / "u.csv",
+        )  # fmt: skip
+        assert res.exit_code == 2
+        assert res.output.startswith(
+            f"error: {tmp_path / 'ct.csv'}, row 4, field 'is_A_selected': must be 0 or 1, got "
+        )
+    st = pd.read_csv(exported / "st.csv")
+    st[st["scene"] != "s2"].to_csv(tmp_path / "st.csv", index=False)
+    res = _invoke(
+        "--trials", tmp_path / "st.csv", "--cross-trials", exported / "ct.csv",
+        "-o", tmp_path / "u.csv",
+    )  # fmt: skip
+    assert res.exit_code == 2
+    first = int(np.flatnonzero((bad["scene_A"] == "s2") | (bad["scene_B"] == "s2"))[0])
+    side = "A" if bad["scene_A"].iloc[first] == "s2" else "B"
+    assert res.output == (
+        f"error: {exported / 'ct.csv'}, row {first + 1}, field 'condition_{side}': image "
+        f"'s2/{bad[f'condition_{side}'].iloc[first]}' (attribute 'detail') never appears in "
+        "the per-scene trials\n"
+    )
+    assert not (tmp_path / "u.csv").exists()

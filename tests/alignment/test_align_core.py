@@ -8,10 +8,10 @@ import pytest
 
 from alignment.align import align, to_training
 from alignment.fits import fit_line
-from alignment.formats import AlignmentWarning, cross_id, split_cross_ids
+from alignment.formats import AlignmentWarning, split_cross_ids
 from alignment.reference import choose_reference
 from scaling.errors import InputError
-from scaling.formats import TRAINING_COLUMNS
+from scaling.formats import TRAINING_COLUMNS, image_key
 
 MAPS = {"s0": (1.0, 0.0), "s1": (0.6, 1.5), "s2": (1.5, -2.0)}
 
@@ -35,7 +35,11 @@ def make_tables(noise_x=0.0, noise_y=0.0, n=12, seed=0, every=2):
             if i % every == 0:
                 y = qi + (rng.normal(0, noise_y) if noise_y else 0.0)
                 cross.append(
-                    {"condition": cross_id(scene, f"c{i}"), "jod": y, "jod_std": max(noise_y, 0.05)}
+                    {
+                        "condition": image_key(scene, f"c{i}"),
+                        "jod": y,
+                        "jod_std": max(noise_y, 0.05),
+                    }
                 )
     return pd.DataFrame(rows), pd.DataFrame(cross)
 
@@ -107,7 +111,7 @@ def test_auto_reference_prefers_range_size_and_connection():
     ref, reason = choose_reference(scenes, split_cross_ids(cross), "range")
     assert ref == "s1" and "range" in reason
     extra = pd.DataFrame(
-        {"condition": [cross_id("s2", f"c{i}") for i in (1, 3, 5)], "jod": [0, 1, 2]}
+        {"condition": [image_key("s2", f"c{i}") for i in (1, 3, 5)], "jod": [0, 1, 2]}
     )
     more = split_cross_ids(pd.concat([cross, extra]))
     assert choose_reference(scenes, more, "connected")[0] == "s2"
@@ -209,27 +213,6 @@ def test_diagnostic_plots_are_written(tmp_path):
     assert sorted(p.name for p in paths) == ["maps.png", "residuals.png", "unified_by_scene.png"]
     for p in paths:
         assert Image.open(p).size[0] >= 400
-
-
-def test_cross_trials_as_ids_makes_one_scalable_group():
-    from alignment.formats import cross_trials_as_ids
-
-    trials = pd.DataFrame(
-        {
-            "observer": ["o1", "o2"],
-            "scene_A": ["s0", "s1"],
-            "scene_B": ["s1", "s0"],
-            "condition_A": ["c0", "c0"],
-            "condition_B": ["c0", "c1"],
-            "is_A_selected": [1, 0],
-        }
-    )
-    out = cross_trials_as_ids(trials)
-    assert "scene_A" not in out.columns
-    assert out["condition_A"].tolist() == ["s0/c0", "s1/c0"]
-    assert out["condition_B"].tolist() == ["s1/c0", "s0/c1"]
-    with pytest.raises(InputError, match="scene_B"):
-        cross_trials_as_ids(trials.drop(columns="scene_B"))
 
 
 def test_offset_fit_keeps_the_unit_and_averages_the_shift():

@@ -13,6 +13,7 @@ from study.renditions import ladder
 pytest.importorskip("scaling.likelihood", reason="scaling.likelihood is not committed yet")
 
 from alignment.joint import JointObjective, align_joint, build_data
+from alignment.trials import check_trial_pair
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +34,11 @@ def panel():
     return truth, st, ct
 
 
-def test_gradient_matches_finite_differences(panel):
+@pytest.mark.parametrize("slope_prior", [0.0, 0.7])
+def test_gradient_matches_finite_differences(panel, slope_prior):
     _, st, ct = panel
-    obj = JointObjective(build_data(st, ct))
-    theta = np.random.default_rng(0).normal(0, 0.5, obj.n + 2 * obj.d.n_scenes - 1)
+    obj = JointObjective(build_data(*check_trial_pair(st, ct)), slope_prior)
+    theta = np.random.default_rng(0).normal(0, 0.5, obj.size)
     grad = obj.value_and_grad(theta)[1]
     num = approx_fprime(theta, lambda z: obj.value_and_grad(z)[0], 1e-7)
     assert np.allclose(grad, num, rtol=1e-4, atol=1e-3 * np.abs(grad).max())
