@@ -11,9 +11,17 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from scaling.errors import InputError
+from scaling.formats import scene_name_problem
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
@@ -34,6 +42,15 @@ class Scene(_Strict):
     name: str = Field(min_length=1, max_length=120)
     images: str | list[ImageEntry | str]
     roi: tuple[int, int, int, int] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _keyable(cls, name: str) -> str:
+        """Exports key images ``"<scene>/<condition>"`` (``scaling.formats``)."""
+        problem = scene_name_problem(name)
+        if problem:
+            raise ValueError(problem)
+        return name
 
 
 class Attribute(_Strict):

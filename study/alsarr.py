@@ -114,14 +114,15 @@ def compare_experiment(trials: pd.DataFrame, method: str = "paper") -> pd.DataFr
     cross = trials[trials["scene_A"] != trials["scene_B"]]
     texture_trials = within.drop(columns="scene_B").rename(columns={"scene_A": "scene"})
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AlignmentWarning)  # two cross images per texture
+        warnings.simplefilter("ignore", AlignmentWarning)  # counted in ``problems``
         if method == "joint":
             unified = align_joint(texture_trials, cross)
         else:
             scenes = scaling.scale(texture_trials, by=["scene"], progress=False)
             cross_scale = scaling.scale(cross, by=[], progress=False)
             unified = align(scenes, cross_scale, method=method)
-    reference = unified.attrs["jodkit"]["attributes"]["all"]["reference"]
+    info = unified.attrs["jodkit"]["attributes"]["all"]
+    reference = info["reference"]
     one = trials.assign(
         condition_A=_one_scale_names(trials, "A"), condition_B=_one_scale_names(trials, "B")
     )
@@ -142,6 +143,7 @@ def compare_experiment(trials: pd.DataFrame, method: str = "paper") -> pd.DataFr
     out = pd.DataFrame(rows)
     out["difference"] = out["aligned"] - out["one_scale"]
     out.attrs["reference"] = reference
+    out.attrs["problems"] = info["problems"]
     return out
 
 
@@ -151,7 +153,8 @@ def compare_all(
     """Per experiment, on the 8 reduced-resolution conditions: max and mean |aligned - one
     scale| (full resolution at 0), the same after removing the mean difference
     (``centred_*``: the shape alone), Spearman's rho; and the largest distance of a
-    texture's aligned full-resolution score from the shared anchor."""
+    texture's aligned full-resolution score from the shared anchor; ``problems``: how many
+    scenes the alignment checks flag (``alignment.checks``)."""
     trials = read_vrs(path)
     rows = []
     groups = list(trials.groupby("experiment", sort=True))
@@ -165,6 +168,7 @@ def compare_all(
                 "experiment": name,
                 "method": method,
                 "reference": scores.attrs["reference"],
+                "problems": len(scores.attrs["problems"]),
                 "max_abs_diff": reduced["difference"].abs().max(),
                 "mean_abs_diff": reduced["difference"].abs().mean(),
                 "centred_max_abs_diff": centred.max(),
@@ -184,13 +188,15 @@ def main() -> None:
     args = parser.parse_args()
     table = pd.concat([compare_all(args.data, m) for m in args.method], ignore_index=True)
     print(
-        "| experiment | method | reference | max / mean abs diff (JOD) | centred: max / mean "
-        "(JOD) | Spearman | textures' full res, max abs (JOD) | one-scale range (JOD) |"
+        "| experiment | method | reference | flagged | max / mean abs diff (JOD) | centred: "
+        "max / mean (JOD) | Spearman | textures' full res, max abs (JOD) | one-scale range "
+        "(JOD) |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in table.itertuples():
         print(
-            f"| {r.experiment} | {r.method} | {r.reference} | {r.max_abs_diff:.2f} / "
+            f"| {r.experiment} | {r.method} | {r.reference} | {r.problems} | "
+            f"{r.max_abs_diff:.2f} / "
             f"{r.mean_abs_diff:.2f} | {r.centred_max_abs_diff:.2f} / "
             f"{r.centred_mean_abs_diff:.2f} | {r.spearman:.2f} | {r.full_res_max_abs:.2f} | "
             f"{r.one_scale_range:.2f} |"

@@ -94,7 +94,11 @@ def test_a_tiny_reference_slope_blows_up_the_scale_and_is_not_chosen_by_a_rule()
 
 @settings(max_examples=200, deadline=None)
 @given(
-    slopes=st.lists(st.floats(-3, 3), min_size=2, max_size=5),
+    slopes=st.lists(
+        st.floats(-3, 3) | st.floats(0.0, 0.3) | st.sampled_from([0.0999, 0.1, 1.0, 1.001]),
+        min_size=2,
+        max_size=5,
+    ),
     offsets=st.lists(st.floats(-3, 3), min_size=5, max_size=5),
 )
 def test_check_flags_exactly_the_unsound_slopes_and_scores(slopes, offsets):
@@ -109,7 +113,7 @@ def test_check_flags_exactly_the_unsound_slopes_and_scores(slopes, offsets):
     with np.errstate(all="ignore"):
         u = (y - ref_b) / ref_a
     problems = check_alignment(scene, x, y, u, dict(zip(names, slopes, strict=True)), "s0")
-    flagged = {p.split("'")[1] for p in problems}
+    said = {p.split("'")[1]: p for p in problems}
     margin = max(4.0, float(np.ptp(y)))
     ref_ok = ref_a >= MIN_SLOPE
     for j, name in enumerate(names):
@@ -122,7 +126,11 @@ def test_check_flags_exactly_the_unsound_slopes_and_scores(slopes, offsets):
             and not (MIN_SLOPE <= slopes[j] / ref_a <= 1 / MIN_SLOPE)
         )
         far = not np.all(np.isfinite(mine)) or np.any(np.abs(mine) > 2 + margin)
-        assert (name in flagged) == (bad_slope or stretched or far), (name, problems)
+        message = said.get(name, "")
+        assert ("slope a = " in message) == bad_slope, (name, problems)
+        assert ("stretches it" in message) == stretched, (name, problems)
+        assert ("far outside" in message) == far, (name, problems)
+        assert (name in said) == (bad_slope or stretched or far), (name, problems)
 
 
 @needs_vrs
