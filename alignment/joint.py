@@ -39,8 +39,8 @@ from scaling.bootstrap import summarise
 from scaling.errors import InputError
 from scaling.formats import split_image_keys
 from scaling.graph import component_labels
-from scaling.threads import single_threaded_blas
 from scaling.likelihood import MEAN0_WEIGHT, NO_PRIOR_RIDGE, SIGMA
+from scaling.threads import single_threaded_blas
 
 _LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
 
