@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 import scaling
 from alignment.checks import check_alignment, eligible_references, report
-from alignment.fits import METHODS, NEEDS_STD, LineFit, fit_line
+from alignment.fits import METHODS, LineFit, fit_line
 from alignment.formats import (
     CROSS_TABLE,
     SCENE_TABLE,
@@ -32,6 +32,7 @@ from alignment.formats import (
     check_scores,
     split_cross_ids,
 )
+from alignment.options import NEEDS_STD
 from alignment.reference import choose_reference
 from alignment.trials import CROSS_TRIALS, SCENE_TRIALS, check_trial_pair
 from scaling.bootstrap import summarise

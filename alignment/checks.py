@@ -23,6 +23,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from alignment.formats import AlignmentWarning
+from scaling.errors import InputError
 
 MIN_SLOPE = 0.1
 """Smallest slope a_j (cross-content JOD per per-scene JOD) taken as meaningful."""
@@ -32,8 +33,9 @@ SPREAD_MARGIN = 1.0
 per-scene scores."""
 
 
-class AlignmentRefused(ValueError):
-    """A fitted alignment failed its checks and ``strict`` was asked for."""
+class AlignmentRefused(InputError):
+    """A fitted alignment failed its checks and ``strict`` was asked for: the data do not
+    support the alignment asked for (``jod`` reports it like bad input, exit code 2)."""
 
 
 def slope_problem(a: float) -> str | None:

@@ -8,20 +8,23 @@ first (``alignment.align.align_trials``), ``joint`` fits them directly
 with the line-fit methods. Writes the unified table as CSV with its metadata (method,
 reference scene and why, a_j and b_j per scene, checks) in ``<output>.meta.json``, and
 optionally the training table and diagnostic plots. Bad input stops before anything is
-written; so do failed checks under ``--strict``.
+written; so do failed checks under ``--strict``. Errors raise ``InputError`` (or
+``ValueError``), which ``jod`` reports as one line with exit code 2.
 """
 
 from __future__ import annotations
 
-import warnings
+from enum import Enum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 
-from alignment.fits import ALL_METHODS, NEEDS_STD
+from alignment.options import METHODS, NEEDS_STD
+from scaling.errors import InputError
 
 DEFAULT_SCALE_BOOTSTRAP = 200
+Method = Enum("Method", {m: m for m in METHODS}, type=str)
 
 
 def align_command(
@@ -42,12 +45,12 @@ def align_command(
         typer.Option("--cross-trials", help="Cross-content trials (columns scene_A/scene_B)."),
     ] = None,
     method: Annotated[
-        Literal[ALL_METHODS],
+        Method,
         typer.Option(
             help="paper (OLS), weighted, eiv, offset (slope 1), or joint (one likelihood "
             "over all trials; needs --trials/--cross-trials).",
         ),
-    ] = "paper",
+    ] = Method["paper"],
     reference: Annotated[
         str, typer.Option(help="Scene name, or auto/range/size/connected.")
     ] = "auto",
@@ -107,37 +110,51 @@ def align_command(
     From scale tables (line fits): jod align scales.csv --cross cross_scales.csv.
     """
     from alignment.plots import plot_alignment
-    from scaling.errors import InputError
-    from scaling.io import write_table
+    from scaling.io import table_files, write_table
+    from scaling.outputs import check_outputs, staged
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            _check_options(
-                scales, cross, trials, cross_trials, method, scale_bootstrap, slope_prior,
-                training, images,
-            )  # fmt: skip
-            _check_outputs([output, training], [scales, cross, trials, cross_trials, images])
-            if scale_bootstrap is None and (method in NEEDS_STD or training is not None):
-                scale_bootstrap = DEFAULT_SCALE_BOOTSTRAP if trials is not None else None
-            unified = _run(
-                scales, cross, trials, cross_trials, method, reference, bootstrap,
-                scale_bootstrap, slope_prior, seed, strict, not quiet,
-            )  # fmt: skip
-            table = _training(unified, images) if training is not None else None
-        except (InputError, ValueError) as err:
-            _print_warnings(caught)
-            typer.secho(f"error: {err}", fg="red", err=True)
-            raise typer.Exit(2) from err
-    _print_warnings(caught)
-    write_table(unified, output)
+    method = method.value
+    _check_options(
+        scales, cross, trials, cross_trials, method, scale_bootstrap, slope_prior, training,
+        images,
+    )  # fmt: skip
+    outputs = {"-o/--output": output, "--training": training}
+    check_outputs(
+        inputs={
+            "SCALES": scales,
+            "--cross": cross,
+            "--trials": trials,
+            "--cross-trials": cross_trials,
+            "--images": images,
+        },
+        outputs={
+            f"{option}{' (its metadata)' if k else ''}": path
+            for option, given in outputs.items()
+            if given is not None
+            for k, path in enumerate(table_files(given))
+        },
+        folders={"--plots": plots},
+    )
+    if scale_bootstrap is None and trials is not None:
+        needs_std = method in NEEDS_STD or training is not None
+        scale_bootstrap = DEFAULT_SCALE_BOOTSTRAP if needs_std else 0
+    unified = _run(
+        scales, cross, trials, cross_trials, method, reference, bootstrap, scale_bootstrap,
+        slope_prior, seed, strict, not quiet,
+    )  # fmt: skip
+    table = _training(unified, images) if training is not None else None
+    written = []
+    with staged():
+        write_table(unified, output)
+        if table is not None:
+            write_table(table, training)
+        if plots is not None:
+            written = plot_alignment(unified, plots)
     _print_summary(unified)
     if table is not None:
-        write_table(table, training)
         typer.echo(f"wrote {training} ({len(table)} rows)")
-    if plots is not None:
-        for p in plot_alignment(unified, plots):
-            typer.echo(f"wrote {p}")
+    for p in written:
+        typer.echo(f"wrote {p}")
     typer.echo(f"wrote {output}")
 
 
@@ -153,8 +170,6 @@ def _check_options(
     images: Path | None,
 ) -> None:
     """Which inputs go with which method, before any file is read."""
-    from scaling.errors import InputError
-
     given_scales = scales is not None or cross is not None
     given_trials = trials is not None or cross_trials is not None
     if given_scales and given_trials:
@@ -182,21 +197,6 @@ def _check_options(
         raise InputError(f"--slope-prior applies to method 'joint', not {method!r}")
 
 
-def _check_outputs(outputs: list[Path | None], inputs: list[Path | None]) -> None:
-    """An output never overwrites an input, nor another output."""
-    from scaling.errors import InputError
-
-    read = {p.resolve() for p in inputs if p is not None}
-    seen: set[Path] = set()
-    for path in (p for p in outputs if p is not None):
-        target = path.resolve()
-        if target in read:
-            raise InputError("is an input: choose another output path", source=str(path))
-        if target in seen:
-            raise InputError("is given for two outputs", source=str(path))
-        seen.add(target)
-
-
 def _run(
     scales: Path | None,
     cross: Path | None,
@@ -205,7 +205,7 @@ def _run(
     method: str,
     reference: str,
     bootstrap: int,
-    scale_bootstrap: int | None,
+    scale_bootstrap: int,
     slope_prior: float | None,
     seed: int,
     strict: bool,
@@ -233,7 +233,7 @@ def _run(
             trials,
             cross_trials,
             method=method,
-            scale_bootstrap=scale_bootstrap or 0,
+            scale_bootstrap=scale_bootstrap,
             progress=progress,
             **common,
         )
@@ -254,7 +254,6 @@ def _training(unified, images: Path | None):
     import numpy as np
 
     from alignment.align import manifest_paths, to_training
-    from scaling.errors import InputError
     from scaling.io import read_any_table
 
     missing = int((~np.isfinite(unified["jod_unified_std"].to_numpy(float))).sum())
@@ -267,12 +266,6 @@ def _training(unified, images: Path | None):
     if images is not None:
         paths = manifest_paths(unified, read_any_table(images), str(images))
     return to_training(unified, paths)
-
-
-def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
-    for w in caught:
-        if issubclass(w.category, UserWarning):
-            typer.secho(f"warning: {w.message}", fg="yellow", err=True)
 
 
 def _print_summary(unified) -> None:

@@ -26,10 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-METHODS = ("paper", "weighted", "eiv", "offset")
-ALL_METHODS = (*METHODS, "joint")
-"""The line fits and the joint model (``alignment.joint``): every method ``jod align`` runs."""
-NEEDS_STD = ("weighted", "eiv")
+from alignment.options import LINE_METHODS as METHODS
+
 _STD_FLOOR = 1e-3  # JOD; keeps weights finite for a score pinned exactly
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-RULES = ("auto", "range", "size", "connected")
+from alignment.options import REFERENCE_RULES
+
+RULES = REFERENCE_RULES
 
 
 def choose_reference(

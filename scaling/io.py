@@ -156,7 +156,8 @@ def validate_trials(
 
 
 def _is_cross_content(trials: pd.DataFrame, by: Sequence[str], source: str) -> bool:
-    """True for a cross-content table; refuses half or mixed scene columns, scene groups."""
+    """True for a cross-content table; refuses half or mixed scene columns and 'scene' as a
+    group."""
     present = [c for c in CROSS_SCENE_COLUMNS if c in trials.columns]
     if not present:
         return False
@@ -176,14 +177,12 @@ def _is_cross_content(trials: pd.DataFrame, by: Sequence[str], source: str) -> b
             source=source,
             field="scene",
         )
-    grouped = [c for c in ("scene", *CROSS_SCENE_COLUMNS) if c in by]
-    if grouped:
+    if "scene" in by:
         raise InputError(
-            f"cross-content trials cannot be grouped by '{grouped[0]}': their images are "
-            "keyed '<scene>/<condition>' and scaled as one graph per group (e.g. by "
-            "attribute)",
+            "cross-content trials have no 'scene' to group by: their images are keyed "
+            "'<scene>/<condition>' and scaled as one graph per group (e.g. by attribute)",
             source=source,
-            field=grouped[0],
+            field="scene",
         )
     return True
 

@@ -40,9 +40,9 @@ import pandas as pd
 from tqdm import tqdm
 
 from alignment.align import align, to_training
-from alignment.fits import ALL_METHODS as METHODS
 from alignment.formats import AlignmentWarning
 from alignment.joint import align_joint
+from alignment.options import METHODS
 from alignment.plots import plot_alignment
 from scaling.errors import InputError
 from scaling.io import write_table

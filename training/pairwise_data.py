@@ -28,8 +28,8 @@ import pandas as pd
 from PIL import Image
 
 import scaling
-from alignment.formats import cross_id
 from scaling.errors import InputError
+from scaling.formats import image_key, split_image_keys
 from scaling.io import read_any_table
 from training.data import SPLITS, split_scenes
 
@@ -186,6 +186,10 @@ def _normalised(table: str | Path | pd.DataFrame) -> pd.DataFrame:
         )
     by = ["scene_A", "scene_B", "attribute"] if cross else ["scene", "attribute"]
     frame = scaling.read_trials(raw, by=by, name=name)
+    if cross:  # read_trials keys each image "<scene>/<condition>": keep the condition alone
+        for side in SIDES:
+            keys = split_image_keys(frame[f"condition_{side}"])
+            frame[f"condition_{side}"] = keys["condition"].to_numpy()
     if not cross:
         frame["scene_A"] = frame["scene_B"] = frame["scene"]
     for column in ("tie", "is_training", "is_gold"):
@@ -230,7 +234,7 @@ def _keyed(trials: pd.DataFrame) -> pd.DataFrame:
     out["scene"] = np.where(cross, "*", trials["scene_A"])
     for side in SIDES:
         out[f"condition_{side}"] = [
-            cross_id(s, c)
+            image_key(s, c)
             for s, c in zip(trials[f"scene_{side}"], trials[f"condition_{side}"], strict=True)
         ]
     return out

@@ -301,7 +301,7 @@ def scale_trials(trials: pd.DataFrame) -> tuple[pd.DataFrame | None, pd.DataFram
     """Scale tables of normalised trials (``read_pair_trials``) with ``scaling.scale``:
     per-scene by scene and attribute, cross-content as one graph of image keys per
     attribute. Either is None when there are no such trials."""
-    from alignment.formats import cross_id
+    from scaling.formats import image_key
 
     out = []
     for task in ("per_scene", "cross_content"):
@@ -317,7 +317,7 @@ def scale_trials(trials: pd.DataFrame) -> tuple[pd.DataFrame | None, pd.DataFram
         else:
             for side in ("A", "B"):
                 frame[f"condition_{side}"] = [
-                    cross_id(s, c)
+                    image_key(s, c)
                     for s, c in zip(part[f"scene_{side}"], part[f"condition_{side}"], strict=True)
                 ]
             by = ["attribute"]

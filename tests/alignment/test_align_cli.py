@@ -7,25 +7,18 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import typer
 from typer.testing import CliRunner
 
 import scaling
 from alignment.align import align
-from alignment.cli import align_command
+from jodkit.cli import app
 from scaling.formats import TRAINING_COLUMNS, image_key
 
 runner = CliRunner()
 
 
-def _app() -> typer.Typer:
-    app = typer.Typer()
-    app.command()(align_command)
-    return app
-
-
 def _invoke(*args: str):
-    return runner.invoke(_app(), [str(a) for a in args])
+    return runner.invoke(app, ["align", *(str(a) for a in args)])
 
 
 def _write(tmp_path, maps=None):
@@ -177,10 +170,16 @@ def test_outputs_never_overwrite_inputs_or_each_other(exported, tmp_path):
     before = (exported / "st.csv").read_bytes()
     res = _invoke(*base, "-o", exported / "st.csv")
     assert res.exit_code == 2
-    assert res.output == f"error: {exported / 'st.csv'}: is an input: choose another output path\n"
+    assert res.output == (
+        f"error: {exported / 'st.csv'}: -o/--output would overwrite the input --trials: write "
+        "to another file\n"
+    )
     assert (exported / "st.csv").read_bytes() == before
     res = _invoke(*base, "-o", tmp_path / "u.csv", "--training", tmp_path / "u.csv")
-    assert res.output == f"error: {tmp_path / 'u.csv'}: is given for two outputs\n"
+    assert res.output == (
+        f"error: {tmp_path / 'u.csv'}: --training and -o/--output name the same file: give "
+        "them different names\n"
+    )
 
 
 def test_training_needs_stds_and_listed_images(exported, tmp_path):

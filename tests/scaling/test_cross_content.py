@@ -130,10 +130,10 @@ def test_comparing_an_image_with_itself_names_the_image():
         ),
         (
             lambda t: t,
-            ["scene_A"],
-            "t.csv, field 'scene_A': cross-content trials cannot be grouped by 'scene_A': "
-            "their images are keyed '<scene>/<condition>' and scaled as one graph per group "
-            "(e.g. by attribute)",
+            ["scene"],
+            "t.csv, field 'scene': cross-content trials have no 'scene' to group by: their "
+            "images are keyed '<scene>/<condition>' and scaled as one graph per group (e.g. "
+            "by attribute)",
         ),
         (
             lambda t: t.assign(scene_A=["a/b", *t["scene_A"].iloc[1:]]),
