@@ -55,6 +55,9 @@ hardly move."""
 
 MAX_ITERATIONS = 5000
 GRADIENT_TOL = 1e-7
+CONVERGED_GRADIENT = 0.1
+"""Largest gradient component accepted at a solution. L-BFGS also stops when the objective
+stalls, which on a ridge with no finite optimum (a slope running to 0) is no solution."""
 PROFILE_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 """Multiples of the fitted reference slope at which its profile is evaluated."""
 PROFILE_RISE = 1.92
@@ -271,12 +274,13 @@ def fit_joint(
             options={"maxiter": MAX_ITERATIONS, "gtol": GRADIENT_TOL},
         )
     theta0[free] = res.x
+    max_gradient = float(np.max(np.abs(res.jac), initial=0.0))
     return JointFit(
         theta=theta0.copy(),
         objective=float(res.fun),
-        converged=bool(res.success),
+        converged=bool(res.success) and max_gradient <= CONVERGED_GRADIENT,
         iterations=int(res.nit),
-        max_gradient=float(np.max(np.abs(res.jac), initial=0.0)),
+        max_gradient=max_gradient,
         message=str(res.message),
     )
 

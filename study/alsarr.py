@@ -181,11 +181,33 @@ def compare_all(
     return pd.DataFrame(rows)
 
 
+def trial_tables(path: Path | str = DATA) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The VRS trials as ``jod export`` would write them: per-scene (within-texture) and
+    cross-content (cross-texture) trials, ``attribute`` = the experiment."""
+    trials = read_vrs(path).rename(columns={"experiment": "attribute"})
+    within = trials["scene_A"] == trials["scene_B"]
+    per_scene = trials[within].drop(columns="scene_B").rename(columns={"scene_A": "scene"})
+    return per_scene.reset_index(drop=True), trials[~within].reset_index(drop=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA, help="vrs_exp_data.csv")
     parser.add_argument("--method", choices=METHODS, nargs="+", default=list(METHODS))
+    parser.add_argument(
+        "--export",
+        type=Path,
+        help="only write trials_per_scene.csv and trials_cross_content.csv (for jod align) here",
+    )
     args = parser.parse_args()
+    if args.export is not None:
+        args.export.mkdir(parents=True, exist_ok=True)
+        for name, table in zip(
+            ("per_scene", "cross_content"), trial_tables(args.data), strict=True
+        ):
+            table.to_csv(args.export / f"trials_{name}.csv", index=False)
+            print(f"wrote {args.export / f'trials_{name}.csv'} ({len(table)} trials)")
+        return
     table = pd.concat([compare_all(args.data, m) for m in args.method], ignore_index=True)
     print(
         "| experiment | method | reference | flagged | max / mean abs diff (JOD) | centred: "

@@ -92,3 +92,37 @@ def test_joint_bad_input(panel):
     assert err.value.row == 6 and err.value.field == "is_A_selected"
     with pytest.raises(InputError, match="scene_A"):
         align_joint(st, ct.drop(columns="scene_A"))
+
+
+def test_reference_profile_matches_an_independent_constrained_fit(panel):
+    """The profile's rise at 2 a_ref, against the objective minimised with scipy's SLSQP under
+    an equality constraint on the reference's log slope (no code shared with fit_joint)."""
+    from alignment.joint import fit_joint, reference_profile
+
+    _, st, ct = panel
+    obj = JointObjective(build_data(*check_trial_pair(st, ct)), slope_prior=1.0)
+    fit = fit_joint(obj)
+    ref = 2
+    profile = reference_profile(obj, fit, ref)
+    target = fit.theta[obj.n + ref] + np.log(2.0)
+    start = fit.theta.copy()
+    start[obj.n + ref] = target
+    with np.errstate(all="ignore"):  # SLSQP's line search tries extreme points
+        held = _slsqp(obj, start, ref, target)
+    rise = dict(zip(profile["factors"], profile["objective_rise"], strict=True))
+    assert rise[2.0] == pytest.approx(held.fun - fit.objective, abs=2e-3)
+    assert rise[2.0] > 1.92 and profile["determined"]
+    assert rise[4.0] > rise[2.0] and rise[0.25] > rise[0.5] > 0
+
+
+def _slsqp(obj, start, ref, target):
+    from scipy.optimize import minimize
+
+    return minimize(
+        lambda z: obj.value_and_grad(z)[0],
+        start,
+        jac=lambda z: obj.value_and_grad(z)[1],
+        method="SLSQP",
+        constraints=[{"type": "eq", "fun": lambda z: z[obj.n + ref] - target}],
+        options={"maxiter": 500, "ftol": 1e-12},
+    )
