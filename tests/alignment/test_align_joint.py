@@ -126,3 +126,17 @@ def _slsqp(obj, start, ref, target):
         constraints=[{"type": "eq", "fun": lambda z: z[obj.n + ref] - target}],
         options={"maxiter": 500, "ftol": 1e-12},
     )
+
+
+def test_slope_prior_leaves_determined_slopes_alone(panel):
+    """docs/alignment.md: on this panel the prior moves the slopes by at most 0.004."""
+    _, st, ct = panel
+    slopes = [
+        {s: v["a"] for s, v in align_joint(st, ct, slope_prior=sd).attrs["jodkit"]["attributes"][
+            "detail"]["scenes"].items()}
+        for sd in (0.0, 1.0)
+    ]  # fmt: skip
+    moved = max(abs(slopes[0][s] - slopes[1][s]) for s in slopes[0])
+    assert 0 < moved < 0.006
+    with pytest.raises(ValueError, match="slope_prior must be a number >= 0"):
+        align_joint(st, ct, slope_prior=-1.0)
