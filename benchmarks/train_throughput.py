@@ -1,26 +1,29 @@
-"""Training and inference throughput (images/s) and peak GPU memory of jodkit's LoRA setup.
+"""Training and inference throughput (images/s), peak memory and FLOPs of jodkit's LoRA setup.
 
 Models have the shape of Qwen2-VL-2B or -7B (random weights, built in memory: no download)
 or the tiny test shape; inputs are 448 px images with jodkit's prompt, batches of pairs,
-through the code the trainer runs (``training.encoding``, ``training.modeling.apply_adapters``,
-``training.trainer.deqa_loss`` and ``build_optimizer``). Each lever is its own flag, so a row
-of the table changes one thing at a time.
+through the code the trainer runs (``training.encoding``, ``training.modeling.apply_adapters``
+and ``fp32_master_weights``, ``training.trainer.score_loss``, ``training.run.build_optimizer``,
+autocast as accelerate sets it). Each lever is its own flag, so a row of the table changes one
+thing at a time: ``--all-logits`` computes the vocabulary logits at every position instead of
+the answer's tail only; ``--layers N`` / ``--vision-depth N`` cut the model to N blocks (FLOPs
+and activation memory per block are equal, so two cuts extrapolate to the full depth on CPU).
 
-Reference points (one H100, plain transformers + peft loop, batch 32): 7B shape 8.7 images/s
-training and 30 images/s inference; 2B 11.7 images/s training, 63.6 with LoRA on the LM only
-and no gradient checkpointing. The table prints ratios against them.
-
-GPU figures are NOT measured yet: this script was written and checked on CPU with
-``--shape tiny`` only. Sequence packing is not implemented.
+Reference points (one H200, today's code before issue 12, batch 32, bf16, LoRA r = 128 and
+gradient checkpointing): 7B shape 12.2 images/s training and 43.9 inference; 2B 15.9 / 61.5;
+2B with LoRA on the LM only and no checkpointing 73.1 / 116.7. The table prints ratios.
 
     python benchmarks/train_throughput.py --shape 2b --batch 32 [--attn flash_attention_2]
         [--compile] [--fused-adamw] [--no-grad-ckpt] [--max-pixels 200704] [--vision frozen]
+        [--all-logits] [--flops] [--layers 2 --vision-depth 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import time
+from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -28,9 +31,10 @@ from PIL import Image
 
 from training.config import AdapterConfig, LossConfig, OptimConfig
 from training.encoding import PromptEncoder, QwenVLPromptProcessor, Sample, level_token_ids
-from training.modeling import apply_adapters, level_logits
+from training.modeling import answer_logits, apply_adapters, fp32_master_weights
+from training.run import build_optimizer
 from training.tiny import SPECIAL_TOKENS, build_tiny_model, build_tiny_tokenizer
-from training.trainer import build_optimizer, deqa_loss, param_groups
+from training.trainer import param_groups, score_loss
 
 #: Qwen2-VL text shapes (Qwen/Qwen2-VL-2B-Instruct and -7B-Instruct config.json).
 TEXT_SHAPES = {
@@ -55,25 +59,37 @@ TEXT_SHAPES = {
 VISION_SHAPE = dict(
     depth=32, embed_dim=1280, num_heads=16, mlp_ratio=4, patch_size=14, spatial_merge_size=2
 )
-#: (shape, setting) -> (training, inference) images/s measured elsewhere; None = not given.
+#: (shape, setting) -> (training, inference) images/s of the code before issue 12 (one H200).
 REFERENCE = {
-    ("7b", "lm+vision lora, ckpt"): (8.7, 30.0),
-    ("2b", "lm+vision lora, ckpt"): (11.7, None),
-    ("2b", "lm lora, no ckpt"): (63.6, None),
+    ("7b", "lm+vision lora, ckpt"): (12.2, 43.9),
+    ("2b", "lm+vision lora, ckpt"): (15.9, 61.5),
+    ("2b", "lm lora, no ckpt"): (73.1, 116.7),
 }
 QUESTION = "How would you rate the noise of this image?"
 ANSWER = "The noise of the image is fair."
 
 
-def build_model(shape: str, tokenizer, dtype: torch.dtype, attn: str, device: str):
-    """A random model of the given shape on ``device``; special ids come from ``tokenizer``."""
+def build_model(
+    shape: str,
+    tokenizer,
+    dtype: torch.dtype,
+    attn: str,
+    device: str,
+    layers: int | None = None,
+    vision_depth: int | None = None,
+):
+    """A random model of the given shape on ``device``; special ids come from ``tokenizer``;
+    ``layers`` / ``vision_depth`` cut the language model / vision tower to that many blocks."""
     if shape == "tiny":
         model = build_tiny_model(tokenizer)
         model.config._attn_implementation = attn
         return model.to(device=device, dtype=dtype)
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
-    text = TEXT_SHAPES[shape]
+    text = dict(TEXT_SHAPES[shape])
+    if layers:
+        text["num_hidden_layers"] = layers
+    vision = dict(VISION_SHAPE, depth=vision_depth or VISION_SHAPE["depth"])
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     config = Qwen2VLConfig(
         text_config={
@@ -87,7 +103,7 @@ def build_model(shape: str, tokenizer, dtype: torch.dtype, attn: str, device: st
             "pad_token_id": ids["<|endoftext|>"],
             "bos_token_id": None,
         },
-        vision_config={**VISION_SHAPE, "hidden_size": text["hidden_size"]},
+        vision_config={**vision, "hidden_size": text["hidden_size"]},
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
@@ -131,7 +147,26 @@ def timed(step, n: int, device: str) -> float:
 
 def setting_name(args: argparse.Namespace) -> str:
     lora = "lm lora" if args.vision == "frozen" else f"lm+vision {args.vision}"
-    return f"{lora}, {'ckpt' if args.grad_ckpt else 'no ckpt'}"
+    name = f"{lora}, {'ckpt' if args.grad_ckpt else 'no ckpt'}"
+    return name + (", all logits" if args.all_logits else "")
+
+
+def peak_memory_gib(device: str) -> float:
+    """Peak allocated GPU memory, or on CPU the process's peak resident set (weights
+    included: compare runs of one shape in fresh processes)."""
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def counted_flops(step) -> float:
+    """FLOPs of one call of ``step`` as torch's FlopCounterMode counts them (matrix products
+    and attention; elementwise work is not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return float(counter.get_total_flops())
 
 
 def run(args: argparse.Namespace) -> dict[str, float | str]:
@@ -142,9 +177,15 @@ def run(args: argparse.Namespace) -> dict[str, float | str]:
     dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
     torch.manual_seed(0)
     tokenizer = build_tiny_tokenizer()
-    model = build_model(args.shape, tokenizer, dtype, args.attn, device)
+    model = build_model(
+        args.shape, tokenizer, dtype, args.attn, device, args.layers, args.vision_depth
+    )
     adapter = AdapterConfig(rank=args.rank, alpha=2 * args.rank, vision=args.vision)
     model = apply_adapters(model, adapter)
+    fp32_master_weights(model)  # as the trainer: fp32 masters, bf16 autocast compute
+    autocast = (
+        torch.autocast(device, dtype=torch.bfloat16) if args.dtype == "bf16" else nullcontext()
+    )
     if args.grad_ckpt:
         model.activation_checkpointing_enable(
             activation_checkpointing_kwargs={"use_reentrant": False}
@@ -168,32 +209,42 @@ def run(args: argparse.Namespace) -> dict[str, float | str]:
     optimizer, _ = build_optimizer(param_groups(model, 2e-5, None), optim, 1000)
     forward = torch.compile(model) if args.compile else model
     loss_config = LossConfig()
+    tail_only = not args.all_logits
 
     def train_step() -> None:
-        deqa_loss(forward, batch, level_ids, loss_config)["loss"].backward()
+        with autocast:
+            loss = score_loss(forward, batch, level_ids, loss_config, tail_only)["loss"]
+        loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
     inputs = {k: v for k, v in batch.items() if k not in ("mu", "sigma", "target")}
+    inputs["labels"] = torch.full_like(inputs["labels"], -100)  # prediction reads the level only
 
     @torch.no_grad()
     def infer_step() -> None:
-        level_logits(forward, inputs)
+        with autocast:
+            answer_logits(forward, inputs, tail_only)
 
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     model.train()
+    flops = {}
+    if args.flops:
+        flops["train_gflop_per_img"] = counted_flops(train_step) / args.batch / 1e9
     for _ in range(args.warmup):
         train_step()
     train_s = timed(train_step, args.steps, device)
-    train_mem = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else float("nan")
+    train_mem = peak_memory_gib(device)
     model.eval()
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
+    if args.flops:
+        flops["infer_gflop_per_img"] = counted_flops(infer_step) / args.batch / 1e9
     for _ in range(args.warmup):
         infer_step()
     infer_s = timed(infer_step, args.steps, device)
-    infer_mem = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else float("nan")
+    infer_mem = peak_memory_gib(device)
     reference = REFERENCE.get((args.shape, setting_name(args)), (None, None))
     row = {
         "shape": args.shape,
@@ -204,6 +255,7 @@ def run(args: argparse.Namespace) -> dict[str, float | str]:
         "infer_img_s": args.batch / infer_s,
         "train_peak_gib": train_mem,
         "infer_peak_gib": infer_mem,
+        **flops,
     }
     for kind, ref in zip(("train", "infer"), reference, strict=True):
         row[f"{kind}_vs_ref"] = row[f"{kind}_img_s"] / ref if ref else float("nan")
@@ -225,6 +277,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fused-adamw", action="store_true")
     parser.add_argument("--grad-ckpt", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--dtype", choices=("bf16", "fp32"), default=None)
+    parser.add_argument(
+        "--all-logits", action="store_true", help="vocabulary logits at every position"
+    )
+    parser.add_argument("--flops", action="store_true", help="count FLOPs of one step")
+    parser.add_argument("--layers", type=int, default=None, help="language-model blocks")
+    parser.add_argument("--vision-depth", type=int, default=None, help="vision blocks")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.warmup < 0:
         parser.error("--steps must be at least 1 and --warmup at least 0")

@@ -10,8 +10,6 @@ on it is MSE on the JOD up to a constant factor), one output per attribute.
 from __future__ import annotations
 
 import json
-import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +22,7 @@ from training.config import TrainConfig
 from training.data import load_image
 from training.labels import JodRescaling
 from training.modeling import missing_model_message, write_model_card
-from training.trainer import (
-    MetricsLog,
-    PreparedData,
-    build_optimizer,
-    prepare_data,
-    resolve_precision,
-    set_seed,
-)
+from training.run import PreparedData
 
 WEIGHTS_DIR = "resnet"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -93,101 +84,48 @@ def pixel_batch(paths: list[str], size: int) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
-class BaselineTrainer:
-    """Trains :class:`ResNetRegressor` with MSE on the level-scale JOD; :meth:`fit` saves it."""
+class ResNetTask:
+    """The baseline for :class:`training.run.Run`: units are images, MSE on the level scale."""
 
-    def __init__(self, config: TrainConfig, data: PreparedData | None = None) -> None:
-        from accelerate import Accelerator
+    loss_terms = ("loss",)
+    images_per_unit = 1
 
+    def __init__(self, config: TrainConfig, data: PreparedData, precision: str) -> None:
         self.config = config
-        self.out = Path(config.run.output_dir)
-        set_seed(config.run.seed)
-        self.accelerator = Accelerator(
-            mixed_precision=resolve_precision(config.run.mixed_precision)
-        )
-        self.data = data or prepare_data(config)
-        self.train_rows = self.data.table[self.data.table["split"] == "train"].reset_index(
-            drop=True
-        )
-        if self.train_rows.empty:
-            raise InputError("the training split is empty", field="scene")
-        attributes = sorted(self.data.rescalings)
-        self.regressor = ResNetRegressor(build_backbone(config), attributes)
-        optim = config.optim
-        self.batch_size = 2 * optim.pairs_per_batch  # as many images per step as the MLLM
-        self.steps_per_epoch = max(1, len(self.train_rows) // self.batch_size)
-        self.total_steps = optim.max_steps or math.ceil(optim.epochs * self.steps_per_epoch)
-        params = [p for p in self.regressor.parameters() if p.requires_grad]
-        optimizer, scheduler = build_optimizer(
-            [{"params": params, "lr": optim.lr}], optim, self.total_steps
-        )
-        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(
-            self.regressor, optimizer, scheduler
-        )
+        self.rescalings = data.rescalings
+        self.train_rows = data.rows("train")
+        self.model = ResNetRegressor(build_backbone(config), sorted(data.rescalings))
+        self.units_per_step = 2 * config.optim.pairs_per_batch  # as many images as the MLLM
 
-    def batch(self, rows: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Pixels, attribute indices and level-scale targets of table rows, on the device."""
-        device = self.accelerator.device
-        pixels = pixel_batch(rows["image_path"].tolist(), self.config.image.size)
-        index = torch.tensor([self.regressor.attributes.index(a) for a in rows["attribute"]])
-        target = torch.tensor(rows["mu"].to_numpy(), dtype=torch.float32)
-        return pixels.to(device), index.to(device), target.to(device)
+    def units(self, epoch: int) -> list[int]:
+        order = np.random.default_rng((self.config.run.seed, epoch))
+        return order.permutation(len(self.train_rows)).tolist()
 
-    def loss(self, rows: pd.DataFrame) -> torch.Tensor:
-        pixels, index, target = self.batch(rows)
-        return torch.nn.functional.mse_loss(self.model(pixels, index).float(), target)
+    def collate(self, units: list[int], positions: list[int], epoch: int) -> dict:
+        rows = self.train_rows.iloc[units]
+        attributes = self.model.attributes
+        return {
+            "pixels": pixel_batch(rows["image_path"].tolist(), self.config.image.size),
+            "attribute_index": torch.tensor([attributes.index(a) for a in rows["attribute"]]),
+            "target": torch.tensor(rows["mu"].to_numpy(), dtype=torch.float32),
+        }
 
-    def fit(self) -> Path:
-        """Train for ``total_steps`` over reshuffled epochs and save the model directory."""
-        acc = self.accelerator
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.config.to_yaml(self.out / "config.yaml")
-        log = MetricsLog(self.out / "metrics.csv", append=False)
-        rng = np.random.default_rng(self.config.run.seed)
-        self.model.train()
-        losses, started = [], time.perf_counter()
-        bar = tqdm(
-            range(self.total_steps), desc="train resnet", disable=not self.config.run.progress
-        )
-        for step in bar:
-            offset = step % self.steps_per_epoch
-            if offset == 0:
-                order = rng.permutation(len(self.train_rows))
-            chosen = order[offset * self.batch_size : (offset + 1) * self.batch_size]
-            with acc.autocast():
-                loss = self.loss(self.train_rows.iloc[chosen])
-            acc.backward(loss)
-            if self.config.optim.max_grad_norm:
-                acc.clip_grad_norm_(self.model.parameters(), self.config.optim.max_grad_norm)
-            self.optimizer.step()
-            self.scheduler.step()
-            self.optimizer.zero_grad()
-            losses.append(float(loss.detach()))
-            done = step + 1
-            if done % self.config.run.log_every == 0 or done == self.total_steps:
-                log.write(
-                    {
-                        "step": done,
-                        "epoch": round(done / self.steps_per_epoch, 4),
-                        "lr": self.scheduler.get_last_lr()[0],
-                        "loss": float(np.mean(losses)),
-                        "images_per_s": len(losses)
-                        * self.batch_size
-                        / (time.perf_counter() - started),
-                    }
-                )
-                losses, started = [], time.perf_counter()
-        return self.save_model()
+    def loss(self, model: torch.nn.Module, batch: dict) -> dict[str, torch.Tensor]:
+        score = model(batch["pixels"], batch["attribute_index"]).float()
+        return {"loss": torch.nn.functional.mse_loss(score, batch["target"])}
 
-    def save_model(self) -> Path:
-        """Backbone, head, attribute order, JOD mappings and the split, like the MLLM's run."""
-        acc = self.accelerator
-        acc.wait_for_everyone()
-        if acc.is_main_process:
-            acc.unwrap_model(self.model).save(self.out / WEIGHTS_DIR)
-            write_model_card(self.out, self.data.rescalings, self.config.model, kind="resnet")
-            self.data.table.drop(columns=["label"]).to_csv(self.out / "split.csv", index=False)
-        return self.out
+    def param_groups(self) -> list[dict]:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        return [{"params": params, "lr": self.config.optim.lr}]
+
+    def predict(self, model: torch.nn.Module, rows: pd.DataFrame, batch_size: int):
+        size = self.config.image.size
+        return predict_baseline_rows(model, self.rescalings, rows, size, batch_size)
+
+    def save(self, model: torch.nn.Module, out: Path) -> None:
+        """Backbone, head, attribute order and the card (JOD mappings)."""
+        model.save(out / WEIGHTS_DIR)
+        write_model_card(out, self.rescalings, self.config.model, kind="resnet")
 
 
 @torch.no_grad()

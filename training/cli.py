@@ -15,9 +15,19 @@ def train_command(
         Path | None, typer.Option("--output-dir", "-o", help="Overrides run.output_dir.")
     ] = None,
     max_steps: Annotated[int | None, typer.Option(help="Overrides optim.max_steps.")] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Start over a run in the output folder made with another config."
+        ),
+    ] = False,
 ) -> None:
-    """Train a LoRA-adapted multimodal LLM on a JOD training table (DeQA-Score recipe)."""
+    """Train a LoRA-adapted multimodal LLM on a JOD training table (DeQA-Score recipe).
+
+    Resumes from the newest intact checkpoint of the same run; Ctrl-C says how to resume.
+    """
     from training.config import TrainConfig
+    from training.run import TrainingInterrupted
     from training.trainer import train
 
     cfg = TrainConfig.from_yaml(config)
@@ -25,7 +35,12 @@ def train_command(
         cfg.run.output_dir = output_dir.resolve()
     if max_steps is not None:
         cfg.optim.max_steps = max_steps
-    typer.echo(f"model written to {train(cfg)}")
+    try:
+        out = train(cfg, force=force)
+    except TrainingInterrupted as interrupted:
+        typer.secho(f"\n{interrupted}", fg="red", err=True)
+        raise typer.Exit(130) from None
+    typer.echo(f"model written to {out}")
 
 
 def predict_command(
@@ -51,10 +66,17 @@ def evaluate_command(
     predictions: Annotated[Path, typer.Argument(help="CSV from `jod predict`.")],
     truth: Annotated[Path, typer.Argument(help="Training table with the true JOD.")],
     out_dir: Annotated[Path, typer.Option("--out-dir", "-o")] = Path("evaluation"),
+    split: Annotated[
+        str | None,
+        typer.Option(
+            help="Rows of this split only (train, val, test or all); default: test when the "
+            "truth table has a split column (a run's split.csv), else all."
+        ),
+    ] = None,
 ) -> None:
     """SRCC, PLCC (4-parameter logistic), KRCC and MAE in JOD; global and per-scene mean."""
     from training.evaluate import evaluate_files
 
-    table = evaluate_files(predictions, truth, out_dir)
+    table = evaluate_files(predictions, truth, out_dir, split)
     typer.echo(table.to_string(index=False))
     typer.echo(f"written to {out_dir}/metrics.csv and {out_dir}/scatter.png")

@@ -59,7 +59,9 @@ class AdapterConfig(_Section):
 
 
 class LossConfig(_Section):
-    """DeQA-Score's defaults: L = fidelity + 0.05 (CE + KL); each term can be switched off."""
+    """DeQA-Score's defaults: L = fidelity + 0.05 [(CE_A + KL_A) + (CE_B + KL_B)]; each term
+    can be switched off. Labels: ``soft_pdf`` (DeQA on KonIQ/KADID), ``soft_interval`` (DeQA's
+    "cdf", on SPAQ), ``two_level`` (DeQA's fallback), ``one_hot`` (Q-Align's five bins)."""
 
     label: LabelKind = "soft_pdf"
     kl_weight: float = Field(0.05, ge=0.0)
@@ -69,7 +71,12 @@ class LossConfig(_Section):
 
 class OptimConfig(_Section):
     """AdamW with a cosine schedule; ``vision_lr`` sets the vision tower's own rate (default
-    ``lr``): a fully trained tower collapses at rates that suit LoRA."""
+    ``lr``): a fully trained tower collapses at rates that suit LoRA.
+
+    ``pairs_per_batch`` is the GLOBAL batch of one optimiser step, whatever the number of
+    processes: each of P processes takes pairs_per_batch / (P x grad_accum) pairs per
+    micro-batch, so the schedule, the data order and the results do not depend on P (DeQA's
+    16 pairs per device on 8 GPUs is ``pairs_per_batch: 128``)."""
 
     lr: float = Field(2e-5, gt=0.0)
     vision_lr: float | None = Field(None, gt=0.0)
@@ -84,16 +91,33 @@ class OptimConfig(_Section):
 
 
 class RunConfig(_Section):
-    """Hardware and bookkeeping."""
+    """Hardware and bookkeeping.
+
+    ``mixed_precision``: bf16/fp16 autocast with fp32 master weights for every trainable
+    parameter (frozen ones are stored in the autocast type); ``no`` is fp32 throughout;
+    ``auto`` is bf16 on a GPU that has it. ``eval_every`` steps the validation split is scored
+    (SRCC, PLCC, KRCC, MAE); the best ``select_metric`` is kept in ``checkpoints/best`` and,
+    with ``keep: best``, becomes the saved model; ``early_stopping`` stops after that many
+    evaluations without improvement. ``keep_checkpoints`` rotates ``checkpoints/step_*``.
+    """
 
     output_dir: Path = Path("out/train")
     seed: int = 0
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
     gradient_checkpointing: bool = True
     attn_implementation: str | None = None
-    checkpoint_every: int | None = Field(None, ge=1)
+    hub_kernels: bool = False
+    checkpoint_every: int | None = Field(500, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    eval_every: int | None = Field(500, ge=1)
+    select_metric: Literal["srcc", "plcc", "krcc", "mae_jod"] = "srcc"
+    early_stopping: int | None = Field(None, ge=1)
+    keep: Literal["best", "last"] = "best"
     log_every: int = Field(10, ge=1)
     eval_batch_size: int = Field(16, ge=1)
+    num_workers: int = Field(2, ge=0)
+    prefetch_factor: int = Field(2, ge=1)
+    tensorboard: bool = True
     resume: bool = True
     progress: bool = True
     merge_adapters: bool = False

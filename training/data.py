@@ -112,10 +112,17 @@ def split_scenes(
     random.Random(seed).shuffle(scenes)
     n_test = math.floor(len(scenes) * test_fraction + 0.5) if test_fraction else 0
     n_val = math.floor(len(scenes) * val_fraction + 0.5) if val_fraction else 0
-    if len(scenes) - n_test - n_val < 1:
+    empty = [
+        name
+        for name, fraction, count in (("val", val_fraction, n_val), ("test", test_fraction, n_test))
+        if fraction and not count
+    ]
+    if len(scenes) - n_test - n_val < 1 or empty:
         raise InputError(
             f"{len(scenes)} scenes cannot be split into train/val/test with fractions "
-            f"{val_fraction}/{test_fraction}",
+            f"{val_fraction}/{test_fraction}"
+            + (f" (the {' and '.join(empty)} split would be empty)" if empty else "")
+            + "; add scenes, or set data.val_fraction / data.test_fraction to 0 to go without",
             field="scene",
         )
     assignment = {s: "test" for s in scenes[:n_test]}

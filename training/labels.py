@@ -1,7 +1,9 @@
 """Labels: JOD scores rescaled to the 1..5 level range and DeQA-Score's level distributions.
 
 Levels are indexed in ascending score order: index ``k - 1`` holds level ``k`` (1 = bad ..
-5 = excellent). Everything here is numpy only, so the formulas can be checked by hand.
+5 = excellent). Everything here is numpy only, so the formulas can be checked by hand. Each
+label reproduces DeQA-Score's ``build_soft_labels/gen_soft_label.py`` (and Q-Align's bins)
+exactly, quirks included (no renormalisation after clipping, a uniform label at mu = 3).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ LabelKind = Literal["soft_pdf", "soft_interval", "two_level", "one_hot"]
 MIN_SOFT_STD = 0.2
 #: Largest tolerated drift of the fixed-up label's mean from mu before falling back.
 MAX_MEAN_DRIFT = 0.1
+#: DeQA's interval slack (``eps`` in ``get_level`` and ``get_binary_probs``).
+DEQA_EPS = 1e-8
 
 
 class JodRescaling(BaseModel):
@@ -72,55 +76,63 @@ class JodRescaling(BaseModel):
 
 
 def two_level_label(mu: float) -> np.ndarray:
-    """Linear interpolation between the two levels around ``mu``; its mean is exactly mu."""
+    """DeQA's two-level label (``get_binary_probs``): linear interpolation between the two
+    levels around ``mu``, on DeQA's intervals (k - eps, k + 1 + eps]; its mean is mu to 1e-8."""
     _check_mu(mu)
-    lower = min(math.floor(mu), 4)
-    weight_upper = mu - lower
     label = np.zeros(5)
-    label[lower - 1] = 1.0 - weight_upper
-    label[lower] += weight_upper
+    for k in range(1, 5):
+        left, right = k - DEQA_EPS, k + 1 + DEQA_EPS
+        if left < mu <= right:
+            label[k - 1] = (right - mu) / (right - left)
+            label[k] = (mu - left) / (right - left)
+            break
     return label
 
 
 def one_hot_label(mu: float) -> np.ndarray:
-    """Q-Align's label: all mass on the nearest level (the ablation DeQA compares against)."""
-    _check_mu(mu)
+    """Q-Align's label, the ablation DeQA compares against: all mass on the level whose fifth
+    of the range holds ``mu`` (five equal bins of width 0.8, closed on the right)."""
     label = np.zeros(5)
-    label[int(np.clip(np.floor(mu + 0.5), 1, 5)) - 1] = 1.0
+    label[qalign_level(mu) - 1] = 1.0
     return label
 
 
+def qalign_level(mu: float) -> int:
+    """The level 1..5 of Q-Align's (and DeQA's ``get_level``) five equal bins on [1, 5]."""
+    _check_mu(mu)
+    for k in range(1, 6):
+        if 1.0 + 0.8 * (k - 1) - DEQA_EPS < mu <= 1.0 + 0.8 * k + DEQA_EPS:
+            return k
+    raise AssertionError(f"mu {mu} in no bin")  # unreachable: _check_mu bounds mu to [1, 5]
+
+
 def soft_label(mu: float, sigma: float, variant: Literal["pdf", "interval"] = "pdf") -> np.ndarray:
-    """DeQA-Score's soft label over the five levels.
+    """DeQA-Score's soft label over the five levels, as ``build_soft_labels`` makes it.
 
     ``p_k`` is the Normal(mu, sigma) density at k (``pdf``) or its mass on [k - 0.5, k + 0.5]
-    (``interval``). The affine fix-up ``q = alpha p + beta`` with ``alpha = (mu - 3) / (B - 3A)``,
-    ``beta = (1 - alpha A) / 5`` (A = sum p, B = sum k p_k) makes q sum to 1 with mean mu.
-    Negative entries are clipped and q renormalised; when sigma < 0.2 or the mean then drifts
-    from mu by more than 0.1, the two-level label is returned instead.
+    (``interval``, DeQA's "cdf"). The affine fix-up ``q = alpha p + beta`` with
+    ``alpha = (mu - 3) / (B - 3A + 1e-9)``, ``beta = (1 - alpha A) / 5`` (A = sum p,
+    B = sum k p_k) makes q sum to 1 with mean mu; negative entries are then clipped at 0
+    WITHOUT renormalising (so q may sum to more than 1), and when sigma < 0.2 or the clipped
+    label's mean drifts from mu by more than 0.1 the two-level label is returned instead.
+    At mu = 3 exactly alpha is 0 and the label is uniform, as in DeQA.
     """
     _check_mu(mu)
     if not math.isfinite(sigma) or sigma < 0:
         raise ValueError(f"sigma must be finite and >= 0, not {sigma}")
+    if variant not in ("pdf", "interval"):
+        raise ValueError(f"variant must be 'pdf' or 'interval', not {variant!r}")
     if sigma < MIN_SOFT_STD:
         return two_level_label(mu)
     if variant == "pdf":
         p = norm.pdf(LEVEL_SCORES, loc=mu, scale=sigma)
-    elif variant == "interval":
-        p = norm.cdf(LEVEL_SCORES + 0.5, mu, sigma) - norm.cdf(LEVEL_SCORES - 0.5, mu, sigma)
     else:
-        raise ValueError(f"variant must be 'pdf' or 'interval', not {variant!r}")
+        p = norm.cdf(LEVEL_SCORES + 0.5, mu, sigma) - norm.cdf(LEVEL_SCORES - 0.5, mu, sigma)
     a = p.sum()
     b = (LEVEL_SCORES * p).sum()
-    if abs(b - 3.0 * a) < 1e-12 * max(a, 1e-300):
-        # p is already centred on 3 = mu: plain normalisation is the fix-up.
-        q = p / a
-    else:
-        alpha = (mu - 3.0) / (b - 3.0 * a)
-        beta = (1.0 - alpha * a) / 5.0
-        q = alpha * p + beta
-    q = np.clip(q, 0.0, None)
-    q = q / q.sum()
+    alpha = (mu - 3.0) / (b - 3.0 * a + 1e-9)
+    beta = (1.0 - alpha * a) / 5.0
+    q = np.maximum(alpha * p + beta, 0.0)
     if abs((LEVEL_SCORES * q).sum() - mu) > MAX_MEAN_DRIFT:
         return two_level_label(mu)
     return q

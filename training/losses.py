@@ -1,5 +1,8 @@
 """DeQA-Score's losses: KL on the level-token distribution, CE on the other answer tokens and
 the fidelity loss on pairs. Each is a plain function of tensors, so ablations are flags.
+
+The total is DeQA's ``forward_pair``: L = w_fd L_fd + w_kl (KL_A + KL_B) + w_ce (CE_A + CE_B),
+each of KL and CE taken over the A images and the B images separately and summed.
 """
 
 from __future__ import annotations
@@ -8,6 +11,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+from training.config import LossConfig
 
 _SQRT2 = math.sqrt(2.0)
 
@@ -72,3 +77,32 @@ def fidelity(
 
 def _phi(x: torch.Tensor) -> torch.Tensor:
     return 0.5 * (1.0 + torch.erf(x / _SQRT2))
+
+
+def deqa_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    level_vocab: torch.Tensor,
+    level_ids: torch.Tensor,
+    batch: dict[str, torch.Tensor],
+    weights: LossConfig,
+) -> dict[str, torch.Tensor]:
+    """DeQA's total (``loss``) and its unweighted terms; zero weights skip a term.
+
+    The rows hold the A images of the pairs first, then the B images; ``batch`` carries
+    ``mu``, ``sigma`` (level scale) and ``target`` (the labels) in the same order.
+    """
+    n = level_vocab.shape[0] // 2
+    halves = (slice(0, n), slice(n, None))
+    terms = {}
+    if weights.kl_weight:
+        target = batch["target"]
+        terms["kl"] = sum(level_kl(level_vocab[h], level_ids, target[h]) for h in halves)
+    if weights.ce_weight:
+        terms["ce"] = sum(answer_ce(logits[h], labels[h]) for h in halves)
+    if weights.fidelity_weight:
+        score, _ = level_scores(level_vocab[:, level_ids].float())
+        mu, sigma = batch["mu"], batch["sigma"]
+        terms["fidelity"] = fidelity(score[:n], score[n:], mu[:n], mu[n:], sigma[:n], sigma[n:])
+    total = sum(getattr(weights, f"{name}_weight") * value for name, value in terms.items())
+    return {"loss": total, **terms}

@@ -1,6 +1,7 @@
 """Loading a local image-text-to-text model, attaching adapters, and reading level logits.
 
-Only local directories are loaded (no hub access). The vision tower and the language model
+Only local directories are loaded, with the hub's kernels off (transformers >= 5.25 would
+fetch them on CUDA): nothing here reaches the network. The vision tower and the language model
 are found by their attribute names, so LoRA targets work across Qwen2/2.5/3-VL and Idefics3.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,10 +78,15 @@ def missing_model_message(path: Path) -> str:
 
 def load_vlm(
     path: str | Path,
-    dtype: torch.dtype | None = None,
+    dtype: torch.dtype = torch.float32,
     attn_implementation: str | None = None,
+    hub_kernels: bool = False,
 ) -> LoadedModel:
-    """Model, tokenizer and prompt processor from a local directory, with level ids checked."""
+    """Model, tokenizer and prompt processor from a local directory, with level ids checked.
+
+    ``dtype`` is explicit (a bf16-saved checkpoint loads in fp32 unless asked otherwise);
+    ``hub_kernels`` turns on transformers' hub kernels, which must then be in the local cache.
+    """
     from transformers import AutoModelForImageTextToText, AutoTokenizer
 
     path = Path(path)
@@ -87,13 +94,25 @@ def load_vlm(
         raise FileNotFoundError(missing_model_message(path))
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     level_ids = level_token_ids(tokenizer, path)
-    kwargs = {"local_files_only": True}
-    if dtype is not None:
-        kwargs["dtype"] = dtype
+    kwargs = {"local_files_only": True, "dtype": dtype, "use_kernels": hub_kernels}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     model = AutoModelForImageTextToText.from_pretrained(path, **kwargs)
     return LoadedModel(model, tokenizer, _prompt_processor(path, tokenizer), level_ids, path)
+
+
+def fp32_master_weights(model: torch.nn.Module) -> int:
+    """Trainable parameters in fp32 (frozen ones keep the load dtype); returns how many.
+
+    bf16 weights cannot take lr 2e-5 steps (0.02 + 2e-5 rounds back to 0.02): the optimiser
+    updates fp32 masters and autocast runs the matrix products in bf16.
+    """
+    count = 0
+    for parameter in model.parameters():
+        if parameter.requires_grad:
+            parameter.data = parameter.data.float()
+            count += 1
+    return count
 
 
 def _prompt_processor(path: Path, tokenizer):
@@ -170,14 +189,27 @@ def apply_adapters(model: torch.nn.Module, adapter: AdapterConfig) -> torch.nn.M
     return get_peft_model(model, config)
 
 
-def level_logits(
-    model: torch.nn.Module, batch: dict[str, torch.Tensor]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Forward pass; returns (all logits, vocabulary logits at each row's level position)."""
+def answer_logits(
+    model: torch.nn.Module, batch: dict[str, torch.Tensor], tail_only: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Forward pass computing vocabulary logits only where the losses read them.
+
+    Returns (logits over the kept tail of the sequence, the labels cut the same way, the
+    vocabulary logits at each row's level position). The tail starts at the earliest level
+    position or labelled token's predecessor of any row (the answer, with left padding), so
+    the 152 k-wide logits are not computed at the hundreds of image and prompt positions.
+    ``tail_only=False`` computes them everywhere (the throughput benchmark's comparison).
+    """
     inputs = {k: v for k, v in batch.items() if k not in ("labels", "level_positions")}
-    logits = model(**inputs, use_cache=False).logits
+    labels, positions = batch["labels"], batch["level_positions"]
+    width = labels.shape[1]
+    labelled = (labels != -100).float().argmax(dim=1) - 1  # first labelled token's predecessor
+    has_label = (labels != -100).any(dim=1)
+    first = torch.where(has_label, torch.minimum(labelled, positions), positions)
+    offset = int(first.min()) if tail_only else 0
+    logits = model(**inputs, use_cache=False, logits_to_keep=width - offset).logits
     rows = torch.arange(logits.shape[0], device=logits.device)
-    return logits, logits[rows, batch["level_positions"]]
+    return logits, labels[:, offset:], logits[rows, positions - offset]
 
 
 def write_model_card(
@@ -187,11 +219,20 @@ def write_model_card(
     merged: bool = False,
     kind: str = "vlm",
 ) -> None:
-    """The JOD mapping per attribute and where the weights are: all prediction needs."""
+    """The JOD mapping per attribute and where the weights are: all prediction needs.
+
+    The base model's path is stored relative to the run directory (absolute paths of the
+    training machine would not travel with the run).
+    """
+    base = None
+    if base_model is not None:
+        base = Path(base_model)
+        if base.is_absolute():
+            base = Path(os.path.relpath(base, Path(directory).resolve()))
     card = {
         "kind": kind,
         "rescalings": {a: r.model_dump() for a, r in rescalings.items()},
-        "base_model": None if base_model is None else str(base_model),
+        "base_model": None if base is None else base.as_posix(),
         "weights": MERGED_DIR if merged else ADAPTER_DIR,
     }
     (directory / MODEL_CARD).write_text(json.dumps(card, indent=2))
@@ -211,7 +252,7 @@ def read_model_card(directory: Path) -> tuple[dict, dict[str, JodRescaling]]:
 
 
 def load_trained(
-    directory: str | Path, dtype: torch.dtype | None = None
+    directory: str | Path, dtype: torch.dtype = torch.float32, hub_kernels: bool = False
 ) -> tuple[LoadedModel, dict[str, JodRescaling]]:
     """A trained jodkit MLLM (merged, or base + adapter) and its JOD mappings."""
     directory = Path(directory)
@@ -219,9 +260,12 @@ def load_trained(
     if card.get("kind", "vlm") != "vlm":
         raise InputError(f"{directory} holds a {card['kind']} model, not a multimodal LLM")
     if card["weights"] == MERGED_DIR:
-        return load_vlm(directory / MERGED_DIR, dtype=dtype), rescalings
+        return load_vlm(directory / MERGED_DIR, dtype, hub_kernels=hub_kernels), rescalings
     from peft import PeftModel
 
-    loaded = load_vlm(card["base_model"], dtype=dtype)
+    base = Path(card["base_model"])
+    loaded = load_vlm(
+        base if base.is_absolute() else directory / base, dtype, hub_kernels=hub_kernels
+    )
     loaded.model = PeftModel.from_pretrained(loaded.model, directory / ADAPTER_DIR)
     return loaded, rescalings

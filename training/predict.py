@@ -11,34 +11,16 @@ import torch
 from tqdm.auto import tqdm
 
 from scaling.errors import InputError
+from training.batches import worker_batches
 from training.config import TrainConfig
-from training.data import load_image, parse_roi
-from training.encoding import Sample
 from training.labels import JodRescaling
 from training.losses import level_scores
-from training.modeling import LoadedModel, level_logits, load_trained, read_model_card
+from training.modeling import LoadedModel, answer_logits, load_trained, read_model_card
 from training.prompts import LEVEL_WORDS, PromptBook
+from training.samples import score_samples
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 PROB_COLUMNS = tuple(f"p_{w}" for w in LEVEL_WORDS)
-
-
-def samples_for(
-    rows: pd.DataFrame, prompts: PromptBook, image_size: int, roi_column: str | None, rng=None
-) -> list[Sample]:
-    """Prompts for table rows; the answer carries a placeholder level (it does not affect the
-    logits that predict it)."""
-    samples = []
-    for index, row in rows.iterrows():
-        roi = parse_roi(row[roi_column], "table", int(index) + 2) if roi_column else None
-        samples.append(
-            Sample(
-                images=load_image(row["image_path"], image_size, roi),
-                question=prompts.question(row["attribute"], rng),
-                answer=prompts.answer(row["attribute"], LEVEL_WORDS[2]),
-            )
-        )
-    return samples
 
 
 @torch.no_grad()
@@ -50,8 +32,10 @@ def predict_rows(
     batch_size: int,
     padding_side: str = "left",
     progress: bool = False,
+    num_workers: int = 0,
 ) -> pd.DataFrame:
-    """Predictions for ``rows`` (columns image_path, attribute, optionally scene)."""
+    """Predictions for ``rows`` (columns image_path, attribute, optionally scene); images
+    are decoded in ``num_workers`` DataLoader workers."""
     unknown = sorted(set(rows["attribute"]) - set(rescalings))
     if unknown:
         raise InputError(
@@ -64,12 +48,18 @@ def predict_rows(
     device = next(model.parameters()).device
     level_ids = torch.tensor(loaded.level_ids, device=device)
     probs, scores, stds = [], [], []
-    starts = range(0, len(rows), batch_size)
-    for start in tqdm(starts, desc="predict", disable=not progress):
-        chunk = rows.iloc[start : start + batch_size]
-        batch = encoder(samples_for(chunk, prompts, config.image.size, config.image.roi_column))
+    chunks = [rows.iloc[start : start + batch_size] for start in range(0, len(rows), batch_size)]
+    image = config.image
+
+    def build(chunk: pd.DataFrame) -> dict:
+        batch = encoder(score_samples(chunk, prompts, image.size, image.roi_column))
+        batch["labels"] = torch.full_like(batch["labels"], -100)  # only the level is read
+        return batch
+
+    loader = worker_batches(chunks, build, num_workers)
+    for batch in tqdm(loader, total=len(chunks), desc="predict", disable=not progress):
         batch = {k: v.to(device) for k, v in batch.items()}
-        _, vocab = level_logits(model, batch)
+        _, _, vocab = answer_logits(model, batch)
         logits = vocab[:, level_ids].float()
         score, std = level_scores(logits)
         probs.append(logits.softmax(-1).cpu().numpy())
@@ -118,6 +108,7 @@ def predict_images(
         [(p, a) for a in attributes for p in paths], columns=["image_path", "attribute"]
     )
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    workers = config.run.num_workers
     if card.get("kind") == "resnet":
         from training.baseline import WEIGHTS_DIR, ResNetRegressor, predict_baseline_rows
 
@@ -125,6 +116,8 @@ def predict_images(
         return predict_baseline_rows(
             model, rescalings, rows, config.image.size, batch_size, progress
         )
-    loaded, rescalings = load_trained(model_dir)
+    loaded, rescalings = load_trained(model_dir, hub_kernels=config.run.hub_kernels)
     loaded.model.to(device)
-    return predict_rows(loaded, rescalings, rows, config, batch_size, progress=progress)
+    return predict_rows(
+        loaded, rescalings, rows, config, batch_size, progress=progress, num_workers=workers
+    )

@@ -78,3 +78,21 @@ def shuffled_noise_study(noise_study) -> Path:
     path = table.with_name("shuffled.csv")
     frame.to_csv(path, index=False)
     return path
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    """accelerate keeps one process-wide state (its mixed precision among it); each test's
+    runs start from none, as a fresh `jod train` process does."""
+    yield
+    state = pytest.importorskip("accelerate.state")
+    state.AcceleratorState._reset_state(reset_partial_state=True)
+    state.GradientState._reset_state()
+
+
+@pytest.fixture
+def prediction_atol() -> float:
+    """How closely predictions reloaded from disk must agree: exactly on the CPU; on a GPU,
+    TF32 and cuDNN's kernel choices move the tiny model's JOD by about 2e-4."""
+    torch = pytest.importorskip("torch")
+    return 1e-3 if torch.cuda.is_available() else 1e-5

@@ -47,3 +47,46 @@ def test_fidelity_hand_computed_and_minimal_at_agreement():
     assert got == pytest.approx(expected, abs=1e-4)
     # predicting the reverse order costs more than predicting the right one
     assert fidelity(sb, sa, mu_a, mu_b, sig, sig).item() > got + 0.1
+
+
+def test_deqa_total_sums_kl_and_ce_over_a_and_b():
+    """DeQA's forward_pair: fidelity + 0.05 [(CE_A + KL_A) + (CE_B + KL_B)], each CE a token
+    mean within its half (A answers are 2 tokens long here, B answers 1)."""
+    from training.config import LossConfig
+    from training.losses import deqa_loss
+
+    gen = torch.Generator().manual_seed(0)
+    vocab, width = 9, 5
+    logits = torch.randn(4, width, vocab, generator=gen)
+    labels = torch.full((4, width), -100)
+    labels[0, 3:], labels[1, 3:] = torch.tensor([2, 3]), torch.tensor([4, 5])  # A rows
+    labels[2, 4], labels[3, 4] = 6, 7  # B rows
+    level_ids = torch.tensor([1, 2, 3, 4, 5])
+    level_vocab = torch.randn(4, vocab, generator=gen)
+    target = torch.tensor([[0, 0.2, 0.5, 0.3, 0], [0.7, 0.3, 0, 0, 0]] * 2)
+    batch = {
+        "mu": torch.tensor([3.1, 1.3, 2.0, 4.0]),
+        "sigma": torch.tensor([0.4, 0.5, 0.6, 0.3]),
+        "target": target,
+    }
+    terms = deqa_loss(logits, labels, level_vocab, level_ids, batch, LossConfig())
+
+    def kl(rows):  # F.kl_div(log p, q, reduction="batchmean") as DeQA calls it
+        log_p = torch.log_softmax(level_vocab[rows], -1)
+        full = torch.zeros_like(log_p)
+        full[:, level_ids] = target[rows]
+        return torch.nn.functional.kl_div(log_p, full, reduction="batchmean")
+
+    def ce(rows):
+        shifted = logits[rows, :-1].reshape(-1, vocab)
+        return torch.nn.functional.cross_entropy(shifted, labels[rows, 1:].reshape(-1))
+
+    a, b = slice(0, 2), slice(2, 4)
+    assert terms["kl"].item() == pytest.approx((kl(a) + kl(b)).item(), rel=1e-6)
+    assert terms["ce"].item() == pytest.approx((ce(a) + ce(b)).item(), rel=1e-6)
+    score, _ = level_scores(level_vocab[:, level_ids])
+    fd = fidelity(score[:2], score[2:], batch["mu"][:2], batch["mu"][2:], *batch["sigma"].split(2))
+    expected = fd + 0.05 * (kl(a) + kl(b) + ce(a) + ce(b))
+    assert terms["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
+    # not the old average over A and B together
+    assert terms["ce"].item() != pytest.approx(ce(slice(0, 4)).item(), rel=1e-3)

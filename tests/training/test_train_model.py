@@ -19,8 +19,9 @@ from training.data import load_image, pad_to_square, read_table, split_scenes  #
 from training.encoding import Sample  # noqa: E402
 from training.modeling import apply_adapters, load_trained, load_vlm  # noqa: E402
 from training.predict import PROB_COLUMNS, predict_images, predict_rows  # noqa: E402
+from training.run import Run  # noqa: E402
 from training.tiny import save_tiny_model  # noqa: E402
-from training.trainer import Trainer, prepare_data  # noqa: E402
+from training.trainer import ScoreTask  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +54,20 @@ def make_config(root, out, **optim):
             "image": {"size": 56},
             "adapter": {"rank": 4, "alpha": 8, "dropout": 0.0, "vision": "lora"},
             "optim": {"lr": 2e-3, "max_steps": 2, "pairs_per_batch": 4, "warmup_ratio": 0, **optim},
-            "run": {"output_dir": str(out), "progress": False, "log_every": 1},
+            "run": {
+                "output_dir": str(out),
+                "progress": False,
+                "log_every": 1,
+                "num_workers": 0,
+                "tensorboard": False,
+                "mixed_precision": "no",
+            },
         }
     )
+
+
+def first_batch(run: Run) -> dict:
+    return next(iter(run._loader(0, 0)))
 
 
 def test_missing_model_directory_says_how_to_provide_one(tmp_path):
@@ -139,7 +151,7 @@ def test_bad_tables_give_clear_errors(workspace, tmp_path, edit, message):
     config.data.table = path
     config.data.image_root = workspace
     with pytest.raises(InputError, match=message):
-        prepare_data(config)
+        Run(config, ScoreTask)
 
 
 def test_config_round_trip_and_checks(workspace, tmp_path):
@@ -155,16 +167,16 @@ def test_config_round_trip_and_checks(workspace, tmp_path):
 
 
 def test_one_step_changes_lora_weights_and_lowers_the_loss(workspace, tmp_path):
-    trainer = Trainer(make_config(workspace, tmp_path / "out"))
-    batch = trainer._batch_tensors(trainer._batches(0)[0], rng=None)
+    trainer = Run(make_config(workspace, tmp_path / "out"), ScoreTask)
+    batch = first_batch(trainer)
     lora = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_B" in n}
     assert lora and all(float(v.abs().max()) == 0 for v in lora.values())
-    before = trainer.loss(batch)
+    before = trainer.task.loss(trainer.model, batch)
     before["loss"].backward()
     trainer.optimizer.step()
     trainer.optimizer.zero_grad()
     with torch.no_grad():
-        after = trainer.loss(batch)
+        after = trainer.task.loss(trainer.model, batch)
     changed = [
         n for n, p in trainer.model.named_parameters() if n in lora and not torch.equal(p, lora[n])
     ]
@@ -178,15 +190,14 @@ def test_loss_terms_switch_off(workspace, tmp_path):
     config.loss.fidelity_weight = 0.0
     config.loss.ce_weight = 0.0
     config.loss.label = "two_level"
-    trainer = Trainer(config)
-    batch = trainer._batch_tensors(trainer._batches(0)[0], rng=None)
-    terms = trainer.loss(batch)
+    trainer = Run(config, ScoreTask)
+    terms = trainer.task.loss(trainer.model, first_batch(trainer))
     assert set(terms) == {"loss", "kl"}
     assert terms["loss"].item() == pytest.approx(0.05 * terms["kl"].item())
 
 
-def test_train_save_reload_merge_and_predict(workspace, tmp_path):
-    trainer = Trainer(make_config(workspace, tmp_path / "out", max_steps=3))
+def test_train_save_reload_merge_and_predict(workspace, tmp_path, prediction_atol):
+    trainer = Run(make_config(workspace, tmp_path / "out", max_steps=3), ScoreTask)
     out = trainer.fit()
     log = pd.read_csv(out / "metrics.csv")
     assert log["step"].tolist() == [1, 2, 3] and log["loss"].notna().all()
@@ -194,20 +205,22 @@ def test_train_save_reload_merge_and_predict(workspace, tmp_path):
     assert set(card["rescalings"]) == {"noise", "overall"}
 
     rows = pd.read_csv(out / "split.csv").query("split == 'test'")
-    in_memory = predict_rows(trainer.loaded, trainer.data.rescalings, rows, trainer.config, 5)
+    in_memory = predict_rows(trainer.task.loaded, trainer.data.rescalings, rows, trainer.config, 5)
     in_memory_model = trainer.accelerator.unwrap_model(trainer.model)
-    assert in_memory_model is trainer.loaded.model
+    assert in_memory_model is trainer.task.loaded.model
 
     reloaded, rescalings = load_trained(out)
     again = predict_rows(reloaded, rescalings, rows, trainer.config, 3)
-    np.testing.assert_allclose(again["jod_pred"], in_memory["jod_pred"], atol=1e-5)
+    np.testing.assert_allclose(again["jod_pred"], in_memory["jod_pred"], atol=prediction_atol)
     np.testing.assert_allclose(again[list(PROB_COLUMNS)].sum(axis=1), 1.0, atol=1e-5)
     assert again["jod_pred"].between(-3.0, 0.0).all()
 
     merged = reloaded.model.merge_and_unload()
     reloaded.model = merged
     merged_pred = predict_rows(reloaded, rescalings, rows, trainer.config, 4)
-    np.testing.assert_allclose(merged_pred["jod_pred"], in_memory["jod_pred"], atol=1e-4)
+    np.testing.assert_allclose(
+        merged_pred["jod_pred"], in_memory["jod_pred"], atol=max(1e-4, prediction_atol)
+    )
 
     images = predict_images(out, workspace / "img", attributes=["noise"], progress=False)
     assert len(images) == 24 and images["attribute"].eq("noise").all()
@@ -225,14 +238,14 @@ def test_left_and_right_padding_predict_the_same(workspace):
         Sample(image, "Rate it.", "The overall quality of the image is good."),
     ]
     from training.losses import level_scores
-    from training.modeling import level_logits
+    from training.modeling import answer_logits
 
     scores = {}
     for side in ("left", "right"):
         batch = loaded.encoder(side)(samples)
         assert (batch["attention_mask"][:, 0 if side == "left" else -1] == 0).any()
         with torch.no_grad():
-            _, vocab = level_logits(loaded.model.eval(), batch)
+            _, _, vocab = answer_logits(loaded.model.eval(), batch)
         scores[side] = level_scores(vocab[:, loaded.level_ids])[0]
     torch.testing.assert_close(scores["left"], scores["right"], atol=1e-5, rtol=0)
     assert abs(scores["left"][0] - scores["left"][1]) > 0
