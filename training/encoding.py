@@ -20,28 +20,38 @@ from training.prompts import LEVEL_WORDS
 
 @dataclass
 class Sample:
-    """One prompt: its images (one view or ROI + full image), question and full answer."""
+    """One prompt: its images (one view, ROI + full image, or a pair), question and full
+    answer; ``image_labels`` (one text per image, e.g. "First image:") precede the images."""
 
     images: list[Image.Image]
     question: str
     answer: str
+    image_labels: list[str] | None = None
 
 
 def level_token_ids(tokenizer, source: str | Path = "tokenizer") -> list[int]:
     """Ids of " bad" .. " excellent" (ascending); each level word must be exactly one token."""
+    return single_token_ids(tokenizer, [f" {w}" for w in LEVEL_WORDS], "level word", source)
+
+
+def single_token_ids(
+    tokenizer, texts: Sequence[str], what: str, source: str | Path = "tokenizer"
+) -> list[int]:
+    """The one token id of each text (a level word, a comparator's answer word), in order;
+    a text that is several tokens, or two texts sharing an id, is an error."""
     ids = []
-    for word in LEVEL_WORDS:
-        encoded = tokenizer.encode(f" {word}", add_special_tokens=False)
+    for text in texts:
+        encoded = tokenizer.encode(text, add_special_tokens=False)
         if len(encoded) != 1:
             raise InputError(
-                f"the level word ' {word}' is {len(encoded)} tokens {encoded} in this tokenizer; "
-                "jodkit needs each of " + ", ".join(LEVEL_WORDS) + " to be a single token",
+                f"the {what} {text!r} is {len(encoded)} tokens {encoded} in this tokenizer; "
+                f"jodkit needs each of {', '.join(repr(t) for t in texts)} to be a single token",
                 source=str(source),
                 field="tokenizer",
             )
         ids.append(encoded[0])
     if len(set(ids)) != len(ids):
-        raise InputError("level words share a token id", source=str(source), field="tokenizer")
+        raise InputError(f"{what}s share a token id", source=str(source), field="tokenizer")
     return ids
 
 
@@ -114,7 +124,11 @@ class PromptEncoder:
         self.pad_id = pad if pad is not None else tokenizer.eos_token_id
 
     def prompt_text(self, sample: Sample) -> str:
-        content = [{"type": "image"} for _ in sample.images]
+        content = []
+        for k in range(len(sample.images)):
+            if sample.image_labels:
+                content.append({"type": "text", "text": sample.image_labels[k]})
+            content.append({"type": "image"})
         content.append({"type": "text", "text": sample.question})
         messages = [{"role": "user", "content": content}]
         return self.tokenizer.apply_chat_template(
@@ -130,7 +144,8 @@ class PromptEncoder:
         hits = [i for i, t in enumerate(answer_ids) if t in self.level_ids]
         if len(hits) != 1:
             raise InputError(
-                f"answer {sample.answer!r} must contain exactly one level token, found {len(hits)}",
+                f"answer {sample.answer!r} must contain exactly one of the tokens "
+                f"{self.level_ids} (level or answer words), found {len(hits)}",
                 field="answer",
             )
         ids = prompt_ids + answer_ids

@@ -141,8 +141,10 @@ def plot_calibration(curves: dict[str, pd.DataFrame], path: Path, title: str = "
     )
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    from scaling.outputs import output_file
+
+    with output_file(path) as temporary:
+        fig.savefig(temporary, dpi=120, format=Path(path).suffix.lstrip(".") or "png")
     plt.close(fig)
     return path
 
@@ -244,6 +246,69 @@ def evaluate_pairwise(
             rows.append({"model": name, "task": task, **metrics})
     curves = {name: calibration_bins(pairs, p, bins) for name, p in probabilities.items()}
     return pd.DataFrame(rows, columns=["model", "task", *PAIR_METRICS]), curves
+
+
+def evaluate_pairwise_files(
+    predictions: Path,
+    pairs: Path,
+    out_dir: Path,
+    split: str | None = None,
+    score_predictions: Path | None = None,
+    scales: Path | None = None,
+) -> pd.DataFrame:
+    """``jod evaluate --task pairwise``: the comparator's ``jod predict --pairs`` output (and a
+    score model's ``jod predict`` output) on the pairs of one split of ``pairs`` (a comparator
+    run's ``split.csv``: image paths, trial counts, the human scale's ``p_thurstone``).
+
+    Writes ``metrics.csv`` and ``calibration.png``; with ``scales`` (the experts' per-scene
+    scale table) also ``comparator_scales.csv`` (the comparator's answers scaled as one
+    observer's trials), ``disagreement.csv`` and ``disagreement.png``.
+    """
+    from scaling.io import read_any_table, read_table
+    from scaling.outputs import output_file, staged
+    from training.pairwise_scale import comparator_scale, plot_disagreement, scale_disagreement
+
+    table = read_any_table(pairs)
+    need = ["attribute", "image_A", "image_B", "n_trials", "n_ties", "wins_A"]
+    missing = [c for c in need if c not in table.columns]
+    if missing:
+        raise InputError(
+            f"lacks columns {missing}: pass the pairs of a comparator run (its split.csv)",
+            source=str(pairs),
+            field=missing[0],
+        )
+    if split is None and "split" in table.columns:
+        split = "test"
+    if split not in (None, "all"):
+        table = table[table["split"].astype(str) == split].reset_index(drop=True)
+        if table.empty:
+            raise InputError(f"has no pair of split {split!r}", source=str(pairs), field="split")
+    probabilities = {}
+    if "p_thurstone" in table.columns:
+        probabilities["human scale (ceiling)"] = human_scale_probability(table)
+    if score_predictions is not None:
+        probabilities["score model"] = score_model_probability(
+            table, read_any_table(score_predictions)
+        )
+    comparator = comparator_probability(table, read_any_table(predictions))
+    probabilities["comparator"] = comparator
+    metrics, curves = evaluate_pairwise(table, probabilities)
+    title = f"held-out pairs ({split or 'all'})"
+    with staged():  # every output, or none
+        with output_file(out_dir / "metrics.csv") as path:
+            metrics.to_csv(path, index=False)
+        plot_calibration(curves, out_dir / "calibration.png", title)
+        if scales is not None:
+            within = table.assign(p_a_better=comparator)
+            within = within[within["scene_A"] == within["scene_B"]]
+            model_scale = comparator_scale(within.assign(scene=within["scene_A"]))
+            disagreement = scale_disagreement(model_scale, read_table(scales))
+            with output_file(out_dir / "comparator_scales.csv") as path:
+                model_scale.to_csv(path, index=False)
+            with output_file(out_dir / "disagreement.csv") as path:
+                disagreement.to_csv(path, index=False)
+            plot_disagreement(disagreement, out_dir / "disagreement.png")
+    return metrics
 
 
 # --- which soft target predicts unseen observers best ------------------------------------------

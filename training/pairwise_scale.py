@@ -133,7 +133,9 @@ def plot_disagreement(disagreement: pd.DataFrame, path: Path) -> Path:
         )
         ax.legend(fontsize=7, ncols=2)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    from scaling.outputs import output_file
+
+    with output_file(path) as temporary:
+        fig.savefig(temporary, dpi=120, format=Path(path).suffix.lstrip(".") or "png")
     plt.close(fig)
     return path

@@ -1,7 +1,9 @@
-"""Attribute prompts: questions (with paraphrases) and the fixed answer template.
+"""Attribute prompts: questions (with paraphrases) and the fixed answer templates.
 
-The answer is ``"The <attribute> of the image is <level>."``; the model's distribution over
-the five level words at the level position is the prediction.
+The score model's answer is ``"The <attribute> of the image is <level>."``; the model's
+distribution over the five level words at the level position is the prediction. The
+comparator's is ``"First. The first image has better <attribute>."`` (or Second): the two
+answer words at the answer's first position are its prediction.
 """
 
 from __future__ import annotations
@@ -27,6 +29,14 @@ DEFAULT_QUESTIONS = (
     "Could you evaluate the {attribute} of this photo?",
     "Describe the {attribute} level of this picture.",
 )
+
+#: The comparator's answer words: the first image is better, the second image is better.
+ANSWER_WORDS = ("First", "Second")
+PAIR_QUESTION = "Which of the two images has better {attribute}? Answer {first} or {second}."
+#: What precedes each image of a pair in the prompt (DepictQA names its images so too).
+PAIR_IMAGE_LABELS = ("First image:", "Second image:")
+#: Prepended to the question when the two images are shown as one side-by-side picture.
+SIDE_BY_SIDE_NOTE = "The picture shows two images side by side, the first one on the left. "
 
 #: Built-in attributes and the words used for them in prompts.
 DEFAULT_ATTRIBUTES = {
@@ -84,3 +94,19 @@ class PromptBook:
 
     def answer(self, attribute: str, level_word: str) -> str:
         return f"{self.answer_prefix(attribute)} {level_word}."
+
+    def pair_question(
+        self, attribute: str, words: Sequence[str] = ANSWER_WORDS, side_by_side: bool = False
+    ) -> str:
+        """The comparator's question; ``side_by_side`` says where each image is."""
+        question = PAIR_QUESTION.format(
+            attribute=self.words(attribute), first=words[0], second=words[1]
+        )
+        return (SIDE_BY_SIDE_NOTE if side_by_side else "") + question
+
+    def pair_answer(
+        self, attribute: str, first_better: bool, words: Sequence[str] = ANSWER_WORDS
+    ) -> str:
+        """The comparator's answer: the answer word, then the sentence it stands for."""
+        word, ordinal = (words[0], "first") if first_better else (words[1], "second")
+        return f"{word}. The {ordinal} image has better {self.words(attribute)}."

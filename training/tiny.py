@@ -10,7 +10,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from training.prompts import DEFAULT_ATTRIBUTES, DEFAULT_QUESTIONS, LEVEL_WORDS
+from training.prompts import (
+    ANSWER_WORDS,
+    DEFAULT_ATTRIBUTES,
+    DEFAULT_QUESTIONS,
+    LEVEL_WORDS,
+    PAIR_IMAGE_LABELS,
+    PromptBook,
+)
 
 SPECIAL_TOKENS = (
     "<|endoftext|>",
@@ -56,6 +63,10 @@ IDEFICS3_SIDE = 112
 
 def _corpus() -> list[str]:
     lines = []
+    prompts = PromptBook()
+    for attribute in DEFAULT_ATTRIBUTES:  # the comparator's question and answers
+        lines.append(" ".join(PAIR_IMAGE_LABELS) + prompts.pair_question(attribute))
+        lines += [prompts.pair_answer(attribute, first) for first in (True, False)]
     for words in DEFAULT_ATTRIBUTES.values():
         for question in DEFAULT_QUESTIONS:
             lines.append(question.format(attribute=words))
@@ -81,8 +92,8 @@ def build_tiny_tokenizer(vocab_size: int = 400, family: str = "qwen2_vl"):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    # repeat the level words so that each becomes one merged token
-    corpus = _corpus() + [f" {w}" for w in LEVEL_WORDS] * 50
+    # repeat the level and answer words so that each becomes one merged token
+    corpus = _corpus() + ([f" {w}" for w in LEVEL_WORDS] + list(ANSWER_WORDS)) * 50
     bpe.train_from_iterator(corpus, trainer=trainer)
     state = json.loads(bpe.to_str())["model"]
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in state["merges"]]

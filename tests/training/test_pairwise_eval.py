@@ -175,3 +175,64 @@ def test_target_holdout_prefers_the_scale_on_log_likelihood():
     assert set(table.index) == {"proportion", "thurstone", "blend 0.25", "blend 0.5", "blend 0.75"}
     assert table.loc["thurstone", "log_likelihood"] > table.loc["proportion", "log_likelihood"]
     assert (table["n_trials"] == len(trials)).all()
+
+
+def test_evaluation_files_end_to_end(tmp_path):
+    from training.pairwise_data import attach_images, pair_splits, read_image_index
+    from training.pairwise_eval import evaluate_pairwise_files
+
+    truth, trials = _study(seed=2)
+    rows = []
+    for scene, condition in truth[["scene", "condition"]].itertuples(index=False):
+        (tmp_path / scene).mkdir(exist_ok=True)
+        (tmp_path / scene / f"{condition}.png").write_bytes(b"")  # the index needs files only
+        rows.append((scene, condition, f"{scene}/{condition}.png"))
+    index = pd.DataFrame(rows, columns=["scene", "condition", "image_path"])
+    index.to_csv(tmp_path / "index.csv", index=False)
+    pairs = attach_images(pair_table(trials, truth), read_image_index(tmp_path / "index.csv"))
+    pairs["split"] = pair_splits(pairs, 0.0, 0.5, seed=0)
+    pairs.to_csv(tmp_path / "pairs.csv", index=False)
+    rng = np.random.default_rng(0)
+    comparator = pairs[["image_A", "image_B", "attribute"]].assign(
+        p_a_better=np.clip(pairs["p_thurstone"] + rng.normal(0, 0.1, len(pairs)), 0.01, 0.99)
+    )
+    comparator.to_csv(tmp_path / "comparator.csv", index=False)
+    paths = dict(
+        zip(zip(index["scene"], index["condition"], strict=True), index["image_path"], strict=True)
+    )
+    score = truth.assign(
+        image_path=[
+            str((tmp_path / paths[(s, c)]).resolve())
+            for s, c in zip(truth["scene"], truth["condition"], strict=True)
+        ],
+        jod_pred=truth["jod"] + rng.normal(0, 0.5, len(truth)),
+    )
+    score.to_csv(tmp_path / "score.csv", index=False)
+    truth.to_csv(tmp_path / "scale.csv", index=False)
+    table = evaluate_pairwise_files(
+        tmp_path / "comparator.csv",
+        tmp_path / "pairs.csv",
+        tmp_path / "eval",
+        score_predictions=tmp_path / "score.csv",
+        scales=tmp_path / "scale.csv",
+    ).set_index("model")
+    test = pairs[pairs["split"] == "test"]
+    assert table.loc["comparator", "n_trials"] == test["n_trials"].sum()
+    assert list(table.index) == [
+        "human scale (ceiling)",
+        "score model",
+        "comparator",
+        "chance (P = 1/2)",
+    ]
+    ll = table["log_likelihood"]
+    assert ll["human scale (ceiling)"] > ll["chance (P = 1/2)"]
+    assert ll["comparator"] > ll["chance (P = 1/2)"] and ll["score model"] > ll["chance (P = 1/2)"]
+    for name in ("metrics.csv", "calibration.png", "comparator_scales.csv", "disagreement.csv"):
+        assert (tmp_path / "eval" / name).is_file()
+    disagreement = pd.read_csv(tmp_path / "eval" / "disagreement.csv")
+    assert set(disagreement["scene"]) == set(test["scene_A"])
+    assert disagreement["difference"].abs().max() < 1.0  # P off by 0.1 moves scores a little
+    with pytest.raises(InputError, match="lacks columns"):
+        evaluate_pairwise_files(
+            tmp_path / "comparator.csv", tmp_path / "scale.csv", tmp_path / "eval2"
+        )
