@@ -11,19 +11,74 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, request
+from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+CONTENT_SECURITY_POLICY = {
+    "default-src": "'self'",
+    "img-src": "'self'",
+    "style-src": "'self'",
+    "script-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'none'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+}
+DEFAULTS = {
+    "PERMANENT_SESSION_LIFETIME": timedelta(hours=8),
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    # True behind HTTPS: cookies get Secure, plain HTTP is redirected, HSTS is sent.
+    "SECURE_COOKIES": False,
+    # Reverse proxies in front of the app whose X-Forwarded-* headers are trusted (the
+    # client address that the login limits count per comes from them).
+    "PROXY_COUNT": 0,
+    "WTF_CSRF_TIME_LIMIT": None,  # the session's own expiry bounds the token's life
+    # A spec upload is the largest body the app takes; answers are capped far lower.
+    "MAX_CONTENT_LENGTH": 1 << 20,
+    # Failed logins per client address, and all logins together (each costs a scrypt
+    # hash, about 0.1 s of CPU), in Flask-Limiter's syntax.
+    "LOGIN_RATE_LIMIT": "10 per minute;50 per hour",
+    "LOGIN_GLOBAL_RATE_LIMIT": "5 per second",
+    # Per process; with several worker processes use a shared store (e.g. redis://).
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "RATELIMIT_HEADERS_ENABLED": True,
+    "LOCKOUT_AFTER": 10,
+    "LOCKOUT_MINUTES": 15,
+    # Server folder under which the admin page may take campaign images (None: nowhere).
+    "IMPORT_ROOT": None,
+    "LIVE_BOOTSTRAP": 100,
+}
+
+
+def private_file(path: Path, content: str | None = None) -> None:
+    """Create ``path`` readable by its owner only (or tighten an existing file to 0600)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(content or "")
+    path.chmod(0o600)
 
 
 def default_config(home: Path) -> dict:
-    """Settings for a data folder ``home`` (SQLite database, image store, crop cache)."""
+    """Settings for a data folder ``home`` (SQLite database, image store, crop cache).
+
+    The folder, the secret key and the SQLite database are private to their owner (0700,
+    0600); SQLite gives its -wal and -shm files the database's permissions.
+    """
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    home.chmod(0o700)
     key_file = home / "secret_key"
-    if not key_file.exists():
-        home.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(secrets.token_hex(32))
+    private_file(key_file, secrets.token_hex(32) if not key_file.exists() else None)
+    database = (home / "jodkit.sqlite").resolve()
+    private_file(database)
     return {
         "SECRET_KEY": key_file.read_text().strip(),
-        "DATABASE_URL": f"sqlite:///{(home / 'jodkit.sqlite').resolve()}",
+        "DATABASE_URL": f"sqlite:///{database}",
         "IMAGE_STORE": str((home / "images").resolve()),
         "CACHE_DIR": str((home / "cache").resolve()),
     }
@@ -31,30 +86,46 @@ def default_config(home: Path) -> dict:
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the app; ``config`` overrides the defaults (tests pass a throw-away DB)."""
-    from annotation_app import api, auth, dashboard, db, media, pages
+    from annotation_app import admin, api, auth, dashboard, db, media, pages
     from annotation_app.live import LiveScales
     from annotation_app.scheduler import BalancedScheduler
 
     app = Flask(__name__)
-    home = Path(os.environ.get("JODKIT_HOME", "jod-data"))
-    app.config.update(
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=8),
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
-        WTF_CSRF_TIME_LIMIT=None,  # the session's own expiry bounds the token's life
-    )
+    app.config.update(DEFAULTS)
     if config is None or "DATABASE_URL" not in config:
-        app.config.update(default_config(home))
+        app.config.update(default_config(Path(os.environ.get("JODKIT_HOME", "jod-data"))))
     app.config.update(config or {})
+    secure = bool(app.config["SECURE_COOKIES"])
+    app.config["SESSION_COOKIE_SECURE"] = secure
+    if app.config["PROXY_COUNT"]:
+        n = int(app.config["PROXY_COUNT"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     CSRFProtect(app)
+    Talisman(
+        app,
+        force_https=secure,
+        strict_transport_security=secure,
+        session_cookie_secure=secure,
+        frame_options="DENY",
+        content_security_policy=CONTENT_SECURITY_POLICY,
+        referrer_policy="same-origin",
+    )
     db.init_app(app)
     live = LiveScales(
         session_factory=app.extensions["jodkit_db_read"],
-        bootstrap=int(app.config.get("LIVE_BOOTSTRAP", 100)),
+        bootstrap=int(app.config["LIVE_BOOTSTRAP"]),
     )
     app.extensions["jodkit_live"] = live
     app.extensions["jodkit_scheduler"] = BalancedScheduler(scores=live.scores)
-    auth.init_app(app)
-    for blueprint in (auth.bp, pages.bp, api.bp, media.bp, dashboard.bp):
+    for blueprint in (auth.bp, pages.bp, api.bp, media.bp, dashboard.bp, admin.bp):
         app.register_blueprint(blueprint)
+    auth.init_app(app)
+
+    @app.errorhandler(HTTPException)
+    def _json_errors_for_the_api(err: HTTPException):
+        # The trial page reads JSON; a 413 or 429 as an HTML page would look like a crash.
+        if request.path.startswith("/api/"):
+            return {"error": err.description, "status": err.code}, err.code
+        return err
+
     return app

@@ -1,57 +1,70 @@
 """The JSON API the trial page drives: next pairs, and idempotent answers.
 
-Writes need the CSRF token in the ``X-CSRFToken`` header (Flask-WTF checks it).
+Writes need the CSRF token in the ``X-CSRFToken`` header (Flask-WTF checks it). Image URLs
+name the trial and the side, never the image: nothing in them tells conditions apart.
 """
 
 from __future__ import annotations
+
+import json
 
 from flask import Blueprint, current_app, request, url_for
 from flask_login import current_user, login_required
 
 from annotation_app.db import get_db
-from annotation_app.models import Trial
-from annotation_app.pages import own_session
-from annotation_app.sessions import AnswerConflict, parse_answer, pending_trials, progress, submit
+from annotation_app.sessions import (
+    AnswerConflict,
+    NotYours,
+    Served,
+    parse_answer,
+    progress,
+    serve,
+    sitting,
+    submit,
+)
 from scaling.errors import InputError
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+MAX_ANSWER_BYTES = 4096
+"""An answer is a few short fields; anything larger is refused before it is parsed."""
 
 
-def _image_json(image_id: int) -> dict:
-    return {
-        "id": image_id,
-        "src": url_for("media.image", image_id=image_id),
-        "original": url_for("media.image", image_id=image_id, view="original"),
-    }
-
-
-def _trial_json(trial: Trial) -> dict:
-    """What the page needs; never the kind (gold/repeat stay hidden), only training."""
-    left, right = (
-        (trial.image_a_id, trial.image_b_id)
-        if trial.left_shown == "A"
-        else (trial.image_b_id, trial.image_a_id)
-    )
-    return {
-        "id": trial.id,
-        "seq": trial.seq,
-        "training": trial.kind == "training",
-        "left": _image_json(left),
-        "right": _image_json(right),
-    }
+def _trial_json(trial: Served) -> dict:
+    """What the page needs: the trial, whether it is training, and one URL per side."""
+    sides = {}
+    for side in ("left", "right"):
+        sides[side] = {
+            "src": url_for("media.image", trial_id=trial.id, side=side),
+            "original": url_for("media.image", trial_id=trial.id, side=side, view="original"),
+        }
+    return {"id": trial.id, "seq": trial.seq, "training": trial.training, **sides}
 
 
 @bp.get("/sessions/<int:session_id>/next")
 @login_required
 def next_trials(session_id: int):
-    """Current trial and the next one (to prefetch); nothing during a break."""
+    """Current trial and the next one (to prefetch); nothing during a break, or while the
+    campaign is not active."""
     db = get_db()
-    sess = own_session(session_id)
-    state = progress(db, sess)
-    if state.finished or state.break_until is not None:
+    try:
+        sess, status = sitting(db, session_id, current_user.id)
+    except NotYours as err:
+        return {"error": str(err)}, 404
+    state = progress(sess, status)
+    if state.finished or state.break_until is not None or status != "active":
+        db.commit()
         return {"progress": state.as_json(), "trials": []}
-    trials = pending_trials(db, sess, current_app.extensions["jodkit_scheduler"])
-    return {"progress": state.as_json(), "trials": [_trial_json(t) for t in trials]}
+    served = serve(db, sess, current_app.extensions["jodkit_scheduler"])
+    return {"progress": state.as_json(), "trials": [_trial_json(t) for t, _, _ in served]}
+
+
+def _json_body() -> object:
+    """The request's JSON, or None when it is not JSON, too deep or too large (413)."""
+    request.max_content_length = MAX_ANSWER_BYTES
+    try:
+        return json.loads(request.get_data(cache=False))
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
+        return None
 
 
 @bp.post("/trials/<int:trial_id>/answer")
@@ -59,13 +72,11 @@ def next_trials(session_id: int):
 def answer(trial_id: int):
     """Store one answer; a retry with the same token is acknowledged, not stored again."""
     db = get_db()
-    trial = db.get(Trial, trial_id)
-    if trial is None or trial.user_id != current_user.id:
-        return {"error": "no such trial"}, 404
     try:
-        status = submit(db, trial, parse_answer(request.get_json(silent=True)))
+        status, state = submit(db, current_user.id, trial_id, parse_answer(_json_body()))
+    except NotYours as err:
+        return {"error": str(err)}, 404
     except InputError as err:
         code = 409 if isinstance(err, AnswerConflict) else 400
         return {"error": str(err), "field": err.field}, code
-    sess = own_session(trial.session_id)
-    return {"status": status, "progress": progress(db, sess).as_json()}
+    return {"status": status, "progress": state.as_json()}

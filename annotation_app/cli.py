@@ -1,4 +1,4 @@
-"""``jod serve``, ``jod campaign create``, ``jod export`` and ``jod user add``.
+"""``jod serve``, ``jod campaign ...``, ``jod export`` and ``jod user ...``.
 
 Flask and SQLAlchemy are imported inside the commands so ``jod --help`` stays fast.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -25,17 +26,31 @@ DbUrl = Annotated[
         help="SQLAlchemy URL, e.g. postgresql+psycopg://u:pw@host/db (default: SQLite in --home).",
     ),
 ]
+CampaignName = Annotated[str, typer.Argument(help="Campaign name.")]
+UserName = Annotated[str, typer.Argument(help="User name.")]
+Password = Annotated[
+    str,
+    typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, envvar="JODKIT_PASSWORD"),
+]
 
-campaign_app = typer.Typer(help="Create and inspect annotation campaigns.", no_args_is_help=True)
+
+class Role(StrEnum):
+    admin = "admin"
+    experimenter = "experimenter"
+    observer = "observer"
+
+
+campaign_app = typer.Typer(help="Create and run annotation campaigns.", no_args_is_help=True)
 user_app = typer.Typer(
-    help="Manage accounts (admin, experimenter, observer).", no_args_is_help=True
+    help="Manage accounts (admin, experimenter, observer) and assignments.",
+    no_args_is_help=True,
 )
 
 
-def _app(home: Path, db_url: str | None):
+def _app(home: Path, db_url: str | None, **settings):
     from annotation_app import create_app, default_config
 
-    config = default_config(home)
+    config = default_config(home) | settings
     if db_url:
         config["DATABASE_URL"] = db_url
     return create_app(config)
@@ -56,7 +71,27 @@ def serve_command(
     db_url: DbUrl = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 5000,
-    threads: Annotated[int, typer.Option(help="Worker threads.")] = 16,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Server processes (use PostgreSQL for more than one).")
+    ] = 1,
+    threads: Annotated[int, typer.Option(min=1, help="Threads per process.")] = 8,
+    secure_cookies: Annotated[
+        bool,
+        typer.Option(
+            help="Behind HTTPS: Secure cookies, HSTS, plain HTTP redirected to HTTPS.",
+            envvar="JODKIT_SECURE_COOKIES",
+        ),
+    ] = False,
+    proxy_count: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Reverse proxies in front whose X-Forwarded-* headers are trusted."
+        ),
+    ] = 0,
+    import_root: Annotated[
+        Path | None,
+        typer.Option(help="Server folder the admin page may take campaign images from."),
+    ] = None,
     example: Annotated[
         bool,
         typer.Option(
@@ -64,25 +99,34 @@ def serve_command(
         ),
     ] = True,
 ) -> None:
-    """Run the annotation app (waitress when installed) and print the URL."""
+    """Run the annotation app under gunicorn (WORKERS processes x THREADS threads)."""
     from annotation_app.db import get_db
     from annotation_app.example import ensure_example
+    from annotation_app.server import run
 
-    app = _app(home, db_url)
+    settings = {
+        "SECURE_COOKIES": secure_cookies,
+        "PROXY_COUNT": proxy_count,
+        "IMPORT_ROOT": str(import_root.resolve()) if import_root else None,
+    }
+    app = _app(home, db_url, **settings)  # migrates the database once, before any worker
+    if workers > 1 and app.config["DATABASE_URL"].startswith("sqlite"):
+        typer.secho(
+            "note: several processes on SQLite take turns on one write lock; "
+            "PostgreSQL scales further",
+            err=True,
+        )
     if example:
         with app.app_context():
             accounts = ensure_example(get_db(), home, Path(app.config["IMAGE_STORE"]))
         typer.echo("demo accounts (user, role, password):")
         for username, role, password in accounts:
             typer.echo(f"  {username:14s} {role:13s} {password}")
-    url = f"http://{host}:{port}/"
-    typer.echo(f"jodkit annotation app: {url}", err=False)
-    try:
-        from waitress import serve
-    except ImportError:  # waitress is the production server; werkzeug's still threads
-        app.run(host=host, port=port, threaded=True)
-    else:
-        serve(app, host=host, port=port, threads=threads, channel_timeout=60)
+    config = {k: app.config[k] for k in ("SECRET_KEY", "DATABASE_URL", "IMAGE_STORE", "CACHE_DIR")}
+    app.extensions["jodkit_db"].kw["bind"].dispose()  # no connection crosses the fork
+    scheme = "https" if secure_cookies else "http"
+    typer.echo(f"jodkit annotation app: {scheme}://{host}:{port}/ ({workers} x {threads})")
+    run(config | settings, host=host, port=port, workers=workers, threads=threads)
 
 
 @campaign_app.command("create")
@@ -91,56 +135,159 @@ def campaign_create(
     home: Home = Path("jod-app"),
     db_url: DbUrl = None,
 ) -> None:
-    """Validate SPEC and its images, then store the campaign (frozen to the spec's hash)."""
+    """Validate SPEC and decode every image, then store the campaign (frozen to the spec's
+    hash); print the conversions made and what looks like a mistake."""
     from annotation_app.campaigns import create_campaign
 
     with _database(home, db_url) as (app, db):
-        campaign, created = create_campaign(db, spec, Path(app.config["IMAGE_STORE"]))
-        state = "created" if created else "already exists, unchanged"
+        result = create_campaign(db, spec, Path(app.config["IMAGE_STORE"]))
+        campaign = result.campaign
+        state = "created" if result.created else "already exists, images unchanged"
         typer.echo(
             f"campaign {campaign.name!r} {state}: {len(campaign.images)} images,"
             f" spec sha256 {campaign.spec_hash}"
         )
+        for im in campaign.images if result.created else []:
+            if im.conversion:
+                typer.echo(f"converted {im.scene}/{im.condition}: {im.conversion}")
+        for warning in result.warnings:
+            typer.secho(f"warning: {warning}", fg="yellow", err=True)
+
+
+@campaign_app.command("list")
+def campaign_list(home: Home = Path("jod-app"), db_url: DbUrl = None) -> None:
+    """Every campaign: status, images, assigned observers, answers."""
+    from annotation_app.campaigns import list_campaigns
+
+    with _database(home, db_url) as (_, db):
+        typer.echo(
+            f"{'campaign':30s} {'status':9s} {'images':>6s} {'assigned':>8s} {'answers':>8s}"
+        )
+        for row in list_campaigns(db):
+            typer.echo(
+                f"{row.campaign.name:30s} {row.campaign.status:9s} {row.images:6d}"
+                f" {row.observers:8d} {row.answered:8d}"
+            )
+
+
+def _status_command(action: str, doc: str) -> None:
+    def command(name: CampaignName, home: Home = Path("jod-app"), db_url: DbUrl = None) -> None:
+        from annotation_app.campaigns import change_status
+
+        with _database(home, db_url) as (_, db):
+            campaign = change_status(db, name, action)
+            typer.echo(f"campaign {name!r} is now {campaign.status}")
+
+    command.__doc__ = doc
+    campaign_app.command(action)(command)
+
+
+_status_command("pause", "Stop handing out pairs (served pairs may still be answered).")
+_status_command("resume", "Hand out pairs again (a paused or closed campaign).")
+_status_command("close", "End data collection: no new pairs, no answers.")
+_status_command("archive", "Close and hide from lists; every answer stays exportable.")
+
+
+@campaign_app.command("delete")
+def campaign_delete(name: CampaignName, home: Home = Path("jod-app"), db_url: DbUrl = None) -> None:
+    """Delete a campaign without answers (one with answers can only be archived)."""
+    from annotation_app.campaigns import delete_campaign
+
+    with _database(home, db_url) as (_, db):
+        delete_campaign(db, name)
+        typer.echo(f"campaign {name!r} deleted")
 
 
 def export_command(
-    campaign: Annotated[str, typer.Argument(help="Campaign name.")],
+    campaign: CampaignName,
     out: Annotated[Path, typer.Option("--out", help="Folder for CSVs, counts and report.")] = Path(
         "out"
     ),
     home: Home = Path("jod-app"),
     db_url: DbUrl = None,
 ) -> None:
-    """Write the trial CSVs (ready for `jod scale`), count matrices and a report."""
-    from sqlalchemy import select
-
+    """Write the trial CSVs (ready for `jod scale`), count matrices and a report (archived
+    campaigns included)."""
+    from annotation_app.campaigns import get_campaign
     from annotation_app.export import write_export
-    from annotation_app.models import Campaign
 
     with _database(home, db_url) as (_, db):
-        camp = db.scalar(select(Campaign).where(Campaign.name == campaign))
-        if camp is None:
-            raise InputError(f"no campaign named {campaign!r}", field="campaign")
-        for path in write_export(db, camp, out):
+        for path in write_export(db, get_campaign(db, campaign), out):
             typer.echo(str(path))
 
 
 @user_app.command("add")
 def user_add(
-    username: str,
-    role: Annotated[str, typer.Option(help="admin, experimenter or observer.")] = "observer",
-    password: Annotated[
-        str,
-        typer.Option(
-            prompt=True, hide_input=True, confirmation_prompt=True, envvar="JODKIT_PASSWORD"
-        ),
-    ] = "",
+    username: UserName,
+    role: Annotated[Role, typer.Option(help="What the account may do.")] = Role.observer,
+    password: Password = "",
     home: Home = Path("jod-app"),
     db_url: DbUrl = None,
 ) -> None:
     """Create an account."""
-    from annotation_app.auth import add_user
+    from annotation_app.accounts import add_user
 
     with _database(home, db_url) as (_, db):
-        add_user(db, username, password, role)
-    typer.echo(f"user {username!r} ({role}) created")
+        add_user(db, username, password, role.value)
+    typer.echo(f"user {username!r} ({role.value}) created")
+
+
+@user_app.command("list")
+def user_list(home: Home = Path("jod-app"), db_url: DbUrl = None) -> None:
+    """Every account: role, state and assigned campaigns."""
+    from annotation_app.accounts import list_users
+
+    with _database(home, db_url) as (_, db):
+        typer.echo(f"{'user':20s} {'role':13s} {'state':9s} campaigns")
+        for user, campaigns in list_users(db):
+            state = "disabled" if user.disabled_at else "active"
+            names = ", ".join(name for _, name in campaigns)
+            typer.echo(f"{user.username:20s} {user.role:13s} {state:9s} {names}")
+
+
+@user_app.command("disable")
+def user_disable(
+    username: UserName,
+    enable: Annotated[bool, typer.Option("--enable", help="Enable the account again.")] = False,
+    home: Home = Path("jod-app"),
+    db_url: DbUrl = None,
+) -> None:
+    """Disable an account: its login sessions end at once (--enable undoes it)."""
+    from annotation_app.accounts import set_disabled
+
+    with _database(home, db_url) as (_, db):
+        set_disabled(db, username, not enable)
+    typer.echo(f"user {username!r} {'enabled' if enable else 'disabled'}")
+
+
+@user_app.command("passwd")
+def user_passwd(
+    username: UserName,
+    password: Password = "",
+    home: Home = Path("jod-app"),
+    db_url: DbUrl = None,
+) -> None:
+    """Set a new password: the user's login sessions end and a lockout is lifted."""
+    from annotation_app.accounts import set_password
+
+    with _database(home, db_url) as (_, db):
+        set_password(db, username, password)
+    typer.echo(f"password of {username!r} changed; its login sessions ended")
+
+
+@user_app.command("assign")
+def user_assign(
+    username: UserName,
+    campaign: CampaignName,
+    remove: Annotated[bool, typer.Option("--remove", help="Take the assignment away.")] = False,
+    home: Home = Path("jod-app"),
+    db_url: DbUrl = None,
+) -> None:
+    """Let USERNAME judge CAMPAIGN (observers see only their campaigns)."""
+    from annotation_app.accounts import assign
+
+    with _database(home, db_url) as (_, db):
+        changed = assign(db, username, campaign, not remove)
+    verb = "removed from" if remove else "assigned to"
+    note = "" if changed else " (already so)"
+    typer.echo(f"user {username!r} {verb} campaign {campaign!r}{note}")

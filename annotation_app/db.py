@@ -1,6 +1,8 @@
 """The database's lifecycle: one engine per app, one session per request, Alembic on start.
 
-SQLite is the embedded default: WAL journal and a busy timeout. Transactions that write
+SQLite is the embedded default: WAL journal, ``synchronous=FULL`` (with WAL, NORMAL can
+lose the last acknowledged commits on power loss; FULL syncs the WAL at every commit, about
+2.4 ms on this machine's disk, see docs/performance.md) and a busy timeout. Transactions that write
 start with ``BEGIN IMMEDIATE`` (SQLite's single write lock taken up front, so concurrent
 writers queue on the busy timeout instead of failing); read-only requests use a plain
 deferred ``BEGIN`` and, under WAL, read beside a running writer instead of queueing behind
@@ -35,7 +37,7 @@ def make_engine(url: str) -> Engine:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves, below
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()

@@ -11,7 +11,8 @@ from PIL import Image as PILImage
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from annotation_app.auth import add_user
+from annotation_app import private_file
+from annotation_app.accounts import add_user, assign
 from annotation_app.campaigns import create_campaign
 from annotation_app.models import Campaign
 
@@ -86,13 +87,15 @@ def ensure_example(db: Session, home: Path, store: Path) -> list[tuple[str, str,
     """Create the example campaign and demo accounts once; return (user, role, password)."""
     accounts = home / "demo-accounts.txt"
     if db.scalar(select(Campaign).limit(1)) is None:
-        create_campaign(db, write_example(home / "example"), store)
+        campaign = create_campaign(db, write_example(home / "example"), store).campaign
+        if not accounts.exists():
+            lines = []
+            for username, role in DEMO_USERS:
+                password = secrets.token_urlsafe(9)
+                add_user(db, username, password, role)
+                assign(db, username, campaign.name)
+                lines.append(f"{username}\t{role}\t{password}")
+            private_file(accounts, "\n".join(lines) + "\n")
     if not accounts.exists():
-        lines = []
-        for username, role in DEMO_USERS:
-            password = secrets.token_urlsafe(9)
-            add_user(db, username, password, role)
-            lines.append(f"{username}\t{role}\t{password}")
-        accounts.write_text("\n".join(lines) + "\n")
-        accounts.chmod(0o600)
+        return []
     return [tuple(line.split("\t")) for line in accounts.read_text().splitlines()]

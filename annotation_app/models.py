@@ -26,6 +26,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 ROLES = ("admin", "experimenter", "observer")
+CAMPAIGN_STATUSES = ("active", "paused", "closed", "archived")
+"""active: observers judge; paused: no new pairs (served ones may still be answered);
+closed: no answers any more; archived: closed and hidden from lists, still exportable."""
 SESSION_TYPES = ("per_scene", "cross_content")
 TRIAL_KINDS = ("normal", "gold", "repeat", "training")
 
@@ -33,6 +36,13 @@ TRIAL_KINDS = ("normal", "gold", "repeat", "training")
 def utcnow() -> datetime:
     """Timezone-aware now, stored as UTC."""
     return datetime.now(UTC)
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes; every stored time is UTC."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
 
 
 class Base(DeclarativeBase):
@@ -48,6 +58,21 @@ class User(UserMixin, Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Consecutive failed logins; reset by a successful one or a password reset."""
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    login_token = None
+    """The server-side login session this request authenticated with (not a column)."""
+
+    def get_id(self) -> str:
+        """Flask-Login keeps this in the cookie: the login session's token, not the user id,
+        so that logging out, disabling the user or resetting the password ends it."""
+        return self.login_token or ""
+
+    @property
+    def is_active(self) -> bool:
+        return self.disabled_at is None
 
     def set_password(self, password: str) -> None:
         """Hash with werkzeug's default (scrypt), never store the password."""
@@ -56,6 +81,18 @@ class User(UserMixin, Base):
     def check_password(self, password: str) -> bool:
         """Constant-time check against the stored hash."""
         return check_password_hash(self.password_hash, password)
+
+
+class LoginSession(Base):
+    """One login: the cookie holds a random token, the table its SHA-256 (a leaked table
+    logs nobody in). Logout, disabling the user and a password reset revoke it."""
+
+    __tablename__ = "login_sessions"
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Campaign(Base):
@@ -67,7 +104,16 @@ class Campaign(Base):
     spec_yaml: Mapped[str] = mapped_column(Text)
     spec_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    status: Mapped[str] = mapped_column(String(10), default="active", server_default="active")
     images: Mapped[list[Image]] = relationship(back_populates="campaign")
+
+
+class Assignment(Base):
+    """Which users may judge which campaign (observers see nothing else)."""
+
+    __tablename__ = "assignments"
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True, index=True)
 
 
 class Image(Base):
@@ -84,6 +130,13 @@ class Image(Base):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     roi: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
+    source_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The file the spec named, as resolved at creation (None before this was recorded)."""
+    source_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """SHA-256 of that file: re-creating the campaign detects an image changed on disk."""
+    conversion: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """How the stored file was made from the source when browsers cannot show the source
+    (e.g. 'TIFF 16-bit RGB -> PNG 16-bit RGB, lossless'); None when stored as is."""
     campaign: Mapped[Campaign] = relationship(back_populates="images")
 
 
@@ -98,6 +151,8 @@ class ObserverSession(Base):
     attribute: Mapped[str] = mapped_column(String(80))
     n_planned: Mapped[int] = mapped_column(Integer)
     n_training: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    n_answered: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Kept by the answer's transaction, so progress never counts the trial table."""
     active_ms: Mapped[float] = mapped_column(Float, default=0.0)
     break_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -131,6 +186,9 @@ class Trial(Base):
     repeat_of_id: Mapped[int | None] = mapped_column(ForeignKey("trials.id"), nullable=True)
     gold_expect_a: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     planned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    served_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    """When the trial was first sent to the browser: only served trials can be answered
+    and only their images fetched."""
     answer_token: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
     is_a_selected: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     tie: Mapped[bool] = mapped_column(Boolean, default=False)

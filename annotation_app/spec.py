@@ -91,6 +91,10 @@ class SessionPolicy(_Strict):
 
 
 class Display(_Strict):
+    """The panel the campaign is designed for. Images are always sent at the camera's
+    resolution; a displayed region larger than ``size`` pixels draws a warning at creation
+    (narrower panels show it downscaled by the browser, with an indicator)."""
+
     size: int = Field(default=768, ge=64, le=8192)
 
 
@@ -178,18 +182,27 @@ def spec_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _inside(root: Path, path: Path, where: str) -> Path:
+    """``path`` resolved (symbolic links followed), refused unless it lies under ``root``."""
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root):
+        raise InputError(f"{path} lies outside image_root {root}", field=where)
+    return resolved
+
+
 def resolve_images(spec: CampaignSpec, base: Path) -> list[tuple[str, str, Path, tuple | None]]:
-    """(scene, condition, file, roi) for every image, files checked to exist."""
+    """(scene, condition, file, roi) for every image, files checked to exist and to lie
+    under ``image_root`` (no ``..``, absolute path or link leads out of it)."""
     root = (base / spec.image_root).resolve()
     out = []
     for si, scene in enumerate(spec.scenes):
         where = f"scenes[{si}].images"
         if isinstance(scene.images, str):
-            folder = root / scene.images
+            folder = _inside(root, root / scene.images, where)
             if not folder.is_dir():
                 raise InputError(f"folder not found: {folder}", field=where)
             entries = [
-                ImageEntry(path=str(p.relative_to(root)))
+                ImageEntry(path=str(p))
                 for p in sorted(folder.iterdir())
                 if p.suffix.lower() in IMAGE_SUFFIXES
             ]
@@ -199,7 +212,7 @@ def resolve_images(spec: CampaignSpec, base: Path) -> list[tuple[str, str, Path,
             raise InputError(f"scene {scene.name!r} needs at least two images", field=where)
         seen: set[str] = set()
         for entry in entries:
-            file = root / entry.path
+            file = _inside(root, root / entry.path, where)
             if not file.is_file():
                 raise InputError(f"image not found: {file}", field=where)
             condition = entry.condition or Path(entry.path).stem

@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from annotation_app import create_app
-from annotation_app.auth import add_user
+from annotation_app.accounts import add_user, assign
 from annotation_app.campaigns import create_campaign
 from annotation_app.db import get_db
 from annotation_app.models import Base
@@ -62,7 +62,7 @@ def write_images(folder: Path, scene: str, n: int, seed: int = 0) -> None:
     base = np.tile(np.linspace(0, 255, 64, dtype=np.float32), (48, 1))
     (folder / scene).mkdir(parents=True, exist_ok=True)
     for i in range(n):
-        noisy = np.clip(base + rng.normal(0, 12 * i, base.shape), 0, 255).astype(np.uint8)
+        noisy = np.clip(base + rng.normal(0, 12 * i + 1, base.shape), 0, 255).astype(np.uint8)
         PILImage.fromarray(np.stack([noisy] * 3, -1)).save(folder / scene / f"c{i}.png")
 
 
@@ -126,6 +126,9 @@ def app(db_url: str, tmp_path: Path):
             "DATABASE_URL": db_url,
             "IMAGE_STORE": str(tmp_path / "store"),
             "CACHE_DIR": str(tmp_path / "cache"),
+            # Tests log in many users from one address; tests of the limits set their own.
+            "LOGIN_RATE_LIMIT": "10000 per minute",
+            "LOGIN_GLOBAL_RATE_LIMIT": "10000 per second",
         }
     )
     yield app
@@ -139,9 +142,10 @@ def campaign(app, make_spec, tmp_path: Path):
     def build(**overrides):
         with app.app_context():
             db = get_db()
-            camp, _ = create_campaign(db, make_spec(**overrides), tmp_path / "store")
+            camp = create_campaign(db, make_spec(**overrides), tmp_path / "store").campaign
             for name, role in (("obs1", "observer"), ("obs2", "observer"), ("exp", "experimenter")):
                 add_user(db, name, PASSWORD, role)
+                assign(db, name, camp.name)
             return camp.id
 
     return build
@@ -159,6 +163,9 @@ class Browser:
             data={"username": username, "password": PASSWORD, "csrf_token": self.token},
         )
         assert response.status_code == 302, response.get_data(as_text=True)
+        # The login starts a new session cookie, and with it a new CSRF token.
+        page = self.client.get("/").get_data(as_text=True)
+        self.token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
 
     def post(self, url: str, **kwargs):
         return self.client.post(url, headers={"X-CSRFToken": self.token}, **kwargs)
@@ -176,6 +183,28 @@ class Browser:
     def answer(self, trial_id: int, choice: str = "left", token: str | None = None, **extra):
         body = {"token": token or uuid.uuid4().hex, "choice": choice, "rt_ms": 800} | extra
         return self.post(f"/api/trials/{trial_id}/answer", json=body)
+
+
+def add_observer(app, name: str, campaign_id: int | None = None) -> None:
+    """One more observer account, assigned to the campaign when given."""
+    from annotation_app.models import Campaign
+
+    with app.app_context():
+        db = get_db()
+        add_user(db, name, PASSWORD, "observer")
+        if campaign_id is not None:
+            assign(db, name, db.get(Campaign, campaign_id).name)
+
+
+def sides(app, trial_id: int) -> tuple[int, int]:
+    """(left image id, right image id) of a trial, read from the database: the API never
+    tells the page which image is which."""
+    from annotation_app.models import Trial
+
+    with app.app_context():
+        t = get_db().get(Trial, trial_id)
+        a_left = t.left_shown == "A"
+        return (t.image_a_id, t.image_b_id) if a_left else (t.image_b_id, t.image_a_id)
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ def test_answer_flow_and_progress(app, campaign, login):
         "planned": 12,
         "finished": False,
         "break_until": None,
+        "campaign": "active",
     }
     first = body["trials"][0]
     assert set(first) == {"id", "seq", "training", "left", "right"}  # kind stays hidden

@@ -12,10 +12,9 @@ import pytest
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
-from annotation_app.auth import add_user
 from annotation_app.db import get_db
 from annotation_app.models import Trial
-from tests.app.conftest import Browser
+from tests.app.conftest import Browser, add_observer
 from tests.app.test_dashboard import answer_truthfully
 
 PASSWORD = "correct-horse-1"  # the fixtures' password (tests/app/conftest.py)
@@ -136,8 +135,7 @@ def test_expert_session_end_to_end(app, db_url, campaign, live, page, tmp_path):
 
     # A realistic amount of data for the dashboard: three more observers x 30 trials
     # through the API, one of them answering upside down (the outlier score shows it).
-    with app.app_context():
-        add_user(get_db(), "obs3", PASSWORD, "observer")
+    add_observer(app, "obs3", cid)
     for name, flip in (("obs2", False), ("obs3", True), ("exp", False)):
         answer_truthfully(app, Browser(app, name), cid, 30, flip)
 

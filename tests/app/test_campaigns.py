@@ -22,8 +22,9 @@ def counts(app) -> tuple[int, int]:
 
 def test_create_stores_images_with_sha256(app, make_spec, tmp_path):
     with app.app_context():
-        camp, created = create_campaign(get_db(), make_spec(), tmp_path / "store")
-        assert created and len(camp.images) == 12
+        result = create_campaign(get_db(), make_spec(), tmp_path / "store")
+        camp = result.campaign
+        assert result.created and len(camp.images) == 12 and result.warnings == []
         s1 = [im for im in camp.images if im.scene == "s1"]
         assert [im.condition for im in s1] == ["c0", "c1", "c2", "c3"]
         assert all(im.roi == [8, 8, 32, 32] for im in s1)
@@ -35,7 +36,7 @@ def test_same_spec_is_noop_changed_spec_refused(app, make_spec, tmp_path):
     spec = make_spec()
     with app.app_context():
         create_campaign(get_db(), spec, tmp_path / "store")
-        assert create_campaign(get_db(), spec, tmp_path / "store")[1] is False
+        assert create_campaign(get_db(), spec, tmp_path / "store").created is False
         changed = make_spec(length=99)
         with pytest.raises(InputError, match="frozen"):
             create_campaign(get_db(), changed, tmp_path / "store")
@@ -105,7 +106,7 @@ def test_cli_user_add_and_its_refusals(tmp_path):
     assert "user 'ana' (experimenter) created" in ok.output
     for args, password, reason in [
         (["ana"], "long-enough-1", "already exists"),
-        (["bob", "--role", "root"], "long-enough-1", "role must be one of"),
+        (["bob", "--role", "root"], "long-enough-1", "'root' is not one of"),
         (["bob"], "short", "at least 8 characters"),
     ]:
         refused = runner.invoke(

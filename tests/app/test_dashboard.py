@@ -7,11 +7,10 @@ import math
 import pandas as pd
 from sqlalchemy import select
 
-from annotation_app.auth import add_user
 from annotation_app.dashboard import scale_groups
 from annotation_app.db import get_db
 from annotation_app.models import Image
-from tests.app.conftest import PASSWORD
+from tests.app.conftest import add_observer, sides
 
 
 def answer_truthfully(app, obs, cid: int, n: int, flip: bool = False) -> None:
@@ -29,7 +28,8 @@ def answer_truthfully(app, obs, cid: int, n: int, flip: bool = False) -> None:
             sid = obs.start(cid)
             trials = obs.next(sid)["trials"]
         trial = trials[0]
-        left_better = rank[trial["left"]["id"]] < rank[trial["right"]["id"]]
+        left, right = sides(app, trial["id"])
+        left_better = rank[left] < rank[right]
         choice = "left" if left_better != flip else "right"
         assert obs.answer(trial["id"], choice).status_code == 200
 
@@ -37,8 +37,7 @@ def answer_truthfully(app, obs, cid: int, n: int, flip: bool = False) -> None:
 def fill(app, campaign, login) -> int:
     """Three observers x 30 trials through the API; obs3 answers the wrong way round."""
     cid = campaign(length=30, tie="false")
-    with app.app_context():
-        add_user(get_db(), "obs3", PASSWORD, "observer")
+    add_observer(app, "obs3", cid)
     for name, flip in (("obs1", False), ("obs2", False), ("obs3", True)):
         answer_truthfully(app, login(name), cid, 30, flip)
     return cid

@@ -5,13 +5,16 @@ from __future__ import annotations
 import io
 import time
 from datetime import timedelta
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from PIL import Image as PILImage
 
 from annotation_app.db import get_db
 from annotation_app.models import Image
 from scaling.formats import TRIAL_REQUIRED
+from tests.app.conftest import sides
 
 
 def test_trial_csv_layout_and_counts(app, campaign, login, run_session):
@@ -65,24 +68,37 @@ def test_image_serving_stays_in_store(app, campaign, login, tmp_path):
         assert obs.client.get(url).status_code == 404
     secret = tmp_path / "secret.txt"
     secret.write_text("nope")
+    left, _right = sides(app, trial["id"])
     with app.app_context():
         db = get_db()
-        row = db.get(Image, 1)
+        row = db.get(Image, left)
         row.filename = "../secret.txt"  # a tampered row must not reach outside the store
         db.commit()
-    assert obs.client.get("/media/1").status_code == 404
-    assert app.test_client().get("/media/2").status_code == 302  # login required
+    assert obs.client.get(trial["left"]["src"] + "?view=original").status_code == 404
+    assert app.test_client().get(trial["right"]["src"]).status_code == 302  # login required
 
 
-def test_roi_crop_scaled_to_display_size_original_on_demand(app, campaign, login, run_session):
+def test_roi_crop_at_camera_resolution_original_on_demand(app, campaign, login):
+    """The crop is cut, never resized (the spec's display.size is 96, the ROI 32x32)."""
     cid = campaign()
     obs = login("obs1")
-    obs.start(cid)
+    sid = obs.start(cid)
     with app.app_context():
-        s1 = next(im for im in get_db().query(Image) if im.scene == "s1")
-    crop = PILImage.open(io.BytesIO(obs.client.get(f"/media/{s1.id}").data))
-    original = PILImage.open(io.BytesIO(obs.client.get(f"/media/{s1.id}?view=original").data))
-    assert crop.size == (96, 96) and original.size == (64, 48)
+        s1 = {im.id for im in get_db().query(Image) if im.scene == "s1"}
+    while True:
+        trial = obs.next(sid)["trials"][0]
+        if sides(app, trial["id"])[0] in s1:
+            break
+        obs.answer(trial["id"])
+    crop = PILImage.open(io.BytesIO(obs.client.get(trial["left"]["src"]).data))
+    original = obs.client.get(trial["left"]["original"])
+    assert crop.size == (32, 32)
+    assert PILImage.open(io.BytesIO(original.data)).size == (64, 48)
+    with app.app_context():
+        im = get_db().get(Image, sides(app, trial["id"])[0])
+        source = PILImage.open(Path(app.config["IMAGE_STORE"]) / im.filename)
+    expected = np.asarray(source.convert("RGB").crop((8, 8, 40, 40)))
+    assert np.array_equal(np.asarray(crop.convert("RGB")), expected)  # pixel for pixel
 
 
 def test_session_cookie_expires(app, campaign, login, run_session):
@@ -98,7 +114,7 @@ def test_session_cookie_expires(app, campaign, login, run_session):
 def test_wrong_password_and_add_user_validation(app, campaign):
     import pytest
 
-    from annotation_app.auth import add_user
+    from annotation_app.accounts import add_user
     from scaling.errors import InputError
 
     campaign()

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from annotation_app.db import get_db
 from annotation_app.models import Image, PairCount, Trial
-from tests.app.conftest import PASSWORD
+from tests.app.conftest import add_observer
 
 
 def trials_of(app) -> list[Trial]:
@@ -73,11 +73,8 @@ def test_exact_balance_with_repeats(app, campaign, login):
     """Repeats always swap sides, so placing them blindly let a pair's counts drift to
     two apart; they are counted and placed so that the counts stay within one."""
     cid = campaign(repeat=0.4, length=24)
-    with app.app_context():
-        from annotation_app.auth import add_user
-
-        for i in range(3, 9):
-            add_user(get_db(), f"obs{i}", PASSWORD, "observer")
+    for i in range(3, 9):
+        add_observer(app, f"obs{i}", cid)
     # Round robin, one answer each: sittings overlap, so a pair's original can wait for
     # its repeat while other observers' trials of the same pair are planned.
     sittings = [(obs, obs.start(cid)) for obs in (login(f"obs{i}") for i in range(1, 9))]

@@ -14,7 +14,7 @@ from sqlalchemy import select, text
 
 from annotation_app.db import begin_write, get_db
 from annotation_app.models import PairCount, Trial
-from tests.app.conftest import PASSWORD
+from tests.app.conftest import add_observer
 from tests.app.test_scheduler import assert_exact_balance
 
 
@@ -63,11 +63,8 @@ def test_a_write_in_a_read_transaction_is_refused(app, campaign):
 
 def test_concurrent_observers_keep_exact_counterbalancing(app, campaign, login):
     cid = campaign(length=12, repeat=0.3)
-    with app.app_context():
-        from annotation_app.auth import add_user
-
-        for i in range(3, 9):
-            add_user(get_db(), f"obs{i}", PASSWORD, "observer")
+    for i in range(3, 9):
+        add_observer(app, f"obs{i}", cid)
     observers = [login(f"obs{i}") for i in range(1, 9) if i != 2] + [login("obs2")]
     start = threading.Barrier(len(observers))
 
