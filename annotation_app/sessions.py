@@ -275,8 +275,8 @@ def parse_answer(payload: object) -> Answer:
 def submit(db: Session, user_id: int, trial_id: int, answer: Answer) -> tuple[str, Progress]:
     """Store an answer once; returns ("stored" or "duplicate", the sitting's progress).
 
-    The sitting's row is locked first, so answers of one sitting are taken one at a time
-    on every database; the unique token makes a double click or a retry after a lost
+    The trial's row and then its sitting's row are locked, so answers of one sitting are
+    taken one at a time on every database; the unique token makes a double click or a retry after a lost
     response harmless; a second, different answer to the same trial is refused, and so is
     an answer to a trial that was never sent to the browser.
     """
@@ -288,7 +288,9 @@ def submit(db: Session, user_id: int, trial_id: int, answer: Answer) -> tuple[st
             Trial.answer_token,
             Trial.served_at,
             Trial.left_shown,
-        ).where(Trial.id == trial_id, Trial.user_id == user_id)
+        )
+        .where(Trial.id == trial_id, Trial.user_id == user_id)
+        .with_for_update(key_share=True)  # a concurrent retry waits here, then sees the token
     ).first()
     if trial is None:
         raise NotYours("no such trial")
@@ -310,7 +312,7 @@ def submit(db: Session, user_id: int, trial_id: int, answer: Answer) -> tuple[st
         raise InputError("the session is on a break", field="choice")
     chose_left = answer.choice == "left"
     try:
-        db.execute(
+        stored = db.execute(
             update(Trial)
             .where(Trial.id == trial_id, Trial.answer_token.is_(None))
             .values(
@@ -325,6 +327,8 @@ def submit(db: Session, user_id: int, trial_id: int, answer: Answer) -> tuple[st
                 answered_at=now,
             )
         )
+        if stored.rowcount != 1:  # cannot happen under the row lock; never count twice
+            raise RuntimeError(f"trial {trial_id} changed under its lock")
         sess.n_answered += 1
         sess.active_ms += min(answer.rt_ms, MAX_ACTIVE_MS_PER_TRIAL)
         if sess.active_ms >= spec.session.break_after_minutes * 60_000:

@@ -104,26 +104,28 @@ def test_expert_session_end_to_end(app, db_url, campaign, live, page, tmp_path):
     page.keyboard.press("p")  # true 1:1 pixels
     assert page.inner_text("#zoom-info").startswith("1:1")
     page.keyboard.press("ArrowLeft")
-    page.wait_for_function(f"document.querySelector('#trial').dataset.trial !== '{first}'")
+    page.wait_for_function(f"() => document.querySelector('#trial').dataset.trial !== '{first}'")
     assert count.inner_text() == "1 / 6"
 
     page.wait_for_selector("#trial[data-ready=true]")
     page.click("#choose-right")  # mouse
-    page.wait_for_function("document.querySelector('#count').textContent === '2 / 6'")
+    page.wait_for_function("() => document.querySelector('#count').textContent === '2 / 6'")
     page.wait_for_selector("#trial[data-ready=true]")
     page.keyboard.press("ArrowDown")  # tie
-    page.wait_for_function("document.querySelector('#count').textContent === '3 / 6'")
+    page.wait_for_function("() => document.querySelector('#count').textContent === '3 / 6'")
 
     page.wait_for_selector("#trial[data-ready=true]")
     before = page.get_attribute("#trial", "data-trial")
     page.reload()  # mid-session: the same pair comes back
-    page.wait_for_function(f"document.querySelector('#trial').dataset.trial === '{before}'")
+    page.wait_for_function(f"() => document.querySelector('#trial').dataset.trial === '{before}'")
     assert page.inner_text("#count") == "3 / 6"
 
     for done in (4, 5, 6):
         page.wait_for_selector("#trial[data-ready=true]")
         page.keyboard.press("2")
-        page.wait_for_function(f"document.querySelector('#count').textContent === '{done} / 6'")
+        page.wait_for_function(
+            f"() => document.querySelector('#count').textContent === '{done} / 6'"
+        )
     page.wait_for_selector("#trial[data-finished=true]")
     assert "Session complete" in page.inner_text("#overlay")
     assert answered(app) == 6
@@ -199,5 +201,5 @@ def test_network_loss_mid_answer(app, db_url, campaign, live, page, tmp_path):
     assert page.get_attribute("#trial", "data-trial") == str(upcoming.id)
 
     page.keyboard.press("2")  # and the session carries on normally
-    page.wait_for_function("document.querySelector('#count').textContent === '2 / 4'")
+    page.wait_for_function("() => document.querySelector('#count').textContent === '2 / 4'")
     assert answered(app) == 2

@@ -68,21 +68,16 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("trials") as batch:
-        batch.drop_column("served_at")
-    with op.batch_alter_table("observer_sessions") as batch:
-        batch.drop_column("n_answered")
-    with op.batch_alter_table("images") as batch:
-        batch.drop_column("conversion")
-        batch.drop_column("source_sha256")
-        batch.drop_column("source_path")
+    # Plain DROP COLUMN (SQLite 3.35+): batch mode would copy the tables, which SQLite
+    # refuses while other tables' rows point at them.
+    op.drop_column("trials", "served_at")
+    op.drop_column("observer_sessions", "n_answered")
+    for column in ("conversion", "source_sha256", "source_path"):
+        op.drop_column("images", column)
     op.drop_index("ix_assignments_user_id", table_name="assignments")
     op.drop_table("assignments")
-    with op.batch_alter_table("campaigns") as batch:
-        batch.drop_column("status")
+    op.drop_column("campaigns", "status")
     op.drop_index("ix_login_sessions_user_id", table_name="login_sessions")
     op.drop_table("login_sessions")
-    with op.batch_alter_table("users") as batch:
-        batch.drop_column("locked_until")
-        batch.drop_column("failed_logins")
-        batch.drop_column("disabled_at")
+    for column in ("locked_until", "failed_logins", "disabled_at"):
+        op.drop_column("users", column)
