@@ -13,8 +13,6 @@ from typing import Annotated
 
 import typer
 
-from scaling.errors import InputError
-
 Home = Annotated[
     Path, typer.Option("--home", help="Data folder: SQLite DB, image store, crop cache.")
 ]

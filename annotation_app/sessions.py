@@ -276,9 +276,9 @@ def submit(db: Session, user_id: int, trial_id: int, answer: Answer) -> tuple[st
     """Store an answer once; returns ("stored" or "duplicate", the sitting's progress).
 
     The trial's row and then its sitting's row are locked, so answers of one sitting are
-    taken one at a time on every database; the unique token makes a double click or a retry after a lost
-    response harmless; a second, different answer to the same trial is refused, and so is
-    an answer to a trial that was never sent to the browser.
+    taken one at a time on every database; the unique token makes a double click or a retry
+    after a lost response harmless; a second, different answer to the same trial is
+    refused, and so is an answer to a trial that was never sent to the browser.
     """
     begin_write(db)
     trial = db.execute(

@@ -32,9 +32,11 @@ INSERT INTO users (id, username, password_hash, role, created_at)
 INSERT INTO campaigns (id, name, spec_yaml, spec_hash, created_at)
   VALUES (1, 'c', 'name: c', 'h', '2026-01-01 10:00:00');
 INSERT INTO images (id, campaign_id, scene, condition, sha256, filename, width, height)
-  VALUES (1, 1, 's', 'a', 'sha-a', 'sha-a.png', 4, 4), (2, 1, 's', 'b', 'sha-b', 'sha-b.png', 4, 4);
+  VALUES (1, 1, 's', 'a', 'sha-a', 'sha-a.png', 4, 4),
+         (2, 1, 's', 'b', 'sha-b', 'sha-b.png', 4, 4);
 INSERT INTO observer_sessions (id, campaign_id, user_id, session_type, attribute, n_planned,
-  n_training, active_ms, started_at) VALUES (1, 1, 1, 'per_scene', 'q', 3, 0, 0, '2026-01-01 10:00:00');
+  n_training, active_ms, started_at)
+  VALUES (1, 1, 1, 'per_scene', 'q', 3, 0, 0, '2026-01-01 10:00:00');
 INSERT INTO trials (id, session_id, campaign_id, user_id, seq, attribute, image_a_id, image_b_id,
   left_shown, kind, planned_at, answer_token, is_a_selected, tie, rt_ms, zoom_count,
   flicker_count, answered_at) VALUES

@@ -5,7 +5,6 @@ never shown, oversize and deep bodies, headers, cookies, file permissions."""
 from __future__ import annotations
 
 import re
-import statistics
 import threading
 import time
 import uuid
@@ -157,12 +156,14 @@ def test_unknown_and_known_users_answer_alike(app, campaign):
         return elapsed, response.status_code, body
 
     known, unknown = [], []
-    for i in range(6):  # interleaved, so machine load hits both alike
+    for i in range(8):  # interleaved, so machine load hits both alike
         known.append(timed("obs1"))
         unknown.append(timed(f"nobody-{i}"))
-    t_known = statistics.median(t for t, _, _ in known)
-    t_unknown = statistics.median(t for t, _, _ in unknown)
-    assert abs(t_known - t_unknown) < 0.25 * max(t_known, t_unknown), (t_known, t_unknown)
+    # The fastest of several tries is the request's own cost, whatever else the shared
+    # cores are doing (before the fix: about 100 ms against 3 ms).
+    t_known = min(t for t, _, _ in known)
+    t_unknown = min(t for t, _, _ in unknown)
+    assert abs(t_known - t_unknown) < 0.3 * max(t_known, t_unknown), (t_known, t_unknown)
     assert {code for _, code, _ in known + unknown} == {401}
     strip = lambda body: re.sub(r'content="[^"]+"|value="[^"]+"', "", body)  # noqa: E731
     assert {strip(b) for _, _, b in known} == {strip(b) for _, _, b in unknown}
