@@ -422,6 +422,8 @@ def test_oversize_and_deep_bodies_are_refused(app, campaign, login):
         url, data=body % (uuid.uuid4().hex, "x" * 50_000_000), content_type="application/json"
     )
     assert big.status_code == 413 and "error" in big.get_json()  # before: stored
+    padded = body % (uuid.uuid4().hex, "x" * 10_000)  # far below the app's 1 MiB for forms
+    assert obs.post(url, data=padded, content_type="application/json").status_code == 413
     deep = obs.post(url, data="[" * 10_000 + "]" * 10_000, content_type="application/json")
     assert deep.status_code in (400, 413) and "error" in deep.get_json()  # before: a 500 page
     deep_small = obs.post(url, data="[" * 2000 + "]" * 2000, content_type="application/json")
