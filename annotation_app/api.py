@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, current_app, request, url_for
+from flask import Blueprint, abort, current_app, request, url_for
 from flask_login import current_user, login_required
 
 from annotation_app.db import get_db
@@ -59,10 +59,16 @@ def next_trials(session_id: int):
 
 
 def _json_body() -> object:
-    """The request's JSON, or None when it is not JSON, too deep or too large (413)."""
-    request.max_content_length = MAX_ANSWER_BYTES
+    """The request's JSON, or None when it is not JSON or nested too deep; 413 when the
+    body is larger than an answer can be (the CSRF check has already opened the stream
+    under the app-wide limit, so the cap is checked here, declared and read)."""
+    if (request.content_length or 0) > MAX_ANSWER_BYTES:
+        abort(413)
+    raw = request.stream.read(MAX_ANSWER_BYTES + 1)
+    if len(raw) > MAX_ANSWER_BYTES:
+        abort(413)
     try:
-        return json.loads(request.get_data(cache=False))
+        return json.loads(raw)
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
         return None
 
