@@ -36,10 +36,11 @@ def _needs_extra(spec: Subcommand, missing: list[str]) -> MissingExtra:
 
 def load_command(spec: Subcommand, markup: Any) -> Any:
     """Import ``spec``'s module and build its Click command; check its extra first."""
-    from jodkit.extras import missing_requirements
+    if spec.extra:
+        from jodkit.extras import missing_requirements
 
-    if spec.extra and (missing := missing_requirements(spec.extra)):
-        raise _needs_extra(spec, missing)
+        if missing := missing_requirements(spec.extra):
+            raise _needs_extra(spec, missing)
     module_name, attribute = spec.target.split(":")
     try:
         module = importlib.import_module(module_name)

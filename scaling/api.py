@@ -27,6 +27,7 @@ from scaling.formats import SCALE_COLUMNS, ScaleOptions
 from scaling.graph import components_and_cores, link_like_pwcmp
 from scaling.io import (
     METADATA_KEY,
+    count_matrix,
     counts_from_trials,
     read_any_table,
     trial_cells,
@@ -136,8 +137,9 @@ def pw_scale(
     Parameters
     ----------
     counts : (N, N) array
-        D[i, j] = times condition i was chosen over j (validated by the caller or by
-        :func:`scaling.io.validate_counts`).
+        D[i, j] = times condition i was chosen over j. Checked as ``jod scale`` checks a
+        count matrix (square, finite, non-negative, whole or half counts, zero diagonal):
+        :class:`~scaling.errors.InputError` names the first bad cell.
     prior : {"gaussian", "none"}
         pwcmp's distance prior (default) or pure maximum likelihood.
     anchor : {"mean0", "fix0"}
@@ -158,6 +160,39 @@ def pw_scale(
         Passed to :func:`scaling.solvers.solve_exact` (``chord``, made at ``q0``, only when
         the graph is connected: it covers all N scores); bootstrap re-solves loosen them.
     """
+    matrix = count_matrix(counts, conditions, source="pw_scale counts")
+    return _pw_scale(
+        matrix,
+        prior,
+        anchor,
+        solver=solver,
+        constraints=constraints,
+        disconnected=disconnected,
+        q0=q0,
+        conditions=conditions,
+        step_tol=step_tol,
+        chord=chord,
+        confirm_final=confirm_final,
+    )
+
+
+def _pw_scale(
+    counts: np.ndarray,
+    prior: str = "gaussian",
+    anchor: str = "mean0",
+    *,
+    solver: str = "exact",
+    constraints: Sequence[Ordering | FixedScore] = (),
+    disconnected: str = "separate",
+    q0: np.ndarray | None = None,
+    conditions: Sequence[str] | None = None,
+    step_tol: float = STEP_TOL,
+    chord: ChordStart | None = None,
+    confirm_final: bool = True,
+) -> PwScaleResult:
+    """:func:`pw_scale` on a matrix already checked (each group of a trial table, each
+    bootstrap resample): the data are checked once at the boundary, not at each of the
+    thousands of re-solves."""
     options = ScaleOptions(prior=prior, anchor=anchor)
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {SOLVERS}, not {solver!r}")
@@ -271,7 +306,7 @@ def _solve_for_bootstrap(
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DisconnectedGraphWarning)
-        return pw_scale(
+        return _pw_scale(
             counts,
             prior,
             anchor,
@@ -537,7 +572,7 @@ def _scale_matrix(
 ) -> PwScaleResult:
     """Validate one count matrix, resolve constraints by name, and scale it."""
     validate_counts(counts, conditions, source)
-    return pw_scale(
+    return _pw_scale(
         counts,
         prior,
         anchor,
@@ -546,6 +581,12 @@ def _scale_matrix(
         disconnected=disconnected,
         conditions=conditions,
     )
+
+
+def _whole(counts: np.ndarray) -> np.ndarray:
+    """Counts as integers when they are whole (always, with ties dropped); split ties keep
+    their halves."""
+    return counts.astype(np.int64) if np.array_equal(counts, np.round(counts)) else counts
 
 
 def _table(
@@ -560,9 +601,9 @@ def _table(
             "jod_std": nan if boot is None else boot.std,
             "ci_low": nan if boot is None else boot.ci_low,
             "ci_high": nan if boot is None else boot.ci_high,
-            "n_comparisons": result.n_comparisons,
-            "n_wins": result.n_wins,
-            "n_losses": result.n_losses,
+            "n_comparisons": _whole(result.n_comparisons),
+            "n_wins": _whole(result.n_wins),
+            "n_losses": _whole(result.n_losses),
             "component": result.component,
             "determined": result.determined,
         }

@@ -6,8 +6,10 @@ Errors name the file, the row (1-based data row, the header excluded) and the fi
 
 from __future__ import annotations
 
+import csv
 import difflib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,19 +40,83 @@ def _source_name(source: str | Path | pd.DataFrame, name: str | None) -> str:
 
 
 def read_any_table(path: str | Path) -> pd.DataFrame:
-    """A CSV or Parquet file as a DataFrame, with a clear error for anything else."""
+    """A CSV, TSV or Parquet file as a DataFrame, with a clear error for anything else."""
     path = Path(path)
+    source = str(path)
     if not path.exists():
-        raise InputError("file not found", source=str(path))
+        raise InputError("file not found", source=source)
+    if path.is_dir():
+        raise InputError("is a folder, where a table file is expected", source=source)
     suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        try:
+            frame = pd.read_parquet(path)
+        except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+            raise InputError(f"cannot be read as Parquet: {err}", source=source) from err
+        _unique_columns(frame.columns, source)
+        return frame
+    if suffix not in (".csv", ".txt", ".tsv"):
+        raise InputError(
+            f"unknown table type '{suffix}': use .csv, .tsv or .parquet", source=source
+        )
+    separator = "\t" if suffix == ".tsv" else ","
+    _check_text(path, separator)
     try:
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        if suffix in (".csv", ".txt", ".tsv"):
-            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise InputError(f"cannot be read as a table: {err}", source=str(path)) from err
-    raise InputError(f"unknown table type '{suffix}': use .csv, .tsv or .parquet", source=str(path))
+        frame = pd.read_csv(path, sep=separator, encoding="utf-8-sig")
+    except pd.errors.EmptyDataError as err:
+        raise InputError("is empty: a table needs a header row", source=source) from err
+    except pd.errors.ParserError as err:
+        found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(err))
+        if found is None:
+            raise InputError(f"cannot be read as a table: {err}", source=source) from err
+        expected, line, saw = (int(g) for g in found.groups())
+        raise InputError(
+            f"has {saw} fields where the header has {expected} (a stray '{separator}'?)",
+            source=source,
+            row=line - 1,
+        ) from err
+    return frame
+
+
+def _check_text(path: Path, separator: str) -> None:
+    """UTF-8 text whose header uses ``separator`` and names each column once."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        where = {"row": line - 1} if line > 1 else {"field": "header"}
+        raise InputError(
+            f"is not UTF-8 text (byte 0x{data[err.start]:02x}): save the file as UTF-8 "
+            "(e.g. 'CSV UTF-8' in a spreadsheet)",
+            source=str(path),
+            **where,
+        ) from err
+    first_line = text.removeprefix("\ufeff").split("\n", 1)[0].rstrip("\r")
+    header = next(csv.reader([first_line], delimiter=separator))
+    if len(header) == 1:
+        for other in (";", "\t", ","):
+            if other != separator and other in header[0]:
+                shown = "tab" if other == "\t" else f"'{other}'"
+                raise InputError(
+                    f"has one column named {header[0][:60]!r}: the file seems separated by "
+                    f"{shown}, and jodkit reads comma-separated .csv (tab-separated: .tsv)",
+                    source=str(path),
+                )
+    _unique_columns(header, str(path))
+
+
+def _unique_columns(columns: Sequence[object], source: str) -> None:
+    """Refuse a header that names a column twice (pandas would rename one silently)."""
+    seen: set[str] = set()
+    for column in map(str, columns):
+        if column in seen:
+            raise InputError(
+                "appears twice in the header: each column needs its own name",
+                source=source,
+                field=column,
+            )
+        seen.add(column)
 
 
 def _check_columns(frame: pd.DataFrame, required: Sequence[str], source: str) -> None:
@@ -110,6 +176,13 @@ def validate_trials(
     (``scene_A``/``scene_B``) each condition becomes its image key (``scaling.formats``),
     so images of different scenes never merge; ``scene_A``/``scene_B`` are kept.
     """
+    if isinstance(by, str):
+        raise InputError(
+            f"by={by!r} is a string: give a list of column names, e.g. by=[{by!r}]",
+            source=source,
+            field="by",
+        )
+    _unique_columns(trials.columns, source)
     cross = _is_cross_content(trials, by, source)
     _check_columns(trials, [*TRIAL_REQUIRED, *by], source)
     if trials.empty:
@@ -345,6 +418,29 @@ def _read_mat(path: Path, variable: str | None) -> tuple[np.ndarray, list[str]]:
     return counts, [f"c{k + 1}" for k in range(counts.shape[0])]
 
 
+def count_matrix(
+    counts: object, conditions: Sequence[str] | None = None, source: str = "counts"
+) -> np.ndarray:
+    """``counts`` as a float matrix, checked by :func:`validate_counts` (names default to
+    ``c1 .. cN``): the Python API's boundary, as ``jod scale``'s is the file reader."""
+    try:
+        matrix = np.asarray(counts, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"is not a numeric matrix: {err}", source=source) from err
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] < 2:
+        raise InputError(
+            f"must be a square matrix of at least 2 conditions, not shape {matrix.shape}",
+            source=source,
+        )
+    names = [f"c{k + 1}" for k in range(len(matrix))] if conditions is None else conditions
+    validate_counts(matrix, list(names), source)
+    return matrix
+
+
+MAX_COUNT = 1e9
+"""More judgments of one ordered pair than any study collects: a larger count is a mistake."""
+
+
 def validate_counts(counts: np.ndarray, conditions: Sequence[str], source: str) -> None:
     """Square, finite, non-negative, whole (or half, for split ties), zero diagonal."""
     if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
@@ -360,13 +456,14 @@ def validate_counts(counts: np.ndarray, conditions: Sequence[str], source: str) 
     checks = (
         (~np.isfinite(counts), "is empty or not finite"),
         (counts < 0, "is negative"),
+        (counts > MAX_COUNT, f"is too large to be a number of judgments (over {MAX_COUNT:.0e})"),
         (np.isfinite(counts) & (counts * 2 != np.round(counts * 2)), "is not a whole count"),
     )
     for mask, problem in checks:
         if mask.any():
             r, c = np.argwhere(mask)[0]
             raise InputError(
-                f"count {problem}: {counts[r, c]!r}",
+                f"count {problem}: {counts[r, c]:g}",
                 source=source,
                 row=int(r) + 1,
                 field=str(conditions[c]),
