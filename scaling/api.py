@@ -8,6 +8,7 @@ Output: the scale table, one row per group and condition, with run metadata in
 from __future__ import annotations
 
 import contextlib
+import difflib
 import itertools
 import warnings
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from scaling.io import (
     METADATA_KEY,
     count_matrix,
     counts_from_trials,
+    group_columns,
     read_any_table,
     trial_cells,
     validate_counts,
@@ -320,6 +322,24 @@ def _solve_for_bootstrap(
         ).jod
 
 
+def _check_constraint_names(
+    orderings: Sequence[OrderingSpec], fixed: Sequence[FixedSpec], known: set[str]
+) -> None:
+    """Refuse an ordering or fixed score that names a condition of no group (a typo would
+    otherwise drop the constraint without a word)."""
+    named = [("order", ">".join(o.chain), c) for o in orderings for c in o.chain]
+    named += [("fix", f"{f.condition}={f.value:g}", f.condition) for f in fixed]
+    for option, text, condition in named:
+        if condition not in known:
+            close = difflib.get_close_matches(condition, sorted(known), n=1)
+            listed = ", ".join(sorted(known)[:8]) + (", ..." if len(known) > 8 else "")
+            hint = f"did you mean {close[0]!r}?" if close else f"the conditions: {listed}"
+            raise InputError(
+                f"{text!r} names {condition!r}, which is no condition of the data ({hint})",
+                field=option,
+            )
+
+
 def _resolve_constraints(
     orderings: Sequence[OrderingSpec], fixed: Sequence[FixedSpec], conditions: list[str]
 ) -> list[Ordering | FixedScore]:
@@ -400,7 +420,7 @@ def scale(
     worker_count(n_jobs)  # refuse a bad n_jobs before any group is solved
     source = "DataFrame" if isinstance(trials, pd.DataFrame) else str(trials)
     raw = trials if isinstance(trials, pd.DataFrame) else read_any_table(trials)
-    keys = list(by) if by is not None else _default_by(raw)
+    keys = group_columns(by, source) if by is not None else _default_by(raw)
     frame = validate_trials(raw, by=keys, source=source)
     n_training = 0
     if "is_training" in frame.columns:
@@ -423,6 +443,7 @@ def scale(
         key = key if isinstance(key, tuple) else (key,)
         conditions = sorted(set(group["condition_A"]) | set(group["condition_B"]))
         prepared.append((key, conditions, counts_from_trials(group, conditions, ties), group))
+    _check_constraint_names(orderings, fixed, {c for _, names, _, _ in prepared for c in names})
     tasks = [
         (counts, conditions, f"group {dict(zip(keys, key, strict=True))}")
         for key, conditions, counts, _ in prepared
@@ -627,6 +648,7 @@ def scale_counts(
     There is no per-observer data in a matrix, so no bootstrap.
     """
     conditions = list(conditions)
+    _check_constraint_names(orderings, fixed, set(conditions))
     result = _scale_matrix(
         np.asarray(counts, dtype=float),
         conditions,

@@ -161,9 +161,20 @@ def _as_binary(frame: pd.DataFrame, column: str, source: str, allow_nan: bool) -
     if bad.any():
         row = _first_bad_row(bad)
         raise InputError(
-            f"must be 0 or 1, got {values.iloc[row - 1]!r}", source=source, row=row, field=column
+            f"must be 0 or 1, got {values.iloc[row - 1]:g}", source=source, row=row, field=column
         )
     return values
+
+
+def group_columns(by: Sequence[str], source: str) -> list[str]:
+    """``by`` as a list of column names; a lone string (``by="scene"``) is refused."""
+    if isinstance(by, str):
+        raise InputError(
+            f"by={by!r} is a string: give a list of column names, e.g. by=[{by!r}]",
+            source=source,
+            field="by",
+        )
+    return list(by)
 
 
 def validate_trials(
@@ -176,12 +187,7 @@ def validate_trials(
     (``scene_A``/``scene_B``) each condition becomes its image key (``scaling.formats``),
     so images of different scenes never merge; ``scene_A``/``scene_B`` are kept.
     """
-    if isinstance(by, str):
-        raise InputError(
-            f"by={by!r} is a string: give a list of column names, e.g. by=[{by!r}]",
-            source=source,
-            field="by",
-        )
+    by = group_columns(by, source)
     _unique_columns(trials.columns, source)
     cross = _is_cross_content(trials, by, source)
     _check_columns(trials, [*TRIAL_REQUIRED, *by], source)

@@ -106,7 +106,7 @@ def _solve_exact(counts: np.ndarray, q0: np.ndarray | None, prior: str, anchor: 
 
 def screen_observers(
     trials: pd.DataFrame,
-    by: Sequence[str] = ("scene", "attribute"),
+    by: Sequence[str] | None = None,
     *,
     ties: str = "drop",
     prior: str = "gaussian",
@@ -120,9 +120,10 @@ def screen_observers(
     ----------
     trials : pandas.DataFrame
         Trial table (``scaling.formats``).
-    by : sequence of str
+    by : sequence of str, optional
         Group columns; each group is scaled on its own and the observers' likelihoods are
-        summed over groups. Columns absent from ``trials`` are ignored.
+        summed over groups. Each named column must exist; the default is ``scene`` and
+        ``attribute``, those present.
     ties : {"drop", "split"}
         Tie policy for building the counts.
     prior, anchor : str
@@ -139,8 +140,13 @@ def screen_observers(
         ``dist_L`` (largest first); ``attrs["jodkit"]["screening"]`` holds the settings and
         a note on reading the flag.
     """
-    _validate_trials(trials)
-    keys = [k for k in by if k in trials.columns]
+    from scaling.io import group_columns, validate_trials
+
+    if by is None:
+        keys = [k for k in ("scene", "attribute") if k in trials.columns]
+    else:
+        keys = group_columns(by, "trials")
+    trials = validate_trials(trials, by=keys, source="trials")
     observers = sorted(trials["observer"].astype(str).unique())
     if len(observers) < 3:
         raise InputError(
@@ -188,9 +194,3 @@ def screen_observers(
         }
     }
     return table
-
-
-def _validate_trials(trials: pd.DataFrame) -> None:
-    for column in ("observer", "condition_A", "condition_B", "is_A_selected"):
-        if column not in trials.columns:
-            raise InputError("missing column", source="trials", field=column)
