@@ -61,6 +61,38 @@ def write_noise_study(root: Path, size: int) -> Path:
     return root / "table.csv"
 
 
+def write_flat_workspace(
+    root: Path, attributes: tuple[str, ...], shape: tuple[int, int], seed: int
+) -> Path:
+    """A tiny model (``root/tiny``) and ``root/table.csv``: 6 scenes of flat colour with 4
+    noise levels each (noise falls with JOD), every image rated for each attribute."""
+    pytest.importorskip("torch").set_num_threads(1)  # tiny tensors: threads only contend
+    from PIL import Image
+
+    from training.tiny import save_tiny_model
+
+    save_tiny_model(root / "tiny")
+    rng = np.random.default_rng(seed)
+    (root / "img").mkdir()
+    rows = []
+    for scene in range(6):
+        base = rng.uniform(40, 200, 3)
+        for level in range(4):
+            pixels = base + rng.normal(0, 5 + 25 * level, (*shape, 3))
+            name = f"img/s{scene}_{level}.png"
+            Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(root / name)
+            rows.extend((name, f"s{scene}", a, -float(level), 0.3) for a in attributes)
+    table = pd.DataFrame(rows, columns=["image_path", "scene", "attribute", "jod", "jod_std"])
+    table.to_csv(root / "table.csv", index=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def flat_workspace():
+    """:func:`write_flat_workspace`, for test modules' own workspaces."""
+    return write_flat_workspace
+
+
 @pytest.fixture(scope="session")
 def noise_study(tmp_path_factory) -> Path:
     """The study at 112 px (8 x 8 patches of 14 px: enough pixels per patch to see noise)."""

@@ -60,26 +60,9 @@ def write_config(workspace, out, path) -> TrainConfig:
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    from PIL import Image
-
-    from training.tiny import save_tiny_model
-
+def workspace(tmp_path_factory, flat_workspace):
     root = tmp_path_factory.mktemp("distributed")
-    save_tiny_model(root / "tiny")
-    rng = np.random.default_rng(2)
-    (root / "img").mkdir()
-    rows = []
-    for scene in range(6):
-        base = rng.uniform(40, 200, 3)
-        for level in range(4):
-            pixels = base + rng.normal(0, 5 + 25 * level, (56, 56, 3))
-            name = f"img/s{scene}_{level}.png"
-            Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(root / name)
-            rows.append((name, f"s{scene}", "noise", -float(level), 0.3))
-    columns = ["image_path", "scene", "attribute", "jod", "jod_std"]
-    pd.DataFrame(rows, columns=columns).to_csv(root / "table.csv", index=False)
-    return root
+    return flat_workspace(root, ("noise",), (56, 56), seed=2)
 
 
 @pytest.mark.slow

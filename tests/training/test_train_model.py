@@ -20,30 +20,14 @@ from training.encoding import Sample  # noqa: E402
 from training.modeling import apply_adapters, load_trained, load_vlm  # noqa: E402
 from training.predict import PROB_COLUMNS, predict_images, predict_rows  # noqa: E402
 from training.run import Run  # noqa: E402
-from training.tiny import save_tiny_model  # noqa: E402
 from training.trainer import ScoreTask  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
+def workspace(tmp_path_factory, flat_workspace):
     """A tiny model and a 6-scene, 2-attribute table of noisy flat images."""
-    torch.set_num_threads(1)  # tiny tensors: extra threads only add contention on CI's 2 cores
     root = tmp_path_factory.mktemp("train")
-    save_tiny_model(root / "tiny")
-    rng = np.random.default_rng(0)
-    (root / "img").mkdir()
-    rows = []
-    for scene in range(6):
-        base = rng.uniform(40, 200, 3)
-        for level in range(4):
-            pixels = base + rng.normal(0, 5 + 25 * level, (60, 84, 3))
-            name = f"img/s{scene}_{level}.png"
-            Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(root / name)
-            for attribute in ("noise", "overall"):
-                rows.append((name, f"s{scene}", attribute, -float(level), 0.3))
-    table = pd.DataFrame(rows, columns=["image_path", "scene", "attribute", "jod", "jod_std"])
-    table.to_csv(root / "table.csv", index=False)
-    return root
+    return flat_workspace(root, ("noise", "overall"), (60, 84), seed=0)
 
 
 def make_config(root, out, **optim):

@@ -13,7 +13,6 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from PIL import Image  # noqa: E402
 
 from scaling.errors import InputError  # noqa: E402
 from training.checkpoints import BEST, CHECKPOINTS, WEIGHTS_FILE  # noqa: E402
@@ -21,29 +20,14 @@ from training.config import TrainConfig  # noqa: E402
 from training.modeling import load_trained, load_vlm  # noqa: E402
 from training.predict import predict_images  # noqa: E402
 from training.run import Run, TrainingInterrupted  # noqa: E402
-from training.tiny import build_tiny_model, build_tiny_tokenizer, save_tiny_model  # noqa: E402
+from training.tiny import build_tiny_model, build_tiny_tokenizer  # noqa: E402
 from training.trainer import ScoreTask, train  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
+def workspace(tmp_path_factory, flat_workspace):
     """A tiny model and a 6-scene table of noisy flat images (noise falls with JOD)."""
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("run")
-    save_tiny_model(root / "tiny")
-    rng = np.random.default_rng(1)
-    (root / "img").mkdir()
-    rows = []
-    for scene in range(6):
-        base = rng.uniform(40, 200, 3)
-        for level in range(4):
-            pixels = base + rng.normal(0, 5 + 25 * level, (56, 56, 3))
-            name = f"img/s{scene}_{level}.png"
-            Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(root / name)
-            rows.append((name, f"s{scene}", "noise", -float(level), 0.3))
-    table = pd.DataFrame(rows, columns=["image_path", "scene", "attribute", "jod", "jod_std"])
-    table.to_csv(root / "table.csv", index=False)
-    return root
+    return flat_workspace(tmp_path_factory.mktemp("run"), ("noise",), (56, 56), seed=1)
 
 
 def config_for(root, out, run=None, **optim) -> TrainConfig:
