@@ -66,25 +66,26 @@ COMMANDS: tuple[Subcommand, ...] = (
         "campaign",
         "annotation_app.cli:campaign_app",
         "app",
-        "Create and inspect annotation campaigns.",
+        "Create and run annotation campaigns.",
     ),
     Subcommand(
         "user",
         "annotation_app.cli:user_app",
         "app",
-        "Manage accounts (admin, experimenter, observer).",
+        "Manage accounts (admin, experimenter, observer) and assignments.",
     ),
     Subcommand(
         "serve",
         "annotation_app.cli:serve_command",
         "app",
-        "Run the annotation app (waitress when installed) and print the URL.",
+        "Run the annotation app under gunicorn (WORKERS processes x THREADS threads).",
     ),
     Subcommand(
         "export",
         "annotation_app.cli:export_command",
         "app",
-        "Write the trial CSVs (ready for `jod scale`), count matrices and a report.",
+        "Write the trial CSVs (ready for `jod scale`), count matrices and a report (archived "
+        "campaigns included).",
     ),
     Subcommand(
         "train",
