@@ -10,6 +10,8 @@ simulation settings and the truth about who is an outlier go in ``attrs["jodkit"
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from scipy.special import ndtr
@@ -125,6 +127,58 @@ def _trial_pairs_and_observers(
     return pairs[trial_pair], observer
 
 
+@dataclass(frozen=True)
+class ObserverPanel:
+    """Simulated observers: who answers at random, each one's left bias (JOD) and scale.
+
+    Observer ``o`` picks A with probability ``Phi((s_o (q_A - q_B) + b_o x) / 1.4826)``,
+    ``x`` = +1 when A is on the left and -1 otherwise; random answerers pick A half the time.
+    Experiments that choose their pairs as they go (active sampling) draw one panel and ask
+    it batch after batch.
+    """
+
+    names: np.ndarray
+    is_random: np.ndarray
+    left_bias: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def draw(
+        cls,
+        n_observers: int,
+        *,
+        outlier_fraction: float = 0.0,
+        left_bias: float = 0.0,
+        left_bias_sd: float = 0.0,
+        compression: float = 0.0,
+        rng: np.random.Generator,
+    ) -> ObserverPanel:
+        """A panel with the settings of :func:`simulate_trials`."""
+        n_outliers = round(outlier_fraction * n_observers)
+        is_random = np.zeros(n_observers, dtype=bool)
+        is_random[rng.choice(n_observers, size=n_outliers, replace=False)] = True
+        bias = rng.normal(left_bias, left_bias_sd, size=n_observers) if left_bias_sd else None
+        bias = np.full(n_observers, float(left_bias)) if bias is None else bias
+        scale = rng.uniform(1.0 - compression, 1.0, size=n_observers)
+        width = len(str(n_observers))
+        names = np.array([f"O{o + 1:0{width}d}" for o in range(n_observers)])
+        return cls(names, is_random, bias, scale)
+
+    def choose_a(
+        self,
+        jod_a: np.ndarray,
+        jod_b: np.ndarray,
+        observer: np.ndarray,
+        a_left: np.ndarray,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """Whether each observer picks A (booleans), by the model above."""
+        drift = self.scale[observer] * (jod_a - jod_b)
+        drift = drift + self.left_bias[observer] * np.where(a_left, 1, -1)
+        p_a = np.where(self.is_random[observer], 0.5, ndtr(drift / SIGMA))
+        return rng.random(len(p_a)) < p_a
+
+
 def simulate_trials(
     true_scores: pd.DataFrame,
     *,
@@ -187,14 +241,14 @@ def simulate_trials(
         truth = truth.assign(scene="scene")
 
     rng = np.random.default_rng(seed)
-    n_outliers = round(outlier_fraction * n_observers)
-    is_outlier = np.zeros(n_observers, dtype=bool)
-    is_outlier[rng.choice(n_observers, size=n_outliers, replace=False)] = True
-    bias = rng.normal(left_bias, left_bias_sd, size=n_observers) if left_bias_sd else None
-    bias = np.full(n_observers, float(left_bias)) if bias is None else bias
-    scale = rng.uniform(1.0 - compression, 1.0, size=n_observers)
-    width = len(str(n_observers))
-    observer_names = np.array([f"O{o + 1:0{width}d}" for o in range(n_observers)])
+    panel = ObserverPanel.draw(
+        n_observers,
+        outlier_fraction=outlier_fraction,
+        left_bias=left_bias,
+        left_bias_sd=left_bias_sd,
+        compression=compression,
+        rng=rng,
+    )
 
     parts = []
     for (scene, attr), group in truth.groupby(["scene", "attribute"], sort=False):
@@ -206,18 +260,17 @@ def simulate_trials(
         a = np.where(swap, trial_pairs[:, 1], trial_pairs[:, 0])
         b = np.where(swap, trial_pairs[:, 0], trial_pairs[:, 1])
         a_left = rng.random(len(a)) < 0.5
-        drift = scale[observer] * (jod[a] - jod[b]) + bias[observer] * np.where(a_left, 1, -1)
-        p_a = np.where(is_outlier[observer], 0.5, ndtr(drift / SIGMA))
+        chose_a = panel.choose_a(jod[a], jod[b], observer, a_left, rng)
         parts.append(
             pd.DataFrame(
                 {
-                    "observer": observer_names[observer],
-                    "session": observer_names[observer],
+                    "observer": panel.names[observer],
+                    "session": panel.names[observer],
                     "scene": scene,
                     "attribute": attr,
                     "condition_A": names[a],
                     "condition_B": names[b],
-                    "is_A_selected": (rng.random(len(a)) < p_a).astype(np.int8),
+                    "is_A_selected": chose_a.astype(np.int8),
                     "left_shown": np.where(a_left, "A", "B"),
                 }
             )
@@ -235,7 +288,7 @@ def simulate_trials(
             "compression": compression,
             "seed": seed,
             "sigma": SIGMA,
-            "random_observers": observer_names[is_outlier].tolist(),
+            "random_observers": panel.names[panel.is_random].tolist(),
         }
     }
     return trials

@@ -1,0 +1,354 @@
+"""scaling.select: expected gains, batches, stopping rule and bad input.
+
+The closed-form gains are checked twice: against the same Laplace update done with dense
+matrices (inverse, log-determinants) and numerically differentiated outcome likelihoods,
+which must agree to rounding; and against a brute-force re-solve of the whole posterior
+for every candidate and outcome, which they approximate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.stats import norm
+
+import scaling
+from scaling.errors import InputError
+from scaling.likelihood import SIGMA
+from scaling.select import (
+    AlignmentTarget,
+    ScorePosterior,
+    candidate_gains,
+    expected_gain,
+    laplace_posterior,
+    plan_batch,
+    select_pairs,
+)
+from scaling.simulate import make_true_scores, simulate_trials
+
+
+# --------------------------------------------------------------------------- references
+def _outcome_slope_curvature(u: float, sign: int) -> tuple[float, float]:
+    """d/du and -d2/du2 of log Phi(sign u), by central differences."""
+    h = 1e-4
+    f = [norm.logcdf(sign * (u + k * h)) for k in (-1, 0, 1)]
+    return (f[2] - f[0]) / (2 * h), -(f[2] - 2 * f[1] + f[0]) / h**2
+
+
+def _gaussian_kl(m1, c1, m0, c0) -> float:
+    """KL(N(m1, c1) || N(m0, c0)) with dense matrices."""
+    inv0 = np.linalg.inv(c0)
+    d = m1 - m0
+    return 0.5 * (
+        np.trace(inv0 @ c1)
+        - len(m0)
+        + d @ inv0 @ d
+        + np.linalg.slogdet(c0)[1]
+        - np.linalg.slogdet(c1)[1]
+    )
+
+
+def _dense_expected_gain(mean, cov, i, j, weights=None) -> float:
+    """One Newton step of the Laplace posterior for each outcome, done densely."""
+    n = len(mean)
+    a = np.zeros(n)
+    a[i], a[j] = 1 / SIGMA, -1 / SIGMA
+    m, v = a @ mean, a @ cov @ a
+    precision = np.linalg.inv(cov)
+    total = 0.0
+    for sign in (1, -1):
+        slope, curvature = _outcome_slope_curvature(m, sign)
+        cov1 = np.linalg.inv(precision + curvature * np.outer(a, a))
+        mean1 = mean + cov1 @ a * slope
+        w = np.eye(n) if weights is None else weights
+        kl = _gaussian_kl(w @ mean1, w @ cov1 @ w.T, w @ mean, w @ cov @ w.T)
+        total += norm.cdf(sign * m / np.sqrt(1 + v)) * kl
+    return total
+
+
+def _random_posterior(seed: int, n: int) -> ScorePosterior:
+    rng = np.random.default_rng(seed)
+    root = rng.normal(size=(n, n)) * rng.uniform(0.1, 1.5)
+    return ScorePosterior(rng.normal(0, 2, n), root @ root.T + 0.05 * np.eye(n), 10.0)
+
+
+# --------------------------------------------------------------------------- gains
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(2, 6))
+def test_closed_form_gain_equals_dense_laplace_update(seed, n):
+    posterior = _random_posterior(seed, n)
+    i, j = np.triu_indices(n, k=1)
+    gains = candidate_gains(posterior, i, j)
+    dense = [
+        _dense_expected_gain(posterior.mean, posterior.cov, a, b) for a, b in zip(i, j, strict=True)
+    ]
+    np.testing.assert_allclose(gains, dense, rtol=2e-5, atol=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(3, 6), rank=st.integers(1, 3))
+def test_targeted_gain_equals_dense_marginal_update(seed, n, rank):
+    posterior = _random_posterior(seed, n)
+    rng = np.random.default_rng(seed + 1)
+    weights = rng.normal(size=(min(rank, n - 1), n))
+    target = AlignmentTarget(weights=weights, hat=weights)
+    i, j = np.triu_indices(n, k=1)
+    gains = candidate_gains(posterior, i, j, target)
+    centring = np.eye(n) - 1.0 / n  # the target is a map of the centred scores
+    dense = [
+        _dense_expected_gain(posterior.mean, posterior.cov, a, b, weights @ centring)
+        for a, b in zip(i, j, strict=True)
+    ]
+    np.testing.assert_allclose(gains, dense, rtol=2e-5, atol=1e-9)
+    assert np.all(gains <= candidate_gains(posterior, i, j) + 1e-12)  # a part tells less
+
+
+def test_gain_grows_with_uncertainty_and_shrinks_with_distance():
+    v = np.array([0.01, 0.1, 1.0, 10.0])
+    assert np.all(np.diff(expected_gain(np.zeros(4), v)) > 0)
+    m = np.array([0.0, 1.0, 3.0, 6.0])
+    assert np.all(np.diff(expected_gain(m, np.full(4, 0.5))) < 0)
+
+
+def _study_counts(n: int, per_pair: int, seed: int, jod_range: float = 3.0) -> np.ndarray:
+    truth = make_true_scores(n, jod_range=jod_range, seed=seed)
+    trials = simulate_trials(truth, n_observers=per_pair, seed=seed)
+    return scaling.counts_from_trials(trials, sorted(truth["condition"]))
+
+
+def _resolved_gain(counts: np.ndarray, i: int, j: int, prior: str) -> float:
+    """Brute force: add each outcome to the counts, find the new posterior, weigh the KLs."""
+    now = laplace_posterior(counts, prior=prior)
+    m, v = now.pair_moments(np.array([i]), np.array([j]))
+    total = 0.0
+    for winner, loser, sign in ((i, j, 1), (j, i, -1)):
+        more = counts.copy()
+        more[winner, loser] += 1
+        after = laplace_posterior(more, q0=now.mean, prior=prior)
+        kl = _gaussian_kl(after.mean, after.cov, now.mean, now.cov)
+        total += norm.cdf(sign * m[0] / np.sqrt(1 + v[0])) * kl
+    return total
+
+
+@pytest.mark.parametrize(
+    ("prior", "per_pair", "rtol", "min_correlation"),
+    [("none", 30, 0.03, 0.999), ("none", 4, 0.15, 0.995), ("gaussian", 4, 0.15, 0.98)],
+)
+@pytest.mark.parametrize("seed", [11, 12])
+def test_gains_approximate_a_full_resolve_per_candidate(
+    prior, per_pair, rtol, min_correlation, seed
+):
+    """One Newton step against the new optimum, for each candidate and outcome. Without a
+    prior the two converge as data accumulate; pwcmp's prior is built from the counts
+    themselves, so one more comparison also changes it (its groups of equal counts), which
+    the rank-one update leaves out: there they agree less closely."""
+    counts = _study_counts(6, per_pair, seed=seed)
+    posterior = laplace_posterior(counts, prior=prior)
+    i, j = np.triu_indices(6, k=1)
+    fast = candidate_gains(posterior, i, j)
+    brute = np.array([_resolved_gain(counts, a, b, prior) for a, b in zip(i, j, strict=True)])
+    np.testing.assert_allclose(fast, brute, rtol=rtol)
+    assert np.corrcoef(fast, brute)[0, 1] > min_correlation
+
+
+def test_laplace_posterior_is_the_mode_of_half_the_objective_plus_the_weak_prior():
+    counts = _study_counts(7, 5, seed=2)
+    posterior = laplace_posterior(counts, prior_sd=2.0)
+    objective = scaling.ThurstoneObjective(counts)
+    _, grad = objective.value_and_grad(posterior.mean)
+    np.testing.assert_allclose(0.5 * grad + posterior.mean / 4.0, 0.0, atol=1e-5)
+    precision = 0.5 * objective.hessian(posterior.mean) + np.eye(7) / 4.0
+    np.testing.assert_allclose(posterior.cov @ precision, np.eye(7), atol=1e-8)
+
+
+def test_posterior_without_data_is_the_weak_prior():
+    posterior = laplace_posterior(np.zeros((4, 4)), prior_sd=2.0)
+    np.testing.assert_allclose(posterior.cov, 4.0 * np.eye(4))
+    np.testing.assert_allclose(posterior.mean, 0.0)
+
+
+# --------------------------------------------------------------------------- batches
+def _is_spanning_tree(pairs: np.ndarray, n: int) -> bool:
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    return len(pairs) == n - 1 and connected_components(graph, directed=False)[0] == 1
+
+
+def _unordered(pairs: np.ndarray) -> set[tuple[int, int]]:
+    return {(min(a, b), max(a, b)) for a, b in pairs.tolist()}
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 1000),
+    n=st.integers(2, 12),
+    density=st.floats(0.0, 1.0),
+    extra=st.integers(0, 20),
+)
+def test_eig_batches_are_spanning_trees_without_repeats(seed, n, density, extra):
+    rng = np.random.default_rng(seed)
+    counts = rng.poisson(3 * density, size=(n, n)).astype(float)
+    np.fill_diagonal(counts, 0)
+    batch = plan_batch(counts, rng=rng)
+    assert _is_spanning_tree(batch.pairs, n)
+    assert np.all(np.diff(batch.gains) <= 1e-12)  # best first
+    n_pairs = min(n - 1 + extra, n * (n - 1) // 2)
+    bigger = plan_batch(counts, n_pairs, rng=np.random.default_rng(seed))
+    assert len(bigger.pairs) == n_pairs == len(_unordered(bigger.pairs))
+    assert _is_spanning_tree(bigger.pairs[: n - 1], n)
+
+
+def test_a_disconnected_graph_gets_a_batch_that_connects_it():
+    counts = np.zeros((6, 6))
+    counts[0, 1] = counts[1, 0] = 3  # {0, 1}, {2, 3} and two conditions never compared
+    counts[2, 3] = counts[3, 2] = 3
+    batch = plan_batch(counts)
+    assert _is_spanning_tree(batch.pairs, 6)
+    touched = _unordered(batch.pairs)
+    assert (0, 1) not in touched and (2, 3) not in touched  # compared pairs have less to give
+
+
+def test_later_trees_favour_what_earlier_ones_leave_uncertain():
+    counts = _study_counts(8, 3, seed=4)
+    batch = plan_batch(counts, 14)
+    first_tree_degree = np.bincount(batch.pairs[:7].ravel(), minlength=8)
+    second_tree_degree = np.bincount(batch.pairs[7:].ravel(), minlength=8)
+    assert second_tree_degree.sum() == 14
+    assert batch.gains[7] <= batch.gains[0]  # the posterior already counts the first tree
+    assert first_tree_degree.min() >= 1
+
+
+def test_round_robin_compares_every_pair_once_before_any_twice():
+    counts = np.zeros((5, 5))
+    counts[0, 1] = 1
+    seen = []
+    for step in range(2):
+        batch = plan_batch(counts, 4, method="round_robin", rng=np.random.default_rng(step))
+        seen += [tuple(sorted(p)) for p in batch.pairs.tolist()]
+        for a, b in batch.pairs:
+            counts[a, b] += 1
+    assert len(set(seen)) == 8 and (0, 1) not in seen
+
+
+def test_random_pairs_are_distinct_and_cover_the_pairs_evenly():
+    counts = np.zeros((10, 10))
+    hits = np.zeros((10, 10))
+    for seed in range(300):
+        batch = plan_batch(counts, 9, method="random", rng=np.random.default_rng(seed))
+        assert len(_unordered(batch.pairs)) == 9
+        for a, b in batch.pairs:
+            hits[min(a, b), max(a, b)] += 1
+    upper = hits[np.triu_indices(10, k=1)]
+    assert upper.sum() == 2700 and upper.min() > 30 and upper.max() < 95  # mean 60
+
+
+# --------------------------------------------------------------------------- public API
+@pytest.fixture(scope="module")
+def trials():
+    truth = make_true_scores(7, n_scenes=2, jod_range=5.0, seed=8)
+    return simulate_trials(truth, n_observers=4, seed=9)
+
+
+def test_select_pairs_returns_one_tree_per_group_with_status(trials):
+    pairs = select_pairs(trials, by=["scene"])
+    assert list(pairs.columns) == ["scene", "condition_A", "condition_B", "expected_gain"]
+    assert pairs.groupby("scene").size().tolist() == [6, 6]
+    for _, group in pairs.groupby("scene"):
+        names = sorted(set(group.condition_A) | set(group.condition_B))
+        coded = group[["condition_A", "condition_B"]].map(names.index).to_numpy()
+        assert _is_spanning_tree(coded, 7)
+    status = pd.DataFrame(pairs.attrs["jodkit"]["status"])
+    assert list(status.scene) == ["s00", "s01"]
+    assert (status.n_comparisons == 4 * 21).all() and (status.n_conditions == 7).all()
+    assert (status.interval_width > 0).all() and not status.done.any()
+
+
+def test_same_seed_same_pairs_other_seed_other_pairs():
+    empty = pd.DataFrame(columns=["observer", "condition_A", "condition_B", "is_A_selected"])
+    names = [f"img{k}" for k in range(12)]
+    first = select_pairs(empty, conditions=names, seed=3)
+    again = select_pairs(empty, conditions=names, seed=3)
+    other = select_pairs(empty, conditions=names, seed=4)
+    pd.testing.assert_frame_equal(first, again)
+    assert _unordered(first[["condition_A", "condition_B"]].to_numpy()) != _unordered(
+        other[["condition_A", "condition_B"]].to_numpy()
+    )
+
+
+def test_stopping_rule_reports_and_stops(trials):
+    loose = select_pairs(trials, target_width=50.0)
+    assert loose.empty
+    status = loose.attrs["jodkit"]["status"]
+    assert all(s["done"] and "interval width" in s["reason"] for s in status)
+    assert all(s["further_judgments"] == 0 for s in status)
+    tight = select_pairs(trials, target_width=0.2)
+    for s in tight.attrs["jodkit"]["status"]:
+        predicted = s["n_comparisons"] * ((s["interval_width"] / 0.2) ** 2 - 1)
+        assert not s["done"] and s["further_judgments"] == pytest.approx(predicted, abs=1)
+    saturated = select_pairs(trials, min_gain=10.0)
+    assert saturated.empty
+    assert all("expected gain" in s["reason"] for s in saturated.attrs["jodkit"]["status"])
+
+
+def test_count_matrix_input_and_training_trials_left_out(trials):
+    one = trials[trials.scene == "s00"].assign(is_training=0)
+    one.loc[one.index[:10], "is_training"] = 1
+    names = sorted(set(one.condition_A) | set(one.condition_B))
+    counts = scaling.counts_from_trials(one[one.is_training == 0], names)
+    from_trials = select_pairs(one, by=[], seed=1)
+    from_counts = select_pairs(counts, conditions=names, seed=1)
+    pd.testing.assert_frame_equal(from_trials, from_counts, check_like=True)
+
+
+# --------------------------------------------------------------------------- bad input
+def test_unknown_condition_is_named_with_its_row(trials):
+    with pytest.raises(InputError, match=r"row 3, field 'condition_A'.*'c9'"):
+        bad = trials.copy()
+        bad.loc[2, "condition_A"] = "c9"
+        names = sorted(set(trials.condition_A))
+        select_pairs(bad, conditions=names)
+
+
+def test_empty_table_without_conditions_is_an_error():
+    empty = pd.DataFrame(columns=["observer", "condition_A", "condition_B", "is_A_selected"])
+    with pytest.raises(InputError, match="no trials and no condition list"):
+        select_pairs(empty)
+
+
+def test_one_condition_is_an_error():
+    with pytest.raises(InputError, match="only one condition"):
+        select_pairs(np.zeros((1, 1)), conditions=["only"])
+    with pytest.raises(InputError, match="scene=s1: only one condition"):
+        select_pairs(
+            pd.DataFrame(columns=["observer", "condition_A", "condition_B", "is_A_selected"]),
+            by=["scene"],
+            conditions=pd.DataFrame({"scene": ["s1", "s2", "s2"], "condition": ["a", "b", "c"]}),
+        )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"method": "best"}, "method must be one of"),
+        ({"n_pairs": 0}, "n_pairs must be between 1 and the 21"),
+        ({"n_pairs": 22}, "n_pairs must be between 1 and the 21"),
+        ({"target_width": -1.0}, "target_width must be positive"),
+        ({"prior": "flat"}, "prior must be"),
+    ],
+)
+def test_bad_options_are_refused(trials, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        select_pairs(trials[trials.scene == "s00"], by=[], **kwargs)
+
+
+def test_bad_count_matrix_is_refused():
+    with pytest.raises(InputError, match="square"):
+        select_pairs(np.zeros((2, 3)))
+    with pytest.raises(InputError, match="non-negative"):
+        select_pairs(np.array([[0.0, -1.0], [1.0, 0.0]]))
+    with pytest.raises(InputError, match="3 condition names for a 2 x 2"):
+        select_pairs(np.zeros((2, 2)), conditions=["a", "b", "c"])
