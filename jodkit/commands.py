@@ -45,6 +45,12 @@ COMMANDS: tuple[Subcommand, ...] = (
         "Scale pairwise comparisons to JOD (Thurstone Case V, pwcmp-compatible).",
     ),
     Subcommand(
+        "pairs",
+        "scaling.pairs_cli:pairs_command",
+        None,
+        "Choose the next pairs to judge (active sampling).",
+    ),
+    Subcommand(
         "align",
         "alignment.cli:align_command",
         None,

@@ -7,6 +7,7 @@ Inputs: the trial table or a count matrix; output: the scale table (see
     table = scaling.scale(trials_df, by=["scene", "attribute"], bootstrap=500)
     result = scaling.pw_scale(counts)            # one count matrix, numpy in and out
     screening = scaling.screen_observers(trials_df)
+    pairs = scaling.select_pairs(trials_df, by=["scene"])  # what to judge next
 
 The names below load on first use (PEP 562), so that importing a light module of this
 package (``scaling.errors``, ``scaling.cli``) does not import numpy, pandas and cvxpy:
@@ -39,6 +40,7 @@ _EXPORTS = {
     ),
     "scaling.likelihood": ("SIGMA", "ThurstoneObjective"),
     "scaling.outliers": ("screen_observers",),
+    "scaling.select": ("plan_batch", "select_cross_pairs", "select_pairs"),
     "scaling.simulate": ("simulate_trials",),
     "scaling.solvers": (
         "ChordStart",

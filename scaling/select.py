@@ -3,22 +3,21 @@
 ASAP (Mikhailiuk et al., ICPR 2020) picks the pairs whose outcome is expected to change the
 posterior of the scores most, and batches them as a maximum spanning tree; it re-solves a
 full approximate inference for every candidate pair and outcome. Here the posterior is the
-Laplace approximation of the scale users get (pwcmp's objective, 1 JOD = 75%): a Gaussian
-with the MAP scores as mean and, as precision, half the exact Hessian of the objective
-(pwcmp counts every compared pair twice) plus a weak prior ``q_i ~ N(0, PRIOR_SD^2)`` that
-keeps never-compared conditions and separate components finite. One more comparison of
-(i, j) changes that Gaussian only along ``a = (e_i - e_j) / SIGMA``: one Newton step from
-the current mode adds ``c a a^T`` to the precision and moves the mean by ``Sigma' a s``
-(``s``, ``c``: slope and curvature of the outcome's log-likelihood at the mode). The KL
-divergence from the current posterior then has a closed form in two numbers per pair, the
-mean ``m`` and variance ``v`` of ``u = a^T q`` (Sherman-Morrison and the matrix determinant
-lemma), so all N(N-1)/2 candidates cost one inverse and O(N^2) arithmetic:
-
-    KL = 1/2 [ln(1 + c v) - c v / (1 + c v) + s^2 v / (1 + c v)^2]
-
-and the expected gain weights the two outcomes by their predictive probabilities
-``Phi(+-m / sqrt(1 + v))``. For a target ``phi = W q`` (the cross-content alignment) the
-same update gives the KL of phi's marginal with ``rho = b^T Cov(phi)^+ b``, ``b = W Sigma a``.
+Laplace approximation of the scale users get (pwcmp's objective, 1 JOD = 75%): the
+log-posterior is half the objective (pwcmp counts every compared pair twice) plus a weak
+prior ``q_i ~ N(0, tau^2)`` that keeps never-compared conditions and separate components
+finite, with ``tau`` fitted to the data by EM; the Gaussian has the mode as mean and the
+exact Hessian there as precision. One more comparison of (i, j) depends on q only through
+``u = (q_i - q_j) / SIGMA``, so the posterior after its outcome (the Gaussian times the
+probit likelihood, matched by the Gaussian of the same mean and covariance, as TrueSkill
+and EP update) differs from the current one along one direction: a rank-one update whose
+KL divergence from the current posterior is a closed form in the mean ``m`` and variance
+``v`` of u. All N(N-1)/2 candidates therefore cost one inverse and O(N^2) arithmetic
+instead of ASAP's re-solve per candidate and outcome. The expected gain weights the two
+outcomes by their predictive probabilities ``Phi(+-m / sqrt(1 + v))``; it stays bounded
+however uncertain a pair is (a Newton step of the Laplace fit would grow like log v and keep
+choosing the least determined conditions at the ends of the scale). For a target
+``phi = W q`` (the cross-content alignment) the same update gives the KL of phi's marginal.
 
 Batches: a maximum spanning tree of the gains (connects every condition, no pair twice);
 larger batches add further trees after folding the expected information of the pairs
@@ -45,20 +44,29 @@ from scipy import linalg, optimize, sparse
 from scipy.sparse.csgraph import minimum_spanning_tree
 from scipy.special import log_ndtr, ndtr
 
-from jodkit import __version__
 from scaling.api import DisconnectedGraphWarning, _default_by, pw_scale
 from scaling.errors import InputError
-from scaling.formats import ScaleOptions
+from scaling.formats import ScaleOptions, image_keys, scene_name_problem
 from scaling.io import METADATA_KEY, counts_from_trials, read_any_table, validate_trials
 from scaling.likelihood import SIGMA, ThurstoneObjective
+from scaling.options import SELECTION_METHODS
 from scaling.threads import single_threaded_blas
+from scaling.version import __version__
 
-METHODS = ("eig", "random", "round_robin")
+METHODS = SELECTION_METHODS
 
-PRIOR_SD = 3.0
-"""Standard deviation (JOD) of the weak prior on each score used for selection only: about
-the spread of a scene's scores (PIQ23 scenes span 6-10.6 JOD). It bounds the uncertainty of
-never-compared conditions and of offsets between components; the data dominate elsewhere."""
+INITIAL_PRIOR_SD = 1.5
+"""Where the estimate of the weak prior's scale starts (JOD). The prior ``q_i ~ N(0, tau^2)``
+bounds the uncertainty of never-compared conditions and of offsets between components;
+``tau`` is then fitted to the data by EM (:data:`EM_STEPS`), so that a scene spanning 3 JOD
+and one spanning 12 JOD each get a prior of their own size."""
+
+EM_STEPS = 5
+"""At most this many EM updates of the prior's scale per posterior; they stop when it moves
+by less than :data:`EM_TOLERANCE` (relative). From the previous batch's estimate one
+update is usually enough."""
+
+EM_TOLERANCE = 0.02
 
 Z95 = 1.959963984540054
 """Normal quantile of a two-sided 95% interval."""
@@ -74,22 +82,36 @@ _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
 class ScorePosterior:
     """Gaussian (Laplace) posterior of one group's scores, in JOD.
 
-    ``mean``: the MAP scores (0 for conditions never compared); ``cov``: the covariance;
-    ``n_comparisons``: decided comparisons behind it.
+    ``mean``: the posterior mode; ``cov``: the covariance; ``n_comparisons``: decided
+    comparisons behind it; ``prior_sd``: the scale of the weak prior it was computed with.
     """
 
     mean: np.ndarray
     cov: np.ndarray
     n_comparisons: float
+    prior_sd: float
+
+    def fitted_prior_sd(self) -> float:
+        """One EM step for the weak prior's scale: the root mean square of the centred
+        scores under this posterior (E[q_i^2] = mean^2 + variance, averaged)."""
+        centred = self.mean - self.mean.mean()
+        n = max(self.mean.size - 1, 1)
+        return float(np.sqrt((centred @ centred + np.trace(self.centred_cov())) / n))
 
     def centred_cov(self) -> np.ndarray:
         """Covariance of q - mean(q): scores are only defined up to a common offset."""
         row = self.cov.mean(axis=0)
         return self.cov - row[:, None] - row[None, :] + row.mean()
 
-    def interval_widths(self) -> np.ndarray:
-        """Width of each score's 95% interval (centred scores), JOD."""
-        return 2.0 * Z95 * np.sqrt(np.maximum(np.diag(self.centred_cov()), 0.0))
+    def interval_widths(self, target: AlignmentTarget | None = None) -> np.ndarray:
+        """Width of each score's 95% interval (centred scores), JOD; with a ``target``, of
+        each image's fitted value on its scene's alignment line."""
+        cov = self.centred_cov()
+        if target is not None:
+            variance = np.einsum("ij,jk,ik->i", target.hat, cov, target.hat)
+        else:
+            variance = np.diag(cov)
+        return 2.0 * Z95 * np.sqrt(np.maximum(variance, 0.0))
 
     def pair_moments(self, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance of u = (q_i - q_j) / SIGMA for pairs (i, j)."""
@@ -101,12 +123,14 @@ class ScorePosterior:
     def with_comparisons(self, i: np.ndarray, j: np.ndarray) -> ScorePosterior:
         """The posterior after one comparison of each pair, by its expected information.
 
-        Each comparison adds F(m) a a^T to the precision (F: the probit's Fisher information
-        at the current mean); Woodbury's identity folds all of them in at once. The mean
-        stays (the outcomes are not known yet).
+        Each comparison adds c a a^T to the precision, with c chosen so that u's variance
+        shrinks by its expected amount under :func:`expected_gain`'s update; Woodbury's
+        identity folds all of them in at once. The mean stays (the outcomes are not known).
         """
-        m, _ = self.pair_moments(i, j)
-        fisher = np.exp(2.0 * (-0.5 * m * m - _LOG_SQRT_2PI) - log_ndtr(m) - log_ndtr(-m))
+        m, v = self.pair_moments(i, j)
+        p_first, (_, shrink_first), (_, shrink_second) = _outcome_updates(m, v)
+        shrink = np.minimum(p_first * shrink_first + (1.0 - p_first) * shrink_second, 0.999)
+        fisher = shrink / (np.maximum(v, 1e-300) * (1.0 - shrink))  # v' = v / (1 + c v)
         n = self.mean.size
         k = np.arange(i.size)
         a = np.zeros((i.size, n))
@@ -114,15 +138,17 @@ class ScorePosterior:
         cov_a = self.cov @ a.T
         inner = a @ cov_a + np.diag(1.0 / fisher)
         cov = self.cov - cov_a @ linalg.solve(inner, cov_a.T, assume_a="pos")
-        return ScorePosterior(self.mean, 0.5 * (cov + cov.T), self.n_comparisons + i.size)
+        cov = 0.5 * (cov + cov.T)
+        return ScorePosterior(self.mean, cov, self.n_comparisons + i.size, self.prior_sd)
 
 
 def laplace_posterior(
     counts: np.ndarray,
     *,
     prior: str = "gaussian",
-    prior_sd: float = PRIOR_SD,
+    prior_sd: float | None = None,
     q0: np.ndarray | None = None,
+    start_sd: float = INITIAL_PRIOR_SD,
 ) -> ScorePosterior:
     """Laplace posterior of the scores of one count matrix.
 
@@ -131,30 +157,47 @@ def laplace_posterior(
     with the objective's exact Hessian, from ``q0`` (e.g. the previous batch's mode) or from
     :func:`scaling.pw_scale`'s scores; the precision is the Hessian there. Where pwcmp's
     prior makes it indefinite, eigenvalues are raised to ``1 / prior_sd^2``.
+    ``prior_sd=None`` fits the prior's scale by EM from ``start_sd`` (e.g. the previous
+    batch's :meth:`ScorePosterior.fitted_prior_sd`).
     """
     counts = np.asarray(counts, dtype=float)
     n = counts.shape[0]
-    ridge = 1.0 / prior_sd**2
     total = float(counts.sum())
+    tau = start_sd if prior_sd is None else prior_sd
+    if total == 0:
+        return ScorePosterior(np.zeros(n), np.eye(n) * tau**2, 0.0, tau)
     with single_threaded_blas():
-        if total == 0:
-            return ScorePosterior(np.zeros(n), np.eye(n) * prior_sd**2, 0.0)
         objective = ThurstoneObjective(counts, prior=prior)
-        start = _start(counts, prior, q0)
+        mode = _start(counts, prior, q0)
+        for _ in range(1 if prior_sd is not None else EM_STEPS):
+            posterior = _laplace_at_mode(objective, mode, tau, total)
+            fitted, mode = posterior.fitted_prior_sd(), posterior.mean
+            if abs(fitted - tau) <= EM_TOLERANCE * tau:
+                break
+            tau = fitted
+    return posterior
 
-        def fun(q: np.ndarray) -> tuple[float, np.ndarray]:
-            value, grad = objective.value_and_grad(q)
-            return 0.5 * value + 0.5 * ridge * q @ q, 0.5 * grad + ridge * q
 
-        def hess(q: np.ndarray) -> np.ndarray:
-            return 0.5 * objective.hessian(q) + ridge * np.eye(n)
+def _laplace_at_mode(
+    objective: ThurstoneObjective, start: np.ndarray, prior_sd: float, total: float
+) -> ScorePosterior:
+    """Mode of half the objective plus the weak prior, and the covariance there."""
+    n = start.size
+    ridge = 1.0 / prior_sd**2
 
-        mode = optimize.minimize(
-            fun, start, jac=True, hess=hess, method="trust-exact", options={"gtol": 1e-6}
-        ).x
-        precision = hess(mode)
-        cov = _spd_inverse(0.5 * (precision + precision.T), floor=ridge)
-    return ScorePosterior(mode, cov, total)
+    def fun(q: np.ndarray) -> tuple[float, np.ndarray]:
+        value, grad = objective.value_and_grad(q)
+        return 0.5 * value + 0.5 * ridge * q @ q, 0.5 * grad + ridge * q
+
+    def hess(q: np.ndarray) -> np.ndarray:
+        return 0.5 * objective.hessian(q) + ridge * np.eye(n)
+
+    mode = optimize.minimize(
+        fun, start, jac=True, hess=hess, method="trust-exact", options={"gtol": 1e-6}
+    ).x
+    precision = hess(mode)
+    cov = _spd_inverse(0.5 * (precision + precision.T), floor=ridge)
+    return ScorePosterior(mode, cov, total, prior_sd)
 
 
 def _start(counts: np.ndarray, prior: str, q0: np.ndarray | None) -> np.ndarray:
@@ -179,6 +222,23 @@ def _spd_inverse(precision: np.ndarray, floor: float) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- gains
+def _outcome_updates(
+    m: np.ndarray, v: np.ndarray
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """For u ~ N(m, v) and one more comparison (first wins with probability Phi(u)): the
+    predictive probability that the first wins, and for each outcome the exact shift of
+    u's mean and the fraction (v - v') / v by which its variance shrinks (the tilted
+    distribution's first two moments, closed form for the probit)."""
+    scale = np.sqrt(1.0 + v)
+    z = m / scale
+    log_pdf = -0.5 * z * z - _LOG_SQRT_2PI
+    ratio_first = np.exp(log_pdf - log_ndtr(z))  # phi(z) / Phi(z)
+    ratio_second = np.exp(log_pdf - log_ndtr(-z))
+    first = (v * ratio_first / scale, v * ratio_first * (z + ratio_first) / (1.0 + v))
+    second = (-v * ratio_second / scale, v * ratio_second * (ratio_second - z) / (1.0 + v))
+    return ndtr(z), first, second
+
+
 def expected_gain(
     mean_diff: np.ndarray, var_diff: np.ndarray, target_var: np.ndarray | None = None
 ) -> np.ndarray:
@@ -186,27 +246,21 @@ def expected_gain(
     comparison, for pairs whose difference u = (q_i - q_j) / SIGMA has posterior mean
     ``mean_diff`` and variance ``var_diff``.
 
-    ``target_var`` (rho, at most ``var_diff``): measure the change of a target phi = W q
-    only, rho = b^T Cov(phi)^+ b with b = W Cov(q) a. Default: all scores (rho = v).
+    The posterior after an outcome is the current Gaussian times the outcome's likelihood,
+    matched by the Gaussian of the same mean and covariance (as TrueSkill's and EP's
+    updates): only u's distribution changes, so the KL is a function of u's shift and
+    shrinkage. ``target_var`` (R, at most ``var_diff``): measure the change of a target
+    phi = W q only, R = b^T Cov(phi)^+ b with b = Cov(phi, u). Default: all scores (R = v).
     """
     m = np.asarray(mean_diff, dtype=float)
-    v = np.asarray(var_diff, dtype=float)
-    rho = v if target_var is None else np.minimum(np.asarray(target_var, dtype=float), v)
-    p_first = ndtr(m / np.sqrt(1.0 + v))
-    log_pdf = -0.5 * m * m - _LOG_SQRT_2PI
-    slope_first = np.exp(log_pdf - log_ndtr(m))  # d/du log Phi(u) at u = m
-    slope_second = np.exp(log_pdf - log_ndtr(-m))  # -d/du log Phi(-u)
-    curv_first = slope_first * (m + slope_first)
-    curv_second = slope_second * (slope_second - m)
-
-    def kl(slope: np.ndarray, curv: np.ndarray) -> np.ndarray:
-        shrink = 1.0 + curv * v
-        value = np.log(shrink) - curv * rho / shrink + slope**2 * rho / shrink**2
-        if target_var is not None:
-            value -= np.log1p(curv * (v - rho))
-        return 0.5 * value
-
-    return p_first * kl(slope_first, curv_first) + (1.0 - p_first) * kl(slope_second, curv_second)
+    v = np.maximum(np.asarray(var_diff, dtype=float), 1e-300)
+    share = 1.0 if target_var is None else np.minimum(np.asarray(target_var, float) / v, 1.0)
+    p_first, *outcomes = _outcome_updates(m, v)
+    gains = []
+    for shift, shrink in outcomes:
+        explained = np.minimum(shrink * share, 1.0 - 1e-15)
+        gains.append(0.5 * (shift**2 / v * share - explained - np.log1p(-explained)))
+    return p_first * gains[0] + (1.0 - p_first) * gains[1]
 
 
 @dataclass
@@ -313,7 +367,8 @@ class GroupStatus:
     ``interval_width``: median 95% interval width of the scores now (JOD);
     ``further_judgments``: predicted comparisons still needed to bring it to
     ``target_width`` (widths shrink as 1 / sqrt(comparisons)); ``done``: the target width
-    is reached or the best expected gain (``max_gain``, nats) is below ``min_gain``.
+    is reached or the best expected gain (``max_gain``, nats) is below ``min_gain``;
+    ``prior_sd``: the weak prior's scale the posterior used (JOD).
     """
 
     n_conditions: int
@@ -325,41 +380,45 @@ class GroupStatus:
     further_judgments: float
     done: bool
     reason: str
+    prior_sd: float
 
 
 @dataclass
 class Batch:
     """One planned batch: candidate pairs (rows of ``pairs``: index of A, index of B), their
-    expected gains, the group's status and the posterior mean (a warm start next time)."""
+    expected gains, the group's status, and what the next batch can start from: the
+    posterior mode and the prior scale's EM estimate."""
 
     pairs: np.ndarray
     gains: np.ndarray
     status: GroupStatus
     scores: np.ndarray
+    prior_sd: float
 
 
 def group_status(
-    posterior: ScorePosterior,
+    widths: np.ndarray,
+    n_comparisons: float,
     max_gain: float,
     target_width: float | None = None,
     min_gain: float | None = None,
+    prior_sd: float = INITIAL_PRIOR_SD,
 ) -> GroupStatus:
-    """The stopping rule of one group (see :class:`GroupStatus`)."""
-    width = float(np.median(posterior.interval_widths()))
-    n_done = posterior.n_comparisons
+    """The stopping rule of one group (see :class:`GroupStatus`) from its interval widths."""
+    width = float(np.median(widths))
     further = np.nan
     reasons = []
     if target_width is not None:
         if width <= target_width:
             further = 0.0
             reasons.append(f"median 95% interval width {width:.3g} <= {target_width:g} JOD")
-        elif n_done > 0:
-            further = float(np.ceil(n_done * ((width / target_width) ** 2 - 1.0)))
+        elif n_comparisons > 0:
+            further = float(np.ceil(n_comparisons * ((width / target_width) ** 2 - 1.0)))
     if min_gain is not None and max_gain < min_gain:
         reasons.append(f"best expected gain {max_gain:.3g} < {min_gain:g} nats")
     return GroupStatus(
-        n_conditions=posterior.mean.size,
-        n_comparisons=n_done,
+        n_conditions=widths.size,
+        n_comparisons=n_comparisons,
         interval_width=width,
         max_gain=float(max_gain),
         target_width=target_width,
@@ -367,6 +426,7 @@ def group_status(
         further_judgments=further,
         done=bool(reasons),
         reason="; ".join(reasons),
+        prior_sd=prior_sd,
     )
 
 
@@ -377,28 +437,41 @@ def plan_batch(
     method: str = "eig",
     rng: np.random.Generator | None = None,
     prior: str = "gaussian",
-    prior_sd: float = PRIOR_SD,
+    prior_sd: float | None = None,
     target_width: float | None = None,
     min_gain: float | None = None,
     q0: np.ndarray | None = None,
+    start_sd: float = INITIAL_PRIOR_SD,
+    candidates: tuple[np.ndarray, np.ndarray] | None = None,
+    target: AlignmentTarget | None = None,
 ) -> Batch:
     """The next batch of one group from its count matrix (no names, no validation).
 
     ``n_pairs`` defaults to N - 1 (one spanning tree). A group that meets its stopping rule
-    gets no pairs. ``q0``: warm start for the scale (the previous batch's ``scores``).
+    gets no pairs. ``q0``, ``start_sd``: warm starts (the previous batch's ``scores`` and
+    ``prior_sd``); ``prior_sd``: fix the weak prior's scale instead of fitting it.
+    ``candidates``: the pairs (i < j) allowed (default: all); ``target``: what the gains and
+    interval widths measure (default: all scores).
     """
     n = counts.shape[0]
     rng = rng if rng is not None else np.random.default_rng(0)
-    n_pairs = _check_batch_size(n, n_pairs)
-    posterior = laplace_posterior(counts, prior=prior, prior_sd=prior_sd, q0=q0)
-    first, second = np.triu_indices(n, k=1)
-    all_gains = candidate_gains(posterior, first, second)
-    status = group_status(posterior, float(all_gains.max()), target_width, min_gain)
+    first, second = candidates if candidates is not None else np.triu_indices(n, k=1)
+    n_pairs = _check_batch_size(n, n_pairs, n_candidates=first.size)
+    posterior = laplace_posterior(counts, prior=prior, prior_sd=prior_sd, q0=q0, start_sd=start_sd)
+    all_gains = candidate_gains(posterior, first, second, target)
+    status = group_status(
+        posterior.interval_widths(target),
+        posterior.n_comparisons,
+        float(all_gains.max()),
+        target_width,
+        min_gain,
+        posterior.prior_sd,
+    )
     if status.done:
         empty = np.zeros((0, 2), dtype=np.intp)
-        return Batch(empty, np.zeros(0), status, posterior.mean)
+        return Batch(empty, np.zeros(0), status, posterior.mean, posterior.fitted_prior_sd())
     if method == "eig":
-        index, gains = eig_pairs(posterior, n_pairs, rng, (first, second))
+        index, gains = eig_pairs(posterior, n_pairs, rng, (first, second), target)
     elif method == "random":
         index = random_pairs(first.size, n_pairs, rng)
         gains = all_gains[index]
@@ -407,14 +480,17 @@ def plan_batch(
         index = round_robin_pairs(compared, n_pairs, rng)
         gains = all_gains[index]
     pairs = _random_sides(first[index], second[index], rng)
-    return Batch(pairs, gains, status, posterior.mean)
+    return Batch(pairs, gains, status, posterior.mean, posterior.fitted_prior_sd())
 
 
-def _check_batch_size(n: int, n_pairs: int | None, label: str = "") -> int:
-    """``n_pairs``, or N - 1 for None, checked against the N (N - 1) / 2 distinct pairs."""
+def _check_batch_size(
+    n: int, n_pairs: int | None, label: str = "", n_candidates: int | None = None
+) -> int:
+    """``n_pairs``, or N - 1 for None, checked against the distinct candidate pairs
+    (default: all N (N - 1) / 2)."""
     if n < 2:
         raise ValueError("at least two conditions are needed to form a pair")
-    n_candidates = n * (n - 1) // 2
+    n_candidates = n * (n - 1) // 2 if n_candidates is None else n_candidates
     if n_pairs is None:
         return n - 1
     if not 1 <= n_pairs <= n_candidates:
@@ -445,7 +521,7 @@ def select_pairs(
     seed: int = 0,
     prior: str = "gaussian",
     ties: str = "drop",
-    prior_sd: float = PRIOR_SD,
+    prior_sd: float | None = None,
 ) -> pd.DataFrame:
     """The next pairs to compare, per group, for the most expected information.
 
@@ -475,8 +551,9 @@ def select_pairs(
         Seed for tie-breaking, random methods and which side is A; same seed, same pairs.
     prior, ties
         Scaling options (see :func:`scaling.scale`).
-    prior_sd : float
-        The selection's weak prior on every score (JOD; see :data:`PRIOR_SD`).
+    prior_sd : float, optional
+        Scale (JOD) of the weak prior on every score that the selection's posterior adds;
+        default: fitted to each group by EM (see :data:`INITIAL_PRIOR_SD`).
 
     Returns
     -------
@@ -637,7 +714,7 @@ def _metadata(
     seed: int,
     prior: str,
     ties: str,
-    prior_sd: float,
+    prior_sd: float | None,
     status: list[dict],
 ) -> dict:
     return {
@@ -649,6 +726,180 @@ def _metadata(
         "seed": seed,
         "prior": prior,
         "ties": ties,
-        "selection_prior_sd": prior_sd,
+        "selection_prior_sd": "fitted by EM" if prior_sd is None else prior_sd,
         "status": status,
     }
+
+
+# --------------------------------------------------------------------------- cross-content
+def alignment_target(scene_codes: np.ndarray, scene_scores: np.ndarray) -> AlignmentTarget:
+    """What cross-content comparisons should pin down: per scene j, the least-squares line
+    y = a_j x + b_j through its images' cross-content scores y (x: their per-scene scores,
+    as in the paper's alignment). ``weights`` maps y to all (a_j, b_j); ``hat`` maps y to
+    the fitted values a_j x + b_j."""
+    n = scene_codes.size
+    weights = np.zeros((2 * (scene_codes.max() + 1), n))
+    hat = np.zeros((n, n))
+    for scene in range(scene_codes.max() + 1):
+        members = np.flatnonzero(scene_codes == scene)
+        design = np.column_stack([scene_scores[members], np.ones(members.size)])
+        coefficients = np.linalg.pinv(design)
+        weights[2 * scene : 2 * scene + 2, members] = coefficients
+        hat[np.ix_(members, members)] = design @ coefficients
+    return AlignmentTarget(weights, hat)
+
+
+def select_cross_pairs(
+    cross_trials: pd.DataFrame | str | Path | None,
+    images: pd.DataFrame,
+    n_pairs: int | None = None,
+    *,
+    method: str = "eig",
+    target_width: float | None = None,
+    min_gain: float | None = None,
+    seed: int = 0,
+    prior: str = "gaussian",
+    ties: str = "drop",
+    prior_sd: float | None = None,
+) -> pd.DataFrame:
+    """The next cross-content pairs: those that pin each scene's alignment line best.
+
+    The unified scale maps each scene onto the cross-content scale by a line
+    y = a_j x + b_j fitted through the scene's cross-content images (METHODS.md section 3).
+    The gain of comparing image i of one scene with image k of another is the expected
+    information about all (a_j, b_j), under the Laplace posterior of the cross-content
+    scores y (:func:`expected_gain` with a target): images at the ends of a scene's range,
+    and pairs whose outcome is still uncertain, pin the lines most.
+
+    Parameters
+    ----------
+    cross_trials : DataFrame, path or None
+        Cross-content trials so far (``scene_A``, ``scene_B``, ``condition_A``,
+        ``condition_B`` ...; ``scaling.formats``); None or empty for the first batch.
+    images : DataFrame
+        The images that may enter the cross-content task, with their per-scene scores:
+        ``scene, condition, jod`` (e.g. rows of a per-scene scale table chosen by
+        :func:`alignment.selection.select_cross_images`), and ``attribute`` to plan each
+        attribute on its own. At least two scenes, two images each.
+    n_pairs : int, optional
+        Pairs per attribute; default: one spanning tree of the images using cross-scene
+        pairs only.
+    method, target_width, min_gain, seed, prior, ties, prior_sd
+        As in :func:`select_pairs`; widths are those of the images' fitted line values.
+
+    Returns
+    -------
+    DataFrame
+        [``attribute``], ``scene_A, condition_A, scene_B, condition_B, expected_gain``;
+        the status per attribute in ``attrs["jodkit"]["status"]``.
+    """
+    ScaleOptions(prior=prior, ties=ties)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    _check_positive(target_width=target_width, min_gain=min_gain, prior_sd=prior_sd)
+    table = _checked_images(images)
+    keys = ["attribute"] if "attribute" in table.columns else []
+    trials = _cross_trials(cross_trials, keys)
+    groups = table.groupby(keys, sort=True) if keys else [((), table)]
+    seeds = np.random.SeedSequence(seed).spawn(len(groups) if keys else 1)
+    tables, status = [], []
+    for (key, rows), seq in zip(groups, seeds, strict=True):
+        key = key if isinstance(key, tuple) else (key,)
+        label = ", ".join(f"{k}={v}" for k, v in zip(keys, key, strict=True)) or "images"
+        rows = rows.reset_index(drop=True)
+        scene_codes = pd.factorize(rows["scene"], sort=True)[0]
+        if scene_codes.max() < 1:
+            raise InputError(f"{label}: cross-content pairs need images of at least two scenes")
+        names = image_keys(rows["scene"], rows["condition"]).tolist()
+        mine = trials
+        for k, value in zip(keys, key, strict=True):
+            mine = mine[mine[k] == value]
+        _check_known(mine, names, "cross-content trials")
+        first, second = np.triu_indices(len(names), k=1)
+        across = scene_codes[first] != scene_codes[second]
+        batch = plan_batch(
+            counts_from_trials(mine, names, ties),
+            _check_batch_size(len(names), n_pairs, label, int(across.sum())),
+            method=method,
+            rng=np.random.default_rng(seq),
+            prior=prior,
+            prior_sd=prior_sd,
+            target_width=target_width,
+            min_gain=min_gain,
+            candidates=(first[across], second[across]),
+            target=alignment_target(scene_codes, rows["jod"].to_numpy(float)),
+        )
+        a, b = batch.pairs[:, 0], batch.pairs[:, 1]
+        out = pd.DataFrame(
+            {
+                "scene_A": rows["scene"].to_numpy()[a],
+                "condition_A": rows["condition"].to_numpy()[a],
+                "scene_B": rows["scene"].to_numpy()[b],
+                "condition_B": rows["condition"].to_numpy()[b],
+                "expected_gain": batch.gains,
+            }
+        )
+        for k, value in zip(keys, key, strict=True):
+            out.insert(0, k, value)
+        tables.append(out)
+        status.append({**dict(zip(keys, key, strict=True)), **asdict(batch.status)})
+    result = pd.concat(tables, ignore_index=True)[[*keys, *CROSS_PAIR_COLUMNS]]
+    result.attrs[METADATA_KEY] = _metadata(method, keys, seed, prior, ties, prior_sd, status)
+    result.attrs[METADATA_KEY]["target"] = "per-scene alignment lines (a_j, b_j)"
+    return result
+
+
+IMAGES = "images"
+
+
+def _checked_images(images: pd.DataFrame) -> pd.DataFrame:
+    """The candidate images: columns present, scores finite, no image twice, scene names
+    usable in image keys, at least two images per scene."""
+    for column in ("scene", "condition", "jod"):
+        if column not in images.columns:
+            raise InputError(f"missing column {column!r}", source=IMAGES, field=column)
+    table = images.reset_index(drop=True).copy()
+    for column in ("scene", "condition", *(["attribute"] if "attribute" in table else [])):
+        table[column] = table[column].astype(str)
+    jod = pd.to_numeric(table["jod"], errors="coerce").to_numpy(float)
+    if not np.all(np.isfinite(jod)):
+        row = int(np.flatnonzero(~np.isfinite(jod))[0]) + 1
+        raise InputError("score is not a finite number", source=IMAGES, row=row, field="jod")
+    table["jod"] = jod
+    for row, scene in enumerate(table["scene"], start=1):
+        problem = scene_name_problem(scene)
+        if problem:
+            raise InputError(problem, source=IMAGES, row=row, field="scene")
+    keys = [c for c in ("attribute", "scene", "condition") if c in table.columns]
+    twice = table.duplicated(keys).to_numpy()
+    if twice.any():
+        row = int(np.flatnonzero(twice)[0]) + 1
+        raise InputError("image listed twice", source=IMAGES, row=row, field="condition")
+    sizes = table.groupby(keys[:-1]).size()
+    if (sizes < 2).any():
+        raise InputError(
+            f"scene {sizes.index[sizes < 2][0]!r} has one image: a line needs two",
+            source=IMAGES,
+            field="scene",
+        )
+    return table
+
+
+def _cross_trials(cross_trials: pd.DataFrame | str | Path | None, keys: list[str]) -> pd.DataFrame:
+    """Validated cross-content trials (conditions as image keys), training trials left out;
+    an empty table when there are none yet."""
+    empty = pd.DataFrame(columns=["condition_A", "condition_B", "is_A_selected", *keys])
+    if cross_trials is None:
+        return empty
+    source = "cross-content trials" if isinstance(cross_trials, pd.DataFrame) else str(cross_trials)
+    raw = cross_trials if isinstance(cross_trials, pd.DataFrame) else read_any_table(cross_trials)
+    if raw.empty:
+        return empty
+    frame = validate_trials(raw, by=keys, source=source)
+    if not {"scene_A", "scene_B"} <= set(frame.columns):
+        raise InputError(
+            "cross-content trials need 'scene_A' and 'scene_B'", source=source, field="scene_A"
+        )
+    if "is_training" in frame.columns:
+        frame = frame[frame["is_training"] == 0]
+    return frame

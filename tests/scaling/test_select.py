@@ -13,31 +13,41 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numpy.polynomial.hermite_e import hermegauss
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.stats import norm
 
 import scaling
 from scaling.errors import InputError
+from scaling.formats import image_keys
 from scaling.likelihood import SIGMA
 from scaling.select import (
+    CROSS_PAIR_COLUMNS,
     AlignmentTarget,
     ScorePosterior,
+    alignment_target,
     candidate_gains,
     expected_gain,
     laplace_posterior,
     plan_batch,
+    select_cross_pairs,
     select_pairs,
 )
 from scaling.simulate import make_true_scores, simulate_trials
 
-
 # --------------------------------------------------------------------------- references
-def _outcome_slope_curvature(u: float, sign: int) -> tuple[float, float]:
-    """d/du and -d2/du2 of log Phi(sign u), by central differences."""
-    h = 1e-4
-    f = [norm.logcdf(sign * (u + k * h)) for k in (-1, 0, 1)]
-    return (f[2] - f[0]) / (2 * h), -(f[2] - 2 * f[1] + f[0]) / h**2
+_NODES, _WEIGHTS = hermegauss(200)
+
+
+def _tilted_moments(m: float, v: float, sign: int) -> tuple[float, float, float]:
+    """Probability, mean and variance of u ~ N(m, v) given the outcome Phi(sign u), by
+    Gauss-Hermite quadrature (200 nodes)."""
+    u = m + np.sqrt(v) * _NODES
+    weight = _WEIGHTS * norm.cdf(sign * u) / np.sqrt(2 * np.pi)
+    mass = weight.sum()
+    mean = weight @ u / mass
+    return mass, mean, weight @ (u - mean) ** 2 / mass
 
 
 def _gaussian_kl(m1, c1, m0, c0) -> float:
@@ -54,33 +64,33 @@ def _gaussian_kl(m1, c1, m0, c0) -> float:
 
 
 def _dense_expected_gain(mean, cov, i, j, weights=None) -> float:
-    """One Newton step of the Laplace posterior for each outcome, done densely."""
+    """The moment-matched posterior after each outcome, built densely: u's tilted moments
+    by quadrature, the rest of q by Gaussian conditioning on u."""
     n = len(mean)
     a = np.zeros(n)
     a[i], a[j] = 1 / SIGMA, -1 / SIGMA
     m, v = a @ mean, a @ cov @ a
-    precision = np.linalg.inv(cov)
+    cov_qu = cov @ a
+    w = np.eye(n) if weights is None else weights
     total = 0.0
     for sign in (1, -1):
-        slope, curvature = _outcome_slope_curvature(m, sign)
-        cov1 = np.linalg.inv(precision + curvature * np.outer(a, a))
-        mean1 = mean + cov1 @ a * slope
-        w = np.eye(n) if weights is None else weights
-        kl = _gaussian_kl(w @ mean1, w @ cov1 @ w.T, w @ mean, w @ cov @ w.T)
-        total += norm.cdf(sign * m / np.sqrt(1 + v)) * kl
+        mass, m1, v1 = _tilted_moments(m, v, sign)
+        mean1 = mean + cov_qu * (m1 - m) / v
+        cov1 = cov - np.outer(cov_qu, cov_qu) * (v - v1) / v**2
+        total += mass * _gaussian_kl(w @ mean1, w @ cov1 @ w.T, w @ mean, w @ cov @ w.T)
     return total
 
 
 def _random_posterior(seed: int, n: int) -> ScorePosterior:
     rng = np.random.default_rng(seed)
     root = rng.normal(size=(n, n)) * rng.uniform(0.1, 1.5)
-    return ScorePosterior(rng.normal(0, 2, n), root @ root.T + 0.05 * np.eye(n), 10.0)
+    return ScorePosterior(rng.normal(0, 2, n), root @ root.T + 0.05 * np.eye(n), 10.0, 1.0)
 
 
 # --------------------------------------------------------------------------- gains
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 10_000), n=st.integers(2, 6))
-def test_closed_form_gain_equals_dense_laplace_update(seed, n):
+def test_closed_form_gain_equals_dense_moment_matched_update(seed, n):
     posterior = _random_posterior(seed, n)
     i, j = np.triu_indices(n, k=1)
     gains = candidate_gains(posterior, i, j)
@@ -108,9 +118,11 @@ def test_targeted_gain_equals_dense_marginal_update(seed, n, rank):
     assert np.all(gains <= candidate_gains(posterior, i, j) + 1e-12)  # a part tells less
 
 
-def test_gain_grows_with_uncertainty_and_shrinks_with_distance():
-    v = np.array([0.01, 0.1, 1.0, 10.0])
-    assert np.all(np.diff(expected_gain(np.zeros(4), v)) > 0)
+def test_gain_grows_with_uncertainty_shrinks_with_distance_and_stays_bounded():
+    v = np.array([0.01, 0.1, 1.0, 10.0, 1e3, 1e6])
+    gains = expected_gain(np.zeros(6), v)
+    assert np.all(np.diff(gains) > 0)
+    assert gains[-1] < 0.6 and gains[-1] - gains[-2] < 1e-3  # a binary outcome tells little
     m = np.array([0.0, 1.0, 3.0, 6.0])
     assert np.all(np.diff(expected_gain(m, np.full(4, 0.5))) < 0)
 
@@ -129,7 +141,7 @@ def _resolved_gain(counts: np.ndarray, i: int, j: int, prior: str) -> float:
     for winner, loser, sign in ((i, j, 1), (j, i, -1)):
         more = counts.copy()
         more[winner, loser] += 1
-        after = laplace_posterior(more, q0=now.mean, prior=prior)
+        after = laplace_posterior(more, q0=now.mean, prior=prior, prior_sd=now.prior_sd)
         kl = _gaussian_kl(after.mean, after.cov, now.mean, now.cov)
         total += norm.cdf(sign * m[0] / np.sqrt(1 + v[0])) * kl
     return total
@@ -143,10 +155,10 @@ def _resolved_gain(counts: np.ndarray, i: int, j: int, prior: str) -> float:
 def test_gains_approximate_a_full_resolve_per_candidate(
     prior, per_pair, rtol, min_correlation, seed
 ):
-    """One Newton step against the new optimum, for each candidate and outcome. Without a
-    prior the two converge as data accumulate; pwcmp's prior is built from the counts
-    themselves, so one more comparison also changes it (its groups of equal counts), which
-    the rank-one update leaves out: there they agree less closely."""
+    """The rank-one moment-matched update against a new Laplace fit, for each candidate and
+    outcome. Without a prior the two converge as data accumulate; pwcmp's prior is built
+    from the counts themselves, so one more comparison also changes it (its groups of equal
+    counts), which the rank-one update leaves out: there they agree less closely."""
     counts = _study_counts(6, per_pair, seed=seed)
     posterior = laplace_posterior(counts, prior=prior)
     i, j = np.triu_indices(6, k=1)
@@ -352,3 +364,140 @@ def test_bad_count_matrix_is_refused():
         select_pairs(np.array([[0.0, -1.0], [1.0, 0.0]]))
     with pytest.raises(InputError, match="3 condition names for a 2 x 2"):
         select_pairs(np.zeros((2, 2)), conditions=["a", "b", "c"])
+
+
+# --------------------------------------------------------------------------- weak prior
+def test_prior_scale_is_fitted_to_the_spread_of_the_scene():
+    narrow = laplace_posterior(_study_counts(12, 6, seed=3, jod_range=2.0))
+    wide = laplace_posterior(_study_counts(12, 6, seed=3, jod_range=12.0))
+    assert narrow.prior_sd < 1.5 < wide.prior_sd
+    for posterior in (narrow, wide):  # EM stopped at (near) its fixed point
+        assert posterior.fitted_prior_sd() == pytest.approx(posterior.prior_sd, rel=0.05)
+
+
+def test_fixed_prior_scale_is_used_as_given():
+    posterior = laplace_posterior(_study_counts(6, 3, seed=1), prior_sd=0.7)
+    assert posterior.prior_sd == 0.7
+
+
+# --------------------------------------------------------------------------- cross-content
+def _cross_images(scenes: int = 3, per_scene: int = 4) -> pd.DataFrame:
+    ladder = np.linspace(-2.0, 2.0, per_scene)
+    return pd.DataFrame(
+        {
+            "scene": np.repeat([f"s{k}" for k in range(scenes)], per_scene),
+            "condition": np.tile([f"r{k}" for k in range(per_scene)], scenes),
+            "jod": np.tile(ladder, scenes),
+        }
+    )
+
+
+def test_cross_pairs_join_scenes_and_pin_the_ends_of_each_line_first():
+    images = _cross_images()
+    pairs = select_cross_pairs(None, images)
+    assert list(pairs.columns) == list(CROSS_PAIR_COLUMNS)
+    assert (pairs.scene_A != pairs.scene_B).all()
+    keys = image_keys(images.scene, images.condition).tolist()
+    coded = np.column_stack(
+        [
+            image_keys(pairs.scene_A, pairs.condition_A).map(keys.index),
+            image_keys(pairs.scene_B, pairs.condition_B).map(keys.index),
+        ]
+    )
+    assert _is_spanning_tree(coded, len(images))
+    best = pairs.iloc[: len(images) // 3]  # the highest gains: the extreme images
+    assert set(best.condition_A) | set(best.condition_B) <= {"r0", "r3"}
+
+
+def test_targeted_gains_differ_from_plain_gains_of_the_cross_scale():
+    images = _cross_images()
+    codes = pd.factorize(images.scene, sort=True)[0]
+    target = alignment_target(codes, images.jod.to_numpy())
+    posterior = laplace_posterior(np.zeros((12, 12)), prior_sd=1.0)
+    end_pair = candidate_gains(posterior, np.array([0]), np.array([7]), target)  # r0 vs r3
+    mid_pair = candidate_gains(posterior, np.array([1]), np.array([6]), target)  # r1 vs r2
+    plain = candidate_gains(posterior, np.array([0, 1]), np.array([7, 6]))
+    assert end_pair[0] > mid_pair[0] and plain[0] == pytest.approx(plain[1])
+
+
+def test_cross_trials_update_the_plan_and_unknown_images_are_named():
+    images = _cross_images(2, 3)
+    trials = pd.DataFrame(
+        {
+            "observer": "o1",
+            "scene_A": ["s0", "s0", "s1"],
+            "scene_B": ["s1", "s1", "s0"],
+            "condition_A": ["r0", "r2", "r1"],
+            "condition_B": ["r2", "r0", "r9"],
+            "is_A_selected": [1, 0, 1],
+        }
+    )
+    with pytest.raises(InputError, match=r"row 3, field 'condition_B'.*s0/r9"):
+        select_cross_pairs(trials, images)
+    plan = select_cross_pairs(trials.iloc[:2], images)
+    assert plan.attrs["jodkit"]["status"][0]["n_comparisons"] == 2
+    assert len(plan) == 5
+
+
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [
+        (pd.DataFrame({"scene": ["a"], "condition": ["x"]}), "missing column 'jod'"),
+        (_cross_images(1, 3), "at least two scenes"),
+        (_cross_images(2, 3).drop(index=[0, 1]), "scene 's0' has one image"),
+        (_cross_images(2, 2).assign(jod=[0, np.nan, 1, 2]), "row 2, field 'jod'"),
+        (pd.concat([_cross_images(2, 2)] * 2), "row 5, field 'condition': image listed twice"),
+        (_cross_images(2, 2).assign(scene=["a/b", "a/b", "c", "c"]), "row 1, field 'scene'"),
+    ],
+)
+def test_bad_cross_images_are_refused(images, message):
+    with pytest.raises(InputError, match=message):
+        select_cross_pairs(None, images)
+
+
+# --------------------------------------------------------------------------- jod pairs
+def test_jod_pairs_writes_pairs_status_and_prints_the_stopping_rule(tmp_path, trials):
+    from typer.testing import CliRunner
+
+    from jodkit.cli import app
+    from scaling.io import read_table
+
+    source = tmp_path / "trials.csv"
+    trials.to_csv(source, index=False)
+    out, status = tmp_path / "next_pairs.csv", tmp_path / "status.csv"
+    args = ["pairs", str(source), "--by", "scene", "-o", str(out), "--target-width", "0.5"]
+    result = CliRunner().invoke(app, [*args, "--status", str(status)])
+    assert result.exit_code == 0, result.output
+    pairs = read_table(out)
+    pd.testing.assert_frame_equal(
+        pairs, select_pairs(trials, by=["scene"], target_width=0.5), check_dtype=False
+    )
+    assert pairs.attrs["jodkit"]["status"][0]["scene"] == "s00"
+    table = pd.read_csv(status)
+    assert list(table.scene) == ["s00", "s01"] and (table.further_judgments > 0).all()
+    assert "scene=s00: 7 conditions, 84 judgments, median 95% interval width" in result.output
+    assert "more to reach 0.5" in result.output
+
+
+def test_jod_pairs_bad_input_is_one_line_and_exit_2(tmp_path, trials):
+    from typer.testing import CliRunner
+
+    from jodkit.cli import app
+
+    source = tmp_path / "trials.csv"
+    bad = trials.copy()
+    bad.loc[4, "condition_B"] = "ghost"
+    bad.to_csv(source, index=False)
+    listed = tmp_path / "conditions.csv"
+    trials[["scene", "condition_A"]].drop_duplicates().rename(
+        columns={"condition_A": "condition"}
+    ).to_csv(listed, index=False)
+    out = tmp_path / "next.csv"
+    result = CliRunner().invoke(
+        app, ["pairs", str(source), "--conditions", str(listed), "--by", "scene", "-o", str(out)]
+    )
+    assert result.exit_code == 2
+    assert "row 5, field 'condition_B': unknown condition 'ghost'" in result.output
+    assert not out.exists()
+    again = CliRunner().invoke(app, ["pairs", str(source), "-o", str(source)])
+    assert again.exit_code == 2 and "would overwrite the input" in again.output
