@@ -31,6 +31,7 @@ import time
 import tracemalloc
 import warnings
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -67,9 +68,7 @@ def _planner(method: str, n: int, asap_full_max: int, rng: np.random.Generator):
     if method == "asap":
         return AsapReference(approx=n > asap_full_max, rng=rng).next_batch
     if method == "random":
-        return lambda counts: np.column_stack([first, second])[
-            random_pairs(first.size, n - 1, rng)
-        ]
+        return lambda counts: np.column_stack([first, second])[random_pairs(first.size, n - 1, rng)]
     return lambda counts: np.column_stack([first, second])[
         round_robin_pairs((counts + counts.T)[first, second], n - 1, rng)
     ]
@@ -233,25 +232,30 @@ def _best_time(function, repeats: int) -> float:
 
 
 def speed(args: argparse.Namespace) -> None:
+    """Seconds for one batch: cold (from the counts alone, as ``jod pairs``) and warm (from
+    the previous batch's mode and prior scale, as the app and the accuracy runs plan)."""
     print("\nOne batch of N - 1 pairs, 5 N random comparisons answered (seconds, best of 3)")
-    print(f"{'N':>5} {'active':>8} {'peak MiB':>9} {'ASAP':>9} {'ASAP-approx':>12} "
-          f"{'ASAP/active':>12}")  # fmt: skip
+    print(f"{'N':>5} {'cold':>8} {'warm':>8} {'peak MiB':>9} {'ASAP':>9} {'ASAP-approx':>12} "
+          f"{'ASAP/cold':>10}")  # fmt: skip
     for n in args.speed_conditions:
         counts = _answered(n, 5)
-        rng = np.random.default_rng(0)
-        active = _best_time(lambda counts=counts: plan_batch(counts, rng=rng), 3)
+        start = time.perf_counter()
+        previous = plan_batch(counts)
+        print(f"{n:>5} first call {time.perf_counter() - start:.3f} s", end="\r", flush=True)
+        cold = _best_time(partial(plan_batch, counts), 3)
+        warm = _best_time(
+            partial(plan_batch, counts, q0=previous.scores, start_sd=previous.prior_sd), 3
+        )
         tracemalloc.start()
-        plan_batch(counts, rng=rng)
+        plan_batch(counts)
         peak = tracemalloc.get_traced_memory()[1] / 2**20
         tracemalloc.stop()
         full = approx = np.nan
         if n <= args.asap_max:
-            full = _best_time(lambda c=counts: AsapReference(rng=rng).next_batch(c), 1)
-            approx = _best_time(
-                lambda c=counts: AsapReference(approx=True, rng=rng).next_batch(c), 3
-            )
-        print(f"{n:>5} {active:>8.3f} {peak:>9.1f} {full:>9.2f} {approx:>12.3f} "
-              f"{full / active:>12.0f}", flush=True)  # fmt: skip
+            full = _best_time(partial(AsapReference().next_batch, counts), 1)
+            approx = _best_time(partial(AsapReference(approx=True).next_batch, counts), 3)
+        print(f"{n:>5} {cold:>8.3f} {warm:>8.3f} {peak:>9.1f} {full:>9.2f} {approx:>12.3f} "
+              f"{full / cold:>10.0f}", flush=True)  # fmt: skip
 
 
 def main() -> None:
