@@ -103,13 +103,19 @@ COMMANDS: tuple[Subcommand, ...] = (
         "predict",
         "training.cli:predict_command",
         "train",
-        "Predict JOD, its std and the level probabilities per image and attribute.",
+        "Predict JOD per image and attribute, or P(A better) per pair with a comparator.",
+    ),
+    Subcommand(
+        "compare",
+        "training.cli:compare_command",
+        "train",
+        "Ask a comparator which of two images is better: P(first better) and its answer.",
     ),
     Subcommand(
         "evaluate",
         "training.cli:evaluate_command",
         "train",
-        "SRCC, PLCC (4-parameter logistic), KRCC and MAE in JOD; global and per-scene mean.",
+        "Score model: SRCC, PLCC, KRCC, MAE in JOD. Comparator: accuracy, log-likelihood, Brier.",
     ),
 )
 

@@ -22,7 +22,7 @@ from training.config import TrainConfig
 from training.data import load_image
 from training.labels import JodRescaling
 from training.modeling import missing_model_message, write_model_card
-from training.run import PreparedData
+from training.run import PreparedData, ScoreValidation
 
 WEIGHTS_DIR = "resnet"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -84,7 +84,7 @@ def pixel_batch(paths: list[str], size: int) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
-class ResNetTask:
+class ResNetTask(ScoreValidation):
     """The baseline for :class:`training.run.Run`: units are images, MSE on the level scale."""
 
     loss_terms = ("loss",)

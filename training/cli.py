@@ -1,5 +1,5 @@
-"""``jod train``, ``jod predict`` and ``jod evaluate``. Torch is imported inside the commands,
-so ``jod --help`` stays fast without the train extra."""
+"""``jod train``, ``jod predict``, ``jod compare`` and ``jod evaluate``. Torch is imported
+inside the commands, so ``jod --help`` stays fast without the train extra."""
 
 from __future__ import annotations
 
@@ -45,7 +45,27 @@ def train_command(
 
 def predict_command(
     model_dir: Annotated[Path, typer.Argument(help="A directory written by `jod train`.")],
-    images: Annotated[Path, typer.Argument(help="An image file or a folder of images.")],
+    images: Annotated[
+        Path | None,
+        typer.Argument(help="An image file or a folder of images (score models)."),
+    ] = None,
+    pairs: Annotated[
+        Path | None,
+        typer.Option(
+            help="Comparators: a table of pairs (image_A, image_B, attribute; other columns "
+            "are kept), e.g. the comparator run's split.csv."
+        ),
+    ] = None,
+    split: Annotated[
+        str | None, typer.Option(help="With --pairs: only the rows of this split.")
+    ] = None,
+    trials_out: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --pairs: also write the answers as one observer's trials, for "
+            "`jod scale --ties split`."
+        ),
+    ] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="CSV to write.")] = Path(
         "predictions.csv"
     ),
@@ -54,7 +74,16 @@ def predict_command(
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
 ) -> None:
-    """Predict JOD, its std and the level probabilities per image and attribute."""
+    """Predict JOD per image and attribute, or P(A better) per pair with a comparator.
+
+    A score model writes JOD, its std and the level probabilities; a comparator (--pairs)
+    writes p_ab (A shown first), p_ba (B shown first) and their mean p_a_better.
+    """
+    if pairs is not None:
+        _predict_pairs(model_dir, pairs, split, trials_out, output, batch_size)
+        return
+    if images is None:
+        raise typer.BadParameter("give IMAGES (a score model) or --pairs (a comparator)")
     from training.predict import predict_images
 
     frame = predict_images(model_dir, images, attribute, batch_size)
@@ -62,9 +91,65 @@ def predict_command(
     typer.echo(f"{len(frame)} predictions written to {output}")
 
 
+def _predict_pairs(
+    model_dir: Path,
+    pairs: Path,
+    split: str | None,
+    trials_out: Path | None,
+    output: Path,
+    batch_size: int,
+) -> None:
+    from scaling.outputs import check_outputs, output_file, staged
+    from training.comparator import predict_pairs
+    from training.pairwise_scale import comparisons_to_trials
+
+    check_outputs({"--pairs": pairs}, {"-o/--output": output, "--trials-out": trials_out})
+    frame = predict_pairs(model_dir, pairs, batch_size, split=split)
+    trials = comparisons_to_trials(frame) if trials_out is not None else None
+    with staged():
+        with output_file(output) as path:
+            frame.to_csv(path, index=False)
+        if trials is not None:
+            with output_file(trials_out) as path:
+                trials.to_csv(path, index=False)
+    typer.echo(f"{len(frame)} pair predictions written to {output}")
+    if trials is not None:
+        typer.echo(
+            f"{len(trials)} trials of the comparator written to {trials_out}: scale them with "
+            f"`jod scale {trials_out} --ties split`"
+        )
+
+
+def compare_command(
+    model_dir: Annotated[Path, typer.Argument(help="A comparator written by `jod train`.")],
+    first: Annotated[Path, typer.Argument(help="The first image.")],
+    second: Annotated[Path, typer.Argument(help="The second image.")],
+    attribute: Annotated[str, typer.Option("--attribute", "-a", help="What to compare.")] = (
+        "quality"
+    ),
+) -> None:
+    """Ask a comparator which of two images is better: P(first better) and its answer.
+
+    Both orders are asked and averaged, so the answer does not depend on the order.
+    """
+    from training.comparator import compare_images
+
+    p, sentence = compare_images(model_dir, first, second, attribute)
+    typer.echo(f"P(first better) = {p:.3f}")
+    typer.echo(sentence)
+
+
 def evaluate_command(
-    predictions: Annotated[Path, typer.Argument(help="CSV from `jod predict`.")],
-    truth: Annotated[Path, typer.Argument(help="Training table with the true JOD.")],
+    predictions: Annotated[
+        Path, typer.Argument(help="CSV from `jod predict` (with --pairs for a comparator).")
+    ],
+    truth: Annotated[
+        Path,
+        typer.Argument(
+            help="Training table with the true JOD; for --task pairwise the pairs with their "
+            "trial counts (a comparator run's split.csv)."
+        ),
+    ],
     out_dir: Annotated[Path, typer.Option("--out-dir", "-o")] = Path("evaluation"),
     split: Annotated[
         str | None,
@@ -73,8 +158,37 @@ def evaluate_command(
             "truth table has a split column (a run's split.csv), else all."
         ),
     ] = None,
+    task: Annotated[
+        str, typer.Option(help="'score' (a score model) or 'pairwise' (a comparator).")
+    ] = "score",
+    score_predictions: Annotated[
+        Path | None,
+        typer.Option(help="--task pairwise: a score model's `jod predict` CSV, compared too."),
+    ] = None,
+    scales: Annotated[
+        Path | None,
+        typer.Option(
+            help="--task pairwise: the experts' per-scene scale table; the comparator's own "
+            "scale and its per-image disagreement are written."
+        ),
+    ] = None,
 ) -> None:
-    """SRCC, PLCC (4-parameter logistic), KRCC and MAE in JOD; global and per-scene mean."""
+    """Score model: SRCC, PLCC, KRCC, MAE in JOD. Comparator: accuracy, log-likelihood, Brier.
+
+    --task pairwise scores held-out trials by the human scale (the ceiling), the score model
+    (through the Thurstone link) and the comparator, with a calibration plot.
+    """
+    if task == "pairwise":
+        from training.pairwise_eval import evaluate_pairwise_files
+
+        table = evaluate_pairwise_files(
+            predictions, truth, out_dir, split, score_predictions, scales
+        )
+        typer.echo(table.to_string(index=False))
+        typer.echo(f"written to {out_dir}/metrics.csv and {out_dir}/calibration.png")
+        return
+    if task != "score":
+        raise typer.BadParameter(f"--task must be 'score' or 'pairwise', not {task!r}")
     from training.evaluate import evaluate_files
 
     table = evaluate_files(predictions, truth, out_dir, split)

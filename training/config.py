@@ -96,7 +96,9 @@ class RunConfig(_Section):
     ``mixed_precision``: bf16/fp16 autocast with fp32 master weights for every trainable
     parameter (frozen ones are stored in the autocast type); ``no`` is fp32 throughout;
     ``auto`` is bf16 on a GPU that has it. ``eval_every`` steps the validation split is scored
-    (SRCC, PLCC, KRCC, MAE); the best ``select_metric`` is kept in ``checkpoints/best`` and,
+    (score model: SRCC, PLCC, KRCC, MAE; comparator: log-likelihood, accuracy and Brier score
+    of the validation trials); the best ``select_metric`` (default: SRCC, or the comparator's
+    log-likelihood) is kept in ``checkpoints/best`` and,
     with ``keep: best``, becomes the saved model; ``early_stopping`` stops after that many
     evaluations without improvement. ``keep_checkpoints`` rotates ``checkpoints/step_*``.
     """
@@ -110,7 +112,9 @@ class RunConfig(_Section):
     checkpoint_every: int | None = Field(500, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
     eval_every: int | None = Field(500, ge=1)
-    select_metric: Literal["srcc", "plcc", "krcc", "mae_jod"] = "srcc"
+    select_metric: (
+        Literal["srcc", "plcc", "krcc", "mae_jod", "log_likelihood", "accuracy", "brier"] | None
+    ) = None
     early_stopping: int | None = Field(None, ge=1)
     keep: Literal["best", "last"] = "best"
     log_every: int = Field(10, ge=1)
@@ -121,6 +125,34 @@ class RunConfig(_Section):
     resume: bool = True
     progress: bool = True
     merge_adapters: bool = False
+
+
+class PairsConfig(_Section):
+    """The comparator's data and answer (``task: pairwise``; see ``training.comparator``).
+
+    ``trials``: trial tables (``jod export``: per-scene and cross-content); ``scene_scales`` /
+    ``cross_scales``: their scale tables (the Thurstone target); ``images``: the image index
+    (a ``scene, condition, image_path`` table or a ``<scene>/<condition>.<ext>`` folder);
+    ``target``: P(first better) from the observed proportion (ties split), the Thurstone
+    probability of the scale, or ``blend`` x proportion + (1 - ``blend``) x Thurstone;
+    ``screening``: ``auto`` (pwcmp's screening here), a ``jod scale --screen`` table, or
+    none; ``split_table``: a score model's ``split.csv`` to share its split exactly;
+    ``layout``: two images in one prompt, or side by side (``auto``: two when the processor
+    takes them)."""
+
+    trials: list[Path] = Field(default_factory=list)
+    scene_scales: Path | None = None
+    cross_scales: Path | None = None
+    images: Path | None = None
+    target: Literal["proportion", "thurstone", "blend"] = "thurstone"
+    blend: float = Field(0.5, ge=0.0, le=1.0)
+    screening: str | None = None
+    drop_gold: bool = True
+    split_table: Path | None = None
+    layout: Literal["auto", "two_images", "side_by_side"] = "auto"
+    answer_words: list[str] = Field(default_factory=lambda: ["First", "Second"])
+    kl_weight: float = Field(1.0, gt=0.0)
+    ce_weight: float = Field(0.05, ge=0.0)
 
 
 class ResNetConfig(_Section):
@@ -135,15 +167,19 @@ class ResNetConfig(_Section):
 class TrainConfig(_Section):
     """Everything a training run needs besides the data itself.
 
-    ``kind: vlm`` trains a multimodal LLM from the local directory ``model``; ``kind: resnet``
+    ``kind: vlm`` trains a multimodal LLM from the local directory ``model`` (``task: score``
+    on the training table of ``data``, or ``task: pairwise``, the comparator, on the trials of
+    ``pairs``); ``kind: resnet``
     trains the CNN baseline, from ``model`` (a local transformers ResNet) or from scratch with
     the ``resnet`` architecture. The baseline ignores ``adapter``, ``loss`` and ``prompts``.
     """
 
     kind: Literal["vlm", "resnet"] = "vlm"
+    task: Literal["score", "pairwise"] = "score"
     model: Path | None = None
     resnet: ResNetConfig = Field(default_factory=ResNetConfig)
     data: DataConfig = Field(default_factory=DataConfig)
+    pairs: PairsConfig = Field(default_factory=PairsConfig)
     image: ImageConfig = Field(default_factory=ImageConfig)
     prompts: PromptConfig = Field(default_factory=PromptConfig)
     adapter: AdapterConfig = Field(default_factory=AdapterConfig)
@@ -155,6 +191,21 @@ class TrainConfig(_Section):
     def _check(self) -> TrainConfig:
         if self.kind == "vlm" and self.model is None:
             raise ValueError("model: a local model directory is required for kind 'vlm'")
+        pairwise_metrics = ("log_likelihood", "accuracy", "brier")
+        if self.run.select_metric and (self.task == "pairwise") != (
+            self.run.select_metric in pairwise_metrics
+        ):
+            raise ValueError(
+                f"run.select_metric {self.run.select_metric!r} is not a metric of task "
+                f"{self.task!r}"
+            )
+        if self.task == "pairwise":
+            if self.kind != "vlm":
+                raise ValueError("task 'pairwise' (the comparator) needs kind 'vlm'")
+            if not self.pairs.trials or self.pairs.images is None:
+                raise ValueError("task 'pairwise' needs pairs.trials and pairs.images")
+            if len(self.pairs.answer_words) != 2:
+                raise ValueError("pairs.answer_words: the comparator needs two answer words")
         if len(self.resnet.hidden_sizes) != len(self.resnet.depths):
             raise ValueError("resnet: hidden_sizes and depths must have the same length")
         if self.data.val_fraction + self.data.test_fraction >= 1.0:
@@ -188,6 +239,12 @@ class TrainConfig(_Section):
         update.data.table = fix(self.data.table) or self.data.table
         update.data.image_root = fix(self.data.image_root) or self.data.image_root
         update.run.output_dir = fix(self.run.output_dir) or self.run.output_dir
+        pairs = update.pairs
+        pairs.trials = [fix(p) or p for p in self.pairs.trials]
+        for name in ("scene_scales", "cross_scales", "images", "split_table"):
+            setattr(pairs, name, fix(getattr(self.pairs, name)) or getattr(self.pairs, name))
+        if self.pairs.screening not in (None, "auto"):
+            pairs.screening = str(fix(Path(self.pairs.screening)))
         return update
 
     def to_yaml(self, path: str | Path) -> None:

@@ -11,6 +11,7 @@ import inspect
 import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,13 +44,17 @@ class LoadedModel:
     level_ids: list[int]
     source: Path
 
-    def encoder(self, padding_side: str = "left") -> PromptEncoder:
+    def encoder(
+        self, padding_side: str = "left", decision_ids: Sequence[int] | None = None
+    ) -> PromptEncoder:
+        """Batches whose answers are read at the level token, or at one of ``decision_ids``
+        (the comparator's answer words)."""
         config = self.model.config
         forward = inspect.signature(self.base_model().forward).parameters
         return PromptEncoder(
             self.tokenizer,
             self.processor,
-            self.level_ids,
+            self.level_ids if decision_ids is None else decision_ids,
             image_token_id=getattr(config, "image_token_id", None),
             add_mm_token_type_ids="mm_token_type_ids" in forward,
             padding_side=padding_side,
@@ -218,6 +223,7 @@ def write_model_card(
     base_model: Path | None,
     merged: bool = False,
     kind: str = "vlm",
+    extra: dict | None = None,
 ) -> None:
     """The JOD mapping per attribute and where the weights are: all prediction needs.
 
@@ -234,6 +240,7 @@ def write_model_card(
         "rescalings": {a: r.model_dump() for a, r in rescalings.items()},
         "base_model": None if base is None else base.as_posix(),
         "weights": MERGED_DIR if merged else ADAPTER_DIR,
+        **(extra or {}),
     }
     (directory / MODEL_CARD).write_text(json.dumps(card, indent=2))
 

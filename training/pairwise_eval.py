@@ -222,6 +222,25 @@ def _resolved(path: object) -> str:
     return str(Path(str(path)).resolve())
 
 
+def validation_table(pairs: pd.DataFrame, p_a: np.ndarray) -> pd.DataFrame:
+    """Per attribute (level ``global``): log-likelihood, accuracy and Brier score of the
+    pairs' trials, and ``n`` trials; the layout of the run's ``eval.csv``."""
+    rows = []
+    p_a = np.asarray(p_a, dtype=float)
+    for attribute in sorted(pairs["attribute"].unique()):
+        mask = (pairs["attribute"] == attribute).to_numpy()
+        metrics = pair_metrics(pairs[mask], p_a[mask])
+        rows.append(
+            {
+                "attribute": attribute,
+                "level": "global",
+                **{k: metrics[k] for k in ("log_likelihood", "accuracy", "brier")},
+                "n": metrics["n_trials"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 # --- the comparison table ---------------------------------------------------------------------
 
 
@@ -266,6 +285,7 @@ def evaluate_pairwise_files(
     """
     from scaling.io import read_any_table, read_table
     from scaling.outputs import output_file, staged
+    from training.evaluate import select_split
     from training.pairwise_scale import comparator_scale, plot_disagreement, scale_disagreement
 
     table = read_any_table(pairs)
@@ -277,12 +297,8 @@ def evaluate_pairwise_files(
             source=str(pairs),
             field=missing[0],
         )
-    if split is None and "split" in table.columns:
-        split = "test"
-    if split not in (None, "all"):
-        table = table[table["split"].astype(str) == split].reset_index(drop=True)
-        if table.empty:
-            raise InputError(f"has no pair of split {split!r}", source=str(pairs), field="split")
+    table = select_split(table, split, str(pairs)).reset_index(drop=True)
+    split = split or ("test" if "split" in table.columns else "all")
     probabilities = {}
     if "p_thurstone" in table.columns:
         probabilities["human scale (ceiling)"] = human_scale_probability(table)
@@ -293,7 +309,7 @@ def evaluate_pairwise_files(
     comparator = comparator_probability(table, read_any_table(predictions))
     probabilities["comparator"] = comparator
     metrics, curves = evaluate_pairwise(table, probabilities)
-    title = f"held-out pairs ({split or 'all'})"
+    title = f"held-out pairs ({split})"
     with staged():  # every output, or none
         with output_file(out_dir / "metrics.csv") as path:
             metrics.to_csv(path, index=False)

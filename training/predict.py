@@ -102,6 +102,11 @@ def predict_images(
     model_dir = Path(model_dir)
     config = TrainConfig.from_yaml(model_dir / "config.yaml")
     card, rescalings = read_model_card(model_dir)
+    if card.get("task", "score") != "score":
+        raise InputError(
+            f"{model_dir} holds a comparator: ask it with `jod predict --pairs` or `jod compare`",
+            source=str(model_dir),
+        )
     paths = [str(p) for p in list_images(Path(images))]
     attributes = list(attributes or rescalings)
     rows = pd.DataFrame(

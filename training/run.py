@@ -167,10 +167,32 @@ class Task(Protocol):
         """The optimiser's parameter groups."""
 
     def predict(self, model: torch.nn.Module, rows: pd.DataFrame, batch_size: int):
-        """Predictions for ``rows`` (column ``jod_pred``, in the rows' order)."""
+        """Predictions for ``rows``, in the rows' order."""
+
+    #: The validation metrics, the default ``run.select_metric`` first.
+    eval_metrics: tuple[str, ...]
+
+    def validation(self, rows: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
+        """Validation table of ``predictions`` for ``rows``: ``attribute, level`` ('global'
+        among the levels), the ``eval_metrics`` and ``n``."""
 
     def save(self, model: torch.nn.Module, out: Path) -> None:
         """The trained model directory's weights and ``jodkit_model.json``."""
+
+
+#: Validation metrics where lower is better.
+LOWER_IS_BETTER = frozenset({"mae_jod", "brier"})
+
+
+class ScoreValidation:
+    """The validation of models that predict JOD per image (score model, ResNet baseline)."""
+
+    eval_metrics = ("srcc", "plcc", "krcc", "mae_jod")
+
+    def validation(self, rows: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
+        """SRCC, PLCC, KRCC and MAE of ``jod_pred`` against the rows' JOD (``evaluate``)."""
+        truth = {"jod": rows["jod"].to_numpy(), "scene": rows["scene"].to_numpy()}
+        return evaluate(predictions.assign(**truth))
 
 
 class TrainingInterrupted(Exception):
@@ -222,7 +244,13 @@ class Run:
         acc = self.accelerator
         self._claim_output(force)
         self._resume()
-        log = RunLog(self.out, self.task.loss_terms, self.config.run.tensorboard, self.state.step)
+        log = RunLog(
+            self.out,
+            self.task.loss_terms,
+            self.task.eval_metrics,
+            self.config.run.tensorboard,
+            self.state.step,
+        )
         log = log if acc.is_main_process else None
         try:
             self._loop(log)
@@ -352,22 +380,23 @@ class Run:
         with torch.no_grad(), acc.autocast():
             pred = self.task.predict(model, shard, run.eval_batch_size)
         model.train()
-        pred = pred.assign(jod=shard["jod"].to_numpy(), scene=shard["scene"].to_numpy())
-        frames = gather_object([pred])
+        gathered = gather_object([(shard, pred)])
+        metric = run.select_metric or self.task.eval_metrics[0]
         decision = [None]
         if acc.is_main_process:
-            table = evaluate(pd.concat(frames, ignore_index=True))
-            value = float(table.loc[table["level"] == "global", run.select_metric].mean())
+            rows = pd.concat([r for r, _ in gathered], ignore_index=True)
+            table = self.task.validation(rows, pd.concat([p for _, p in gathered]))
+            value = float(table.loc[table["level"] == "global", metric].mean())
             if log:
                 log.evaluation(self.state.step, table)
             decision = [value]
         value = broadcast_object_list(decision)[0]
         state = self.state
-        sign = -1.0 if run.select_metric == "mae_jod" else 1.0
+        sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
         better = state.best_value is None or (
             math.isfinite(value) and sign * value > sign * state.best_value
         )
-        state.history.append({"step": state.step, run.select_metric: value})
+        state.history.append({"step": state.step, metric: value})
         if better:
             state.best_value, state.best_step, state.stale_evals = value, state.step, 0
             if acc.is_main_process:

@@ -14,19 +14,25 @@ METRICS_FILE = "metrics.csv"
 EVAL_FILE = "eval.csv"
 CURVES_FILE = "curves.png"
 TENSORBOARD_DIR = "tensorboard"
-EVAL_FIELDS = ("step", "attribute", "level", "srcc", "plcc", "krcc", "mae_jod", "n")
 
 
 class RunLog:
     """CSV logs (cut back to ``resumed_step`` on resume), TensorBoard and the curve plot."""
 
     def __init__(
-        self, out: Path, loss_terms: Sequence[str], tensorboard: bool, resumed_step: int
+        self,
+        out: Path,
+        loss_terms: Sequence[str],
+        eval_metrics: Sequence[str],
+        tensorboard: bool,
+        resumed_step: int,
     ) -> None:
         self.out = out
         self.fields = ("step", "epoch", "lr", *loss_terms, "images_per_s")
+        self.eval_metrics = tuple(eval_metrics)
+        self.eval_fields = ("step", "attribute", "level", *self.eval_metrics, "n")
         _start_csv(out / METRICS_FILE, self.fields, resumed_step)
-        _start_csv(out / EVAL_FILE, EVAL_FIELDS, resumed_step)
+        _start_csv(out / EVAL_FILE, self.eval_fields, resumed_step)
         self.writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -42,9 +48,9 @@ class RunLog:
 
     def evaluation(self, step: int, table: pd.DataFrame) -> None:
         for record in table.to_dict("records"):
-            _append(self.out / EVAL_FILE, EVAL_FIELDS, {"step": step, **record})
+            _append(self.out / EVAL_FILE, self.eval_fields, {"step": step, **record})
             if self.writer:
-                for metric in ("srcc", "plcc", "krcc", "mae_jod"):
+                for metric in self.eval_metrics:
                     tag = f"val/{record['attribute']}/{record['level']}/{metric}"
                     self.writer.add_scalar(tag, record[metric], step)
         self.plot()
@@ -68,7 +74,7 @@ class RunLog:
         left.legend(loc="upper right")
         overall = evals[evals["level"] == "global"]
         for (attribute, metric), marker in zip(
-            [(a, m) for a in sorted(overall["attribute"].unique()) for m in ("srcc", "plcc")],
+            [(a, m) for a in sorted(overall["attribute"].unique()) for m in self.eval_metrics[:2]],
             "osD^v<>pP*",
             strict=False,
         ):

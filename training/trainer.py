@@ -33,7 +33,7 @@ from training.modeling import (
 )
 from training.predict import predict_rows
 from training.prompts import PromptBook
-from training.run import PreparedData, Run, storage_dtype
+from training.run import PreparedData, Run, ScoreValidation, storage_dtype
 from training.samples import score_samples
 
 #: Batch entries that carry labels rather than model inputs.
@@ -55,6 +55,43 @@ def param_groups(
     ]
 
 
+def adapted_model(config: TrainConfig, precision: str) -> LoadedModel:
+    """The local model with its adapters, fp32 trainable weights and, when asked, activation
+    checkpointing: the start of every MLLM task (score model and comparator)."""
+    run = config.run
+    loaded = load_vlm(
+        config.model, storage_dtype(precision), run.attn_implementation, run.hub_kernels
+    )
+    loaded.model = apply_adapters(loaded.model, config.adapter)
+    fp32_master_weights(loaded.model)
+    if run.gradient_checkpointing:
+        loaded.model.activation_checkpointing_enable(
+            activation_checkpointing_kwargs={"use_reentrant": False}
+        )
+        loaded.model.enable_input_require_grads()
+    return loaded
+
+
+def save_adapted(
+    model: torch.nn.Module,
+    loaded: LoadedModel,
+    out: Path,
+    config: TrainConfig,
+    rescalings: dict,
+    extra: dict | None = None,
+) -> None:
+    """The adapter (with a fully trained tower or head), or merged weights; the model card."""
+    merged = config.run.merge_adapters
+    if merged:
+        merged_model = LoadedModel(
+            model.merge_and_unload(), loaded.tokenizer, loaded.processor, loaded.level_ids, out
+        )
+        merged_model.save(out / MERGED_DIR)
+    else:
+        model.save_pretrained(out / ADAPTER_DIR)
+    write_model_card(out, rescalings, Path(config.model), merged, extra=extra)
+
+
 def score_loss(
     model: torch.nn.Module,
     batch: dict,
@@ -69,7 +106,7 @@ def score_loss(
     return deqa_loss(logits, labels, level_vocab, level_ids, batch, weights)
 
 
-class ScoreTask:
+class ScoreTask(ScoreValidation):
     """DeQA-Score's score model for :class:`training.run.Run`: units are same-scene pairs."""
 
     loss_terms = ("loss", "kl", "ce", "fidelity")
@@ -88,17 +125,7 @@ class ScoreTask:
             for m, s in zip(self.train_rows["mu"], self.train_rows["sigma"], strict=True)
         ]
         self.train_rows["level"] = [qalign_level(m) for m in self.train_rows["mu"]]
-        run = config.run
-        self.loaded: LoadedModel = load_vlm(
-            config.model, storage_dtype(precision), run.attn_implementation, run.hub_kernels
-        )
-        self.loaded.model = apply_adapters(self.loaded.model, config.adapter)
-        fp32_master_weights(self.loaded.model)
-        if run.gradient_checkpointing:
-            self.loaded.model.activation_checkpointing_enable(
-                activation_checkpointing_kwargs={"use_reentrant": False}
-            )
-            self.loaded.model.enable_input_require_grads()
+        self.loaded = adapted_model(config, precision)
         self.model = self.loaded.model
         self.encoder = self.loaded.encoder()
         self.level_ids = torch.tensor(self.loaded.level_ids)
@@ -154,19 +181,7 @@ class ScoreTask:
 
     def save(self, model: torch.nn.Module, out: Path) -> None:
         """The adapter (with a fully trained tower or head), or merged weights; the card."""
-        merged = self.config.run.merge_adapters
-        if merged:
-            loaded = LoadedModel(
-                model.merge_and_unload(),
-                self.loaded.tokenizer,
-                self.loaded.processor,
-                self.loaded.level_ids,
-                out,
-            )
-            loaded.save(out / MERGED_DIR)
-        else:
-            model.save_pretrained(out / ADAPTER_DIR)
-        write_model_card(out, self.rescalings, Path(self.config.model), merged)
+        save_adapted(model, self.loaded, out, self.config, self.rescalings)
 
 
 def train(config: TrainConfig, force: bool = False) -> Path:
@@ -174,5 +189,9 @@ def train(config: TrainConfig, force: bool = False) -> Path:
     the model directory. ``force`` starts over a run whose config differs."""
     from training.baseline import ResNetTask
 
+    if config.task == "pairwise":
+        from training.comparator import PairwiseTask, prepare_pairs
+
+        return Run(config, PairwiseTask, prepare_pairs(config)).fit(force)
     task = ResNetTask if config.kind == "resnet" else ScoreTask
     return Run(config, task).fit(force)

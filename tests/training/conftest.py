@@ -128,3 +128,22 @@ def prediction_atol() -> float:
     TF32 and cuDNN's kernel choices move the tiny model's JOD by about 2e-4."""
     torch = pytest.importorskip("torch")
     return 1e-3 if torch.cuda.is_available() else 1e-5
+
+
+@pytest.fixture(scope="session")
+def pair_study(noise_study) -> dict[str, Path]:
+    """The noise study as the comparator reads it: an image index, the true scale (its
+    Thurstone probabilities are the targets), simulated trials of 5 observers per scene and
+    the study's scene split."""
+    from scaling.simulate import simulate_trials
+
+    root = noise_study.parent
+    table = pd.read_csv(noise_study)
+    table["condition"] = table["image_path"].str.removesuffix(".png")
+    paths = {name: root / f"pairs_{name}.csv" for name in ("index", "scale", "trials", "split")}
+    table[["scene", "condition", "image_path"]].to_csv(paths["index"], index=False)
+    truth = table[["scene", "attribute", "condition", "jod"]]
+    truth.to_csv(paths["scale"], index=False)
+    simulate_trials(truth, n_observers=5, seed=0).to_csv(paths["trials"], index=False)
+    table[["scene", "split"]].drop_duplicates().to_csv(paths["split"], index=False)
+    return paths
