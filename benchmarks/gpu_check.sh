@@ -4,7 +4,8 @@
 #   2. the training tests on CUDA (not the slow ones; reloaded predictions compared at the
 #      GPU's tolerance, see tests/training/conftest.py);
 #   3. the learning test in bf16 mixed precision on CUDA;
-#   4. the throughput table (benchmarks/train_throughput.py, 448 px, batch 32, bf16).
+#   4. the throughput table (benchmarks/train_throughput.py, 448 px, batch 32, bf16), the
+#      comparator's too (--task pairwise: 16 pairs per step, two images per prompt).
 # Offline: HF_HUB_OFFLINE=1 and no hub kernels. Any failure stops it with "GPU CHECK FAILED"
 # and a non-zero exit; a complete run ends with "GPU CHECK PASSED". Record its output in
 # docs/performance.md (Training).
@@ -33,7 +34,7 @@ print(f"device: {props.name}, {props.total_memory / 2**30:.1f} GiB, "
 PY
 
 echo "== training tests on CUDA"
-timeout 240 python3 -m pytest tests/training -q -x -m "not slow" -p no:cacheprovider
+timeout 300 python3 -m pytest tests/training -q -x -m "not slow" -p no:cacheprovider
 
 echo "== learning test, bf16 mixed precision on CUDA"
 JODKIT_TEST_PRECISION=bf16 timeout 150 python3 -m pytest tests/training/test_train_learning.py \
@@ -45,6 +46,8 @@ settings=(
     "--shape 7b"
     "--shape 7b --all-logits"
     "--shape 2b --vision frozen --no-grad-ckpt"
+    "--shape 2b --task pairwise"
+    "--shape 7b --task pairwise"
 )
 for setting in "${settings[@]}"; do
     echo "-- $setting"

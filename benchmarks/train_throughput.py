@@ -8,6 +8,9 @@ autocast as accelerate sets it). Each lever is its own flag, so a row of the tab
 thing at a time: ``--all-logits`` computes the vocabulary logits at every position instead of
 the answer's tail only; ``--layers N`` / ``--vision-depth N`` cut the model to N blocks (FLOPs
 and activation memory per block are equal, so two cuts extrapolate to the full depth on CPU).
+``--task pairwise`` times the comparator instead (``training.comparator``): each prompt holds
+two 448 px images (one pair), with its KL-over-answer-words loss; ``--batch`` still counts
+images, so a step holds ``batch / 2`` pairs either way and pairs/s is images/s / 2.
 
 Reference points (one H200, today's code before issue 12, batch 32, bf16, LoRA r = 128 and
 gradient checkpointing): 7B shape 12.2 images/s training and 43.9 inference; 2B 15.9 / 61.5;
@@ -15,23 +18,27 @@ gradient checkpointing): 7B shape 12.2 images/s training and 43.9 inference; 2B 
 
     python benchmarks/train_throughput.py --shape 2b --batch 32 [--attn flash_attention_2]
         [--compile] [--fused-adamw] [--no-grad-ckpt] [--max-pixels 200704] [--vision frozen]
-        [--all-logits] [--flops] [--layers 2 --vision-depth 2]
+        [--all-logits] [--flops] [--layers 2 --vision-depth 2] [--task pairwise]
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
+import tempfile
 import time
 from contextlib import nullcontext
+from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from training.comparator import answer_word_ids, pair_samples, pairwise_loss
 from training.config import AdapterConfig, LossConfig, OptimConfig
 from training.encoding import PromptEncoder, QwenVLPromptProcessor, Sample, level_token_ids
 from training.modeling import answer_logits, apply_adapters, fp32_master_weights
+from training.prompts import ANSWER_WORDS, PromptBook
 from training.run import build_optimizer
 from training.tiny import SPECIAL_TOKENS, build_tiny_model, build_tiny_tokenizer
 from training.trainer import param_groups, score_loss
@@ -116,20 +123,44 @@ def build_model(
         )
 
 
+def _random_images(n: int, image_size: int) -> list[Image.Image]:
+    rng = np.random.default_rng(0)
+    return [
+        Image.fromarray(rng.integers(0, 255, (image_size, image_size, 3), np.uint8))
+        for _ in range(n)
+    ]
+
+
 def make_batch(encoder: PromptEncoder, batch: int, image_size: int, device: str) -> dict:
     """``batch`` rows (``batch // 2`` pairs) of random 448 px images with labels."""
-    rng = np.random.default_rng(0)
-    samples = [
-        Sample(
-            [Image.fromarray(rng.integers(0, 255, (image_size, image_size, 3), np.uint8))],
-            QUESTION,
-            ANSWER,
-        )
-        for _ in range(batch)
-    ]
+    samples = [Sample([image], QUESTION, ANSWER) for image in _random_images(batch, image_size)]
     tensors = encoder(samples)
+    rng = np.random.default_rng(0)
     mu = torch.tensor(rng.uniform(1, 5, batch), dtype=torch.float32)
     tensors.update(mu=mu, sigma=torch.full((batch,), 0.3), target=torch.full((batch, 5), 0.2))
+    return {k: v.to(device) for k, v in tensors.items()}
+
+
+def make_pair_batch(encoder: PromptEncoder, batch: int, image_size: int, device: str) -> dict:
+    """``batch // 2`` comparator prompts of two random images each, built from image files by
+    the comparator's own sample code, with soft targets."""
+    pairs = batch // 2
+    with tempfile.TemporaryDirectory() as folder:
+        paths = []
+        for k, image in enumerate(_random_images(batch, image_size)):
+            paths.append(str(Path(folder) / f"{k}.png"))
+            image.save(paths[-1])
+        samples = pair_samples(
+            paths[:pairs],
+            paths[pairs:],
+            ["noise"] * pairs,
+            PromptBook(),
+            image_size,
+            "two_images",
+            ANSWER_WORDS,
+        )
+    tensors = encoder(samples)
+    tensors["target"] = torch.linspace(0.1, 0.9, pairs)
     return {k: v.to(device) for k, v in tensors.items()}
 
 
@@ -196,14 +227,17 @@ def run(args: argparse.Namespace) -> dict[str, float | str]:
         tokenizer, Qwen2VLImageProcessorPil(min_pixels=28 * 28, max_pixels=pixels)
     )
     config = model.config
+    pairwise = args.task == "pairwise"
+    decision_ids = answer_word_ids(tokenizer, ANSWER_WORDS) if pairwise else None
     encoder = PromptEncoder(
         tokenizer,
         processor,
-        level_token_ids(tokenizer),
+        decision_ids or level_token_ids(tokenizer),
         image_token_id=config.image_token_id,
         add_mm_token_type_ids=True,
     )
-    batch = make_batch(encoder, args.batch, args.image_size, device)
+    build = make_pair_batch if pairwise else make_batch
+    batch = build(encoder, args.batch, args.image_size, device)
     level_ids = torch.tensor(encoder.level_ids, device=device)
     optim = OptimConfig(lr=2e-5, fused_adamw=args.fused_adamw, warmup_ratio=0.0)
     optimizer, _ = build_optimizer(param_groups(model, 2e-5, None), optim, 1000)
@@ -213,7 +247,10 @@ def run(args: argparse.Namespace) -> dict[str, float | str]:
 
     def train_step() -> None:
         with autocast:
-            loss = score_loss(forward, batch, level_ids, loss_config, tail_only)["loss"]
+            if pairwise:  # the comparator's default weights (PairsConfig)
+                loss = pairwise_loss(forward, batch, level_ids, 1.0, 0.05, tail_only)["loss"]
+            else:
+                loss = score_loss(forward, batch, level_ids, loss_config, tail_only)["loss"]
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -248,6 +285,7 @@ def run(args: argparse.Namespace) -> dict[str, float | str]:
     reference = REFERENCE.get((args.shape, setting_name(args)), (None, None))
     row = {
         "shape": args.shape,
+        "task": args.task,
         "setting": setting_name(args),
         "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
         "visual_tokens": int((batch["input_ids"][0] == config.image_token_id).sum()),
@@ -257,6 +295,10 @@ def run(args: argparse.Namespace) -> dict[str, float | str]:
         "infer_peak_gib": infer_mem,
         **flops,
     }
+    for kind in ("train", "infer"):  # a pair is two images, in one prompt or in two
+        row[f"{kind}_pairs_s"] = row[f"{kind}_img_s"] / 2
+    if pairwise:
+        reference = (None, None)  # the references are the score model's
     for kind, ref in zip(("train", "infer"), reference, strict=True):
         row[f"{kind}_vs_ref"] = row[f"{kind}_img_s"] / ref if ref else float("nan")
     return row
@@ -265,6 +307,9 @@ def run(args: argparse.Namespace) -> dict[str, float | str]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shape", choices=("tiny", "2b", "7b"), default="2b")
+    parser.add_argument(
+        "--task", choices=("score", "pairwise"), default="score", help="score model or comparator"
+    )
     parser.add_argument("--batch", type=int, default=32, help="images per step (pairs x 2)")
     parser.add_argument("--steps", type=int, default=5, help="timed steps (at least 1)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")

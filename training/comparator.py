@@ -153,10 +153,12 @@ def pairwise_loss(
     answer_ids: torch.Tensor,
     kl_weight: float,
     ce_weight: float,
+    tail_only: bool = True,
 ) -> dict[str, torch.Tensor]:
-    """``kl_weight`` x KL at the answer word + ``ce_weight`` x CE on the rest of the answer."""
+    """``kl_weight`` x KL at the answer word + ``ce_weight`` x CE on the rest of the answer
+    (vocabulary logits only at the answer unless ``tail_only`` is off)."""
     inputs = {k: v for k, v in batch.items() if k != "target"}
-    logits, labels, decision_vocab = answer_logits(model, inputs)
+    logits, labels, decision_vocab = answer_logits(model, inputs, tail_only)
     terms = {"kl": pair_kl(decision_vocab, answer_ids, batch["target"])}
     if ce_weight:
         terms["ce"] = answer_ce(logits, labels)

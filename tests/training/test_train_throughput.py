@@ -30,3 +30,14 @@ def test_tiny_shape_trains_and_infers_one_step(capsys):
     assert "train_img_s" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         bench.parse_args(["--batch", "3"])
+
+
+def test_tiny_shape_comparator_one_step():
+    torch.set_num_threads(1)
+    bench = load_script()
+    argv = ["--shape", "tiny", "--batch", "4", "--steps", "1", "--warmup", "0", "--task"]
+    row = bench.main([*argv, "pairwise", "--max-pixels", str(112 * 112), "--no-grad-ckpt"])
+    assert row["task"] == "pairwise"
+    assert row["visual_tokens"] == 32  # both images of the pair in one prompt
+    assert row["train_pairs_s"] == row["train_img_s"] / 2 > 0
+    assert row["infer_pairs_s"] == row["infer_img_s"] / 2 > 0
