@@ -64,6 +64,10 @@ def private_file(path: Path, content: str | None = None) -> None:
     path.chmod(0o600)
 
 
+DATABASE_FILE = "jodkit.sqlite"
+"""The SQLite database in a data folder (``--home``)."""
+
+
 def default_config(home: Path) -> dict:
     """Settings for a data folder ``home`` (SQLite database, image store, crop cache).
 
@@ -74,7 +78,7 @@ def default_config(home: Path) -> dict:
     home.chmod(0o700)
     key_file = home / "secret_key"
     private_file(key_file, secrets.token_hex(32) if not key_file.exists() else None)
-    database = (home / "jodkit.sqlite").resolve()
+    database = (home / DATABASE_FILE).resolve()
     private_file(database)
     return {
         "SECRET_KEY": key_file.read_text().strip(),

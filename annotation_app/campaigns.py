@@ -31,6 +31,7 @@ from annotation_app.models import (
 )
 from annotation_app.spec import CampaignSpec, parse_spec, resolve_images, spec_hash
 from scaling.errors import InputError
+from scaling.io import read_text
 
 AS_IS_FORMATS = ("PNG", "JPEG", "WEBP")
 """Formats every browser decodes exactly: stored byte for byte."""
@@ -120,7 +121,7 @@ def decode(
             bits = _bits_per_channel(im)
             described = f"{fmt} {im.mode} {bits}-bit"
     except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as err:
-        raise InputError(f"not a readable image: {file} ({err})") from err
+        raise InputError(f"is not a readable image ({err})", source=str(file)) from err
     if roi is not None:
         x, y, w, h = roi
         if x < 0 or y < 0 or w <= 0 or h <= 0 or x + w > width or y + h > height:
@@ -200,10 +201,7 @@ class Created:
 
 def create_campaign(db: Session, spec_path: Path, store: Path) -> Created:
     """Load the spec file ``spec_path`` (images relative to its folder) into the database."""
-    try:
-        text = spec_path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"cannot read the spec: {err}", source=str(spec_path)) from err
+    text = read_text(spec_path)
     return create_from_text(db, text, spec_path.parent, store, source=str(spec_path))
 
 

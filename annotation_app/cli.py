@@ -28,7 +28,13 @@ CampaignName = Annotated[str, typer.Argument(help="Campaign name.")]
 UserName = Annotated[str, typer.Argument(help="User name.")]
 Password = Annotated[
     str,
-    typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, envvar="JODKIT_PASSWORD"),
+    typer.Option(
+        prompt=True,
+        hide_input=True,
+        confirmation_prompt=True,
+        envvar="JODKIT_PASSWORD",
+        help="The password (at least 8 characters); asked for when not given.",
+    ),
 ]
 
 
@@ -55,10 +61,22 @@ def _app(home: Path, db_url: str | None, **settings):
 
 
 @contextmanager
-def _database(home: Path, db_url: str | None) -> Iterator:
-    """The app's database session for one command."""
+def _database(home: Path, db_url: str | None, *, create: bool = False) -> Iterator:
+    """The app's database session for one command. Only the commands that create data
+    (``create``) may start a new SQLite database: elsewhere a mistyped --home is refused
+    instead of answering from an empty database made for the occasion."""
+    from annotation_app import DATABASE_FILE
     from annotation_app.db import get_db
 
+    if not db_url and not create and not (home / DATABASE_FILE).is_file():
+        from scaling.errors import InputError
+
+        raise InputError(
+            f"holds no jodkit database ({DATABASE_FILE}): give the --home of 'jod campaign "
+            "create' or 'jod serve', or --db",
+            source=str(home),
+            field="--home",
+        )
     app = _app(home, db_url)
     with app.app_context():
         yield app, get_db()
@@ -129,7 +147,7 @@ def serve_command(
 
 @campaign_app.command("create")
 def campaign_create(
-    spec: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Campaign YAML.")],
+    spec: Annotated[Path, typer.Argument(help="Campaign YAML (docs/annotation.md).")],
     home: Home = Path("jod-app"),
     db_url: DbUrl = None,
 ) -> None:
@@ -137,7 +155,7 @@ def campaign_create(
     hash); print the conversions made and what looks like a mistake."""
     from annotation_app.campaigns import create_campaign
 
-    with _database(home, db_url) as (app, db):
+    with _database(home, db_url, create=True) as (app, db):
         result = create_campaign(db, spec, Path(app.config["IMAGE_STORE"]))
         campaign = result.campaign
         state = "created" if result.created else "already exists, images unchanged"
@@ -198,9 +216,9 @@ def campaign_delete(name: CampaignName, home: Home = Path("jod-app"), db_url: Db
 
 def export_command(
     campaign: CampaignName,
-    out: Annotated[Path, typer.Option("--out", help="Folder for CSVs, counts and report.")] = Path(
-        "out"
-    ),
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Folder for the CSVs, counts and report.")
+    ] = Path("out"),
     home: Home = Path("jod-app"),
     db_url: DbUrl = None,
 ) -> None:
@@ -208,9 +226,11 @@ def export_command(
     campaigns included)."""
     from annotation_app.campaigns import get_campaign
     from annotation_app.export import write_export
+    from scaling.outputs import check_outputs
 
+    check_outputs(inputs={}, outputs={}, folders={"-o/--output": output})
     with _database(home, db_url) as (_, db):
-        for path in write_export(db, get_campaign(db, campaign), out):
+        for path in write_export(db, get_campaign(db, campaign), output):
             typer.echo(str(path))
 
 
@@ -225,7 +245,7 @@ def user_add(
     """Create an account."""
     from annotation_app.accounts import add_user
 
-    with _database(home, db_url) as (_, db):
+    with _database(home, db_url, create=True) as (_, db):
         add_user(db, username, password, role.value)
     typer.echo(f"user {username!r} ({role.value}) created")
 

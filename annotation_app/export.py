@@ -7,7 +7,6 @@ separate tables because their scene columns differ (``scene`` vs ``scene_A``/``s
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,8 @@ from sqlalchemy.orm import Session, aliased
 
 from annotation_app.models import Campaign, Image, ObserverSession, Trial, User
 from scaling.formats import trial_columns as canonical_trial_columns
+from scaling.io import write_table
+from scaling.outputs import output_file, staged
 
 
 def trial_columns(session_type: str) -> list[str]:
@@ -94,34 +95,32 @@ def count_matrices(trials: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
 
 
 def write_export(db: Session, campaign: Campaign, out_dir: Path) -> list[Path]:
-    """Write trials CSVs (+ .meta.json sidecars), count matrices and a report; return paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write trials CSVs (+ ``.meta.json`` sidecars), count matrices and a report; return
+    the tables and the report. All appear together, only once every one is complete."""
     written = []
     per_scene = trials_frame(db, campaign, "per_scene")
-    for session_type, frame in (
-        ("per_scene", per_scene),
-        ("cross_content", trials_frame(db, campaign, "cross_content")),
-    ):
-        path = out_dir / f"trials_{session_type}.csv"
-        frame.to_csv(path, index=False)
-        meta = {
-            "campaign": campaign.name,
-            "spec_sha256": campaign.spec_hash,
-            "session_type": session_type,
-            "n_trials": len(frame),
-            "repeat_of": "0-based row index of the repeated trial in this file",
-        }
-        path.with_name(path.stem + ".meta.json").write_text(json.dumps(meta, indent=2))
-        written.append(path)
-    counts_dir = out_dir / "counts"
-    counts_dir.mkdir(exist_ok=True)
-    for (scene, attribute), matrix in count_matrices(per_scene).items():
-        path = counts_dir / f"{scene}__{attribute}.csv"
-        matrix.to_csv(path)
-        written.append(path)
-    report = out_dir / "report.md"
-    report.write_text(campaign_report(campaign, per_scene))
-    written.append(report)
+    with staged():
+        for session_type, frame in (
+            ("per_scene", per_scene),
+            ("cross_content", trials_frame(db, campaign, "cross_content")),
+        ):
+            meta = {
+                "campaign": campaign.name,
+                "spec_sha256": campaign.spec_hash,
+                "session_type": session_type,
+                "n_trials": len(frame),
+                "repeat_of": "0-based row index of the repeated trial in this file",
+            }
+            written.append(write_table(frame, out_dir / f"trials_{session_type}.csv", meta))
+        for (scene, attribute), matrix in count_matrices(per_scene).items():
+            path = out_dir / "counts" / f"{scene}__{attribute}.csv"
+            with output_file(path) as temporary:
+                matrix.to_csv(temporary)
+            written.append(path)
+        report = out_dir / "report.md"
+        with output_file(report) as temporary:
+            temporary.write_text(campaign_report(campaign, per_scene))
+        written.append(report)
     return written
 
 

@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from scaling.errors import InputError
+from scaling.errors import InputError, from_validation, from_yaml
 from scaling.formats import scene_name_problem
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
@@ -149,32 +149,18 @@ class CampaignSpec(_Strict):
         raise KeyError(name)
 
 
-def _loc(loc: tuple) -> str:
-    """pydantic's location tuple as ``scenes[1].images``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in ("str", "list[union[ImageEntry,str]]") or "[" in str(part):
-            continue
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
 def parse_spec(text: str, source: str = "spec") -> CampaignSpec:
     """Parse and validate spec text; raise InputError naming the bad key."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise InputError(f"not valid YAML: {err}", source=source) from err
+        raise from_yaml(err, source) from err
     if not isinstance(raw, dict):
         raise InputError("the spec must be a YAML mapping", source=source)
     try:
         return CampaignSpec.model_validate(raw)
     except ValidationError as err:
-        first = err.errors()[0]
-        raise InputError(first["msg"], source=source, field=_loc(first["loc"]) or None) from err
+        raise from_validation(err, source) from err
 
 
 def spec_hash(text: str) -> str:

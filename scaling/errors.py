@@ -31,3 +31,39 @@ class InputError(ValueError):
             where.append(f"field '{field}'")
         self.message = message
         super().__init__(f"{', '.join(where)}: {message}" if where else message)
+
+
+def field_path(location: tuple) -> str:
+    """pydantic's location tuple as a field path, ``scenes[1].images``; the tags pydantic
+    adds for the members of a union (``str``, ``list[...]``) are left out."""
+    out = ""
+    for part in location:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("str", "int", "float", "bool") or "[" in str(part):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def from_validation(err: Exception, source: str | None) -> InputError:
+    """A pydantic ``ValidationError`` as the first field it rejects and why."""
+    first = err.errors()[0]  # type: ignore[attr-defined]
+    field = field_path(tuple(first.get("loc", ()))) or None
+    message = first["msg"]
+    if first.get("type") == "extra_forbidden":
+        message += " (a misspelt setting?)"
+    return InputError(message, source=source, field=field)
+
+
+def from_yaml(err: Exception, source: str | None) -> InputError:
+    """A YAML syntax error as one line naming the line and column."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    context = getattr(err, "context", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return InputError(
+        f"is not valid YAML{where}: {problem}" + (f" ({context})" if context else ""),
+        source=source,
+    )

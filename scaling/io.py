@@ -39,6 +39,26 @@ def _source_name(source: str | Path | pd.DataFrame, name: str | None) -> str:
     return "DataFrame" if isinstance(source, pd.DataFrame) else str(source)
 
 
+def read_text(path: str | Path) -> str:
+    """A UTF-8 text file (a config, a campaign spec), with one clear error for a missing
+    file, a folder or bytes that are not UTF-8 (the line is named)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file not found", source=str(path))
+    if path.is_dir():
+        raise InputError("is a folder, where a file is expected", source=str(path))
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise InputError(
+            f"is not UTF-8 text (byte 0x{data[err.start]:02x} on line {line}): save the file "
+            "as UTF-8",
+            source=str(path),
+        ) from err
+
+
 def read_any_table(path: str | Path) -> pd.DataFrame:
     """A CSV, TSV or Parquet file as a DataFrame, with a clear error for anything else."""
     path = Path(path)

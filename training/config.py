@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from scaling.errors import InputError, from_validation, from_yaml
+from scaling.io import read_text
 from training.labels import LabelKind
 from training.prompts import DEFAULT_ATTRIBUTES, DEFAULT_QUESTIONS
 
@@ -220,12 +222,18 @@ class TrainConfig(_Section):
     def from_yaml(cls, path: str | Path) -> TrainConfig:
         """Read a config file; relative paths in it are resolved against the file's folder."""
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"config file {path} does not exist")
-        raw = yaml.safe_load(path.read_text()) or {}
+        try:
+            raw = yaml.safe_load(read_text(path)) or {}
+        except yaml.YAMLError as err:
+            raise from_yaml(err, str(path)) from err
         if not isinstance(raw, dict):
-            raise ValueError(f"{path}: the config must be a mapping, not {type(raw).__name__}")
-        config = cls.model_validate(raw)
+            raise InputError(
+                f"the config must be a mapping, not {type(raw).__name__}", source=str(path)
+            )
+        try:
+            config = cls.model_validate(raw)
+        except ValidationError as err:
+            raise from_validation(err, str(path)) from err
         return config.resolved(path.parent)
 
     def resolved(self, base: Path) -> TrainConfig:

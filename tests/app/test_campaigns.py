@@ -84,7 +84,7 @@ def test_cli_create_export_and_bad_spec(make_spec, tmp_path):
     assert refused.exit_code == 2
     assert "tie_allowed" in refused.output
     exported = runner.invoke(
-        jod, ["export", "test", "--out", str(tmp_path / "out"), "--home", str(home)]
+        jod, ["export", "test", "-o", str(tmp_path / "out"), "--home", str(home)]
     )
     assert exported.exit_code == 0, exported.output
     assert (tmp_path / "out" / "trials_per_scene.csv").exists()
