@@ -30,7 +30,9 @@ Method = Enum("Method", {m: m for m in METHODS}, type=str)
 def align_command(
     scales: Annotated[
         Path | None,
-        typer.Argument(help="Per-scene scale table (CSV/Parquet, from jod scale); line fits."),
+        typer.Argument(
+            metavar="SCALES", help="Per-scene scale table (CSV/Parquet, from jod scale); line fits."
+        ),
     ] = None,
     cross: Annotated[
         Path | None,
@@ -98,7 +100,7 @@ def align_command(
         ),
     ] = None,
     plots: Annotated[Path | None, typer.Option(help="Folder for diagnostic plots.")] = None,
-    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Align per-scene JOD scales onto one unified scale (DXOMARK portrait method).
 
