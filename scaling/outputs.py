@@ -5,7 +5,8 @@ file beside the target, which is renamed onto the target only when writing succe
 failure (a full disk, an exception while plotting) never leaves a truncated file and never
 destroys the previous version. Inside :func:`staged` the renames wait until the whole block
 succeeded: a command with several outputs (a table, its ``.meta.json``, plots) writes all of
-them or none. :func:`check_outputs` refuses, before any work, an output that would overwrite
+them or none; :func:`output_folder` does the same for a folder of outputs (``jod demo``).
+:func:`check_outputs` refuses, before any work, an output that would overwrite
 an input or another output, or that cannot be written where it is asked for.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
@@ -117,6 +119,34 @@ def staged() -> Iterator[None]:
         _STAGING.reset(token)
     for temporary, target in staging.renames:
         os.replace(temporary, target)
+
+
+@contextmanager
+def output_folder(path: PathLike) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``path`` to fill; when the block succeeds,
+    each entry written there replaces the entry of the same name in ``path`` (entries it
+    did not write stay). On failure the temporary folder goes and ``path`` is untouched."""
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(target))
+    made = make_folder(target.parent)
+    temporary = temporary_name(target)
+    temporary.mkdir()
+    try:
+        yield temporary
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        _remove_folders(made)
+        raise
+    target.mkdir(exist_ok=True)
+    for entry in sorted(temporary.iterdir()):
+        destination = target / entry.name
+        if destination.is_dir() and not destination.is_symlink():
+            shutil.rmtree(destination)
+        elif destination.exists() or destination.is_symlink():
+            destination.unlink()
+        os.replace(entry, destination)
+    temporary.rmdir()
 
 
 def _same(a: Path, b: Path) -> bool:

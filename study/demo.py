@@ -20,8 +20,10 @@ Output folder (default ``jod-demo/``)::
     demo.json                        the configuration (marks the folder as a demo output)
 
 Folder policy: an empty or missing folder is used; a folder holding a previous demo
-(``demo.json``) is cleared of the demo's own outputs and reused; any other non-empty folder
-is refused unless ``force`` (then files are written over, nothing else is deleted).
+(``demo.json``) is reused, its outputs replaced; any other non-empty folder is refused
+unless ``force`` (then files are written over, nothing else is deleted). Everything is
+written in a temporary folder beside it first and moved in only when the run succeeded, so
+a failed run leaves the folder as it was (``scaling.outputs.output_folder``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -46,14 +47,13 @@ from alignment.options import METHODS
 from alignment.plots import plot_alignment
 from scaling.errors import InputError
 from scaling.io import write_table
+from scaling.outputs import check_outputs, output_folder
 from scaling.plots import plot_rankings, plot_recovery
 from study.example import DEFAULT_SCENES, SceneSpec, build_example, folder_scenes
 from study.pipeline import PanelConfig, SimulatedStudy, recovery, simulate_study
 from study.renditions import ladder
 
 MARKER = "demo.json"
-OUTPUTS = ("example", "trials", "scales", "plots", "unified.csv", "unified.csv.meta.json")
-OUTPUTS += ("training.csv", "training.csv.meta.json", "recovery.csv", "report.md", MARKER)
 RANKED_SCENES = 3  # ranking plots for the first few scenes: enough to see, quick to draw
 
 
@@ -105,31 +105,17 @@ class DemoConfig:
         return specs
 
 
-def prepare_folder(out: Path, force: bool = False) -> None:
+def prepare_folder(out: Path, force: bool = False, images: Path | None = None) -> None:
     """Apply the folder policy (module docstring); fail before anything is written."""
     if out.exists() and not out.is_dir():
         raise InputError("exists and is not a folder", source=str(out))
-    if out.is_dir() and any(out.iterdir()):
-        if (out / MARKER).exists():
-            for name in OUTPUTS:
-                target = out / name
-                if target.is_dir():
-                    shutil.rmtree(target)
-                elif target.exists():
-                    target.unlink()
-        elif not force:
-            raise InputError(
-                "is not empty and holds no previous demo (no demo.json): choose another "
-                "folder or pass --force to write over its files",
-                source=str(out),
-            )
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise InputError(f"cannot be written: {err.strerror or err}", source=str(out)) from err
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists() and not force:
+        raise InputError(
+            "is not empty and holds no previous demo (no demo.json): choose another "
+            "folder or pass --force to write over its files",
+            source=str(out),
+        )
+    check_outputs(inputs={"--images": images}, outputs={}, folders={"-o/--output": out})
 
 
 def _align(study: SimulatedStudy, config: DemoConfig, progress: bool) -> pd.DataFrame:
@@ -195,55 +181,56 @@ def run_demo(
     config = config or DemoConfig()
     out = Path(out)
     specs = config.scene_specs()  # bad --images fails here, before anything is written
-    prepare_folder(out, force)
+    prepare_folder(out, force, None if config.images is None else Path(config.images))
     start = time.perf_counter()
-    steps = tqdm(total=6, desc="jod demo", unit="step", disable=not progress)
-    timings: dict[str, float] = {}
+    with output_folder(out) as work:
+        steps = tqdm(total=6, desc="jod demo", unit="step", disable=not progress)
+        timings: dict[str, float] = {}
 
-    def done(name: str, t0: float) -> float:
-        timings[name] = round(time.perf_counter() - t0, 2)
-        steps.update(1)
-        return time.perf_counter()
+        def done(name: str, t0: float) -> float:
+            timings[name] = round(time.perf_counter() - t0, 2)
+            steps.update(1)
+            return time.perf_counter()
 
-    t = time.perf_counter()
-    ladder_steps = ladder(config.detail_levels, config.noise_levels, seed=config.panel.seed)
-    manifest = build_example(
-        out / "example", specs, ladder_steps, size=config.size, progress=progress
-    )
-    t = done("example", t)
-    study = simulate_study(manifest, config.panel, n_jobs=n_jobs, progress=progress)
-    write_table(study.scene_trials, out / "trials" / "scene_trials.csv")
-    write_table(study.cross_trials, out / "trials" / "cross_trials.csv")
-    write_table(study.scene_scales, out / "scales" / "scene_scales.csv")
-    write_table(study.cross_scales, out / "scales" / "cross_scales.csv")
-    t = done("simulate and scale", t)
-    unified = _align(study, config, progress)
-    write_table(unified, out / "unified.csv")
-    paths = unified.merge(manifest[["scene", "condition", "image_path"]], how="left")
-    training = to_training(unified, "example/" + paths["image_path"])
-    write_table(training, out / "training.csv")
-    t = done("align and export", t)
-    rec = recovery(unified, study.truth).assign(
-        spearman_unaligned=lambda r: r["attribute"].map(_pooled_spearman(study))
-    )
-    rec.to_csv(out / "recovery.csv", index=False)
-    t = done("truth recovery", t)
-    first = sorted(study.scene_scales["scene"].unique())[:RANKED_SCENES]
-    shown = study.scene_scales[study.scene_scales["scene"].isin(first)]
-    plots = plot_rankings(shown, out / "plots" / "rankings")
-    plots += plot_alignment(unified, out / "plots" / "alignment")
-    plots += _recovery_plots(unified, study.truth, out / "plots")
-    done("plots", t)
-    timings["total"] = round(time.perf_counter() - start, 1)
-    summary = {
-        "config": asdict(config),
-        "seconds": timings,
-        "recovery": rec.to_dict("records"),
-        "n_images": len(manifest),
-        "n_trials": {"per_scene": len(study.scene_trials), "cross": len(study.cross_trials)},
-    }
-    write_report(out, config, unified, study, rec, plots, summary)
-    (out / MARKER).write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        t = time.perf_counter()
+        ladder_steps = ladder(config.detail_levels, config.noise_levels, seed=config.panel.seed)
+        manifest = build_example(
+            work / "example", specs, ladder_steps, size=config.size, progress=progress
+        )
+        t = done("example", t)
+        study = simulate_study(manifest, config.panel, n_jobs=n_jobs, progress=progress)
+        write_table(study.scene_trials, work / "trials" / "scene_trials.csv")
+        write_table(study.cross_trials, work / "trials" / "cross_trials.csv")
+        write_table(study.scene_scales, work / "scales" / "scene_scales.csv")
+        write_table(study.cross_scales, work / "scales" / "cross_scales.csv")
+        t = done("simulate and scale", t)
+        unified = _align(study, config, progress)
+        write_table(unified, work / "unified.csv")
+        paths = unified.merge(manifest[["scene", "condition", "image_path"]], how="left")
+        training = to_training(unified, "example/" + paths["image_path"])
+        write_table(training, work / "training.csv")
+        t = done("align and export", t)
+        rec = recovery(unified, study.truth).assign(
+            spearman_unaligned=lambda r: r["attribute"].map(_pooled_spearman(study))
+        )
+        rec.to_csv(work / "recovery.csv", index=False)
+        t = done("truth recovery", t)
+        first = sorted(study.scene_scales["scene"].unique())[:RANKED_SCENES]
+        shown = study.scene_scales[study.scene_scales["scene"].isin(first)]
+        plots = plot_rankings(shown, work / "plots" / "rankings")
+        plots += plot_alignment(unified, work / "plots" / "alignment")
+        plots += _recovery_plots(unified, study.truth, work / "plots")
+        done("plots", t)
+        timings["total"] = round(time.perf_counter() - start, 1)
+        summary = {
+            "config": asdict(config),
+            "seconds": timings,
+            "recovery": rec.to_dict("records"),
+            "n_images": len(manifest),
+            "n_trials": {"per_scene": len(study.scene_trials), "cross": len(study.cross_trials)},
+        }
+        write_report(work, config, unified, study, rec, plots, summary)
+        (work / MARKER).write_text(json.dumps(summary, indent=2, default=str) + "\n")
     steps.update(1)
     steps.close()
     return summary

@@ -3,16 +3,20 @@ inside the commands, so ``jod --help`` stays fast without the train extra."""
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+Task = Enum("Task", {"score": "score", "pairwise": "pairwise"}, type=str)
+
 
 def train_command(
     config: Annotated[Path, typer.Argument(help="YAML training config (see docs/training.md).")],
-    output_dir: Annotated[
-        Path | None, typer.Option("--output-dir", "-o", help="Overrides run.output_dir.")
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Run folder for the model; overrides run.output_dir."),
     ] = None,
     max_steps: Annotated[int | None, typer.Option(help="Overrides optim.max_steps.")] = None,
     force: Annotated[
@@ -31,8 +35,8 @@ def train_command(
     from training.trainer import train
 
     cfg = TrainConfig.from_yaml(config)
-    if output_dir is not None:
-        cfg.run.output_dir = output_dir.resolve()
+    if output is not None:
+        cfg.run.output_dir = output.resolve()
     if max_steps is not None:
         cfg.optim.max_steps = max_steps
     try:
@@ -72,7 +76,9 @@ def predict_command(
     attribute: Annotated[
         list[str] | None, typer.Option("--attribute", "-a", help="Default: all trained.")
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Images (or pairs) per forward pass.")
+    ] = 16,
 ) -> None:
     """Predict JOD per image and attribute, or P(A better) per pair with a comparator.
 
@@ -84,10 +90,13 @@ def predict_command(
         return
     if images is None:
         raise typer.BadParameter("give IMAGES (a score model) or --pairs (a comparator)")
+    from scaling.outputs import check_outputs, output_file
     from training.predict import predict_images
 
+    check_outputs({"MODEL_DIR": model_dir, "IMAGES": images}, {"-o/--output": output})
     frame = predict_images(model_dir, images, attribute, batch_size)
-    frame.to_csv(output, index=False)
+    with output_file(output) as path:
+        frame.to_csv(path, index=False)
     typer.echo(f"{len(frame)} predictions written to {output}")
 
 
@@ -150,7 +159,9 @@ def evaluate_command(
             "trial counts (a comparator run's split.csv)."
         ),
     ],
-    out_dir: Annotated[Path, typer.Option("--out-dir", "-o")] = Path("evaluation"),
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder for metrics.csv and the plots.")
+    ] = Path("evaluation"),
     split: Annotated[
         str | None,
         typer.Option(
@@ -159,8 +170,8 @@ def evaluate_command(
         ),
     ] = None,
     task: Annotated[
-        str, typer.Option(help="'score' (a score model) or 'pairwise' (a comparator).")
-    ] = "score",
+        Task, typer.Option(help="score (a score model) or pairwise (a comparator).")
+    ] = Task["score"],
     score_predictions: Annotated[
         Path | None,
         typer.Option(help="--task pairwise: a score model's `jod predict` CSV, compared too."),
@@ -178,19 +189,22 @@ def evaluate_command(
     --task pairwise scores held-out trials by the human scale (the ceiling), the score model
     (through the Thurstone link) and the comparator, with a calibration plot.
     """
-    if task == "pairwise":
-        from training.pairwise_eval import evaluate_pairwise_files
+    from scaling.outputs import check_outputs, output_folder
 
-        table = evaluate_pairwise_files(
-            predictions, truth, out_dir, split, score_predictions, scales
-        )
-        typer.echo(table.to_string(index=False))
-        typer.echo(f"written to {out_dir}/metrics.csv and {out_dir}/calibration.png")
-        return
-    if task != "score":
-        raise typer.BadParameter(f"--task must be 'score' or 'pairwise', not {task!r}")
-    from training.evaluate import evaluate_files
+    inputs = {"PREDICTIONS": predictions, "TRUTH": truth, "--scales": scales}
+    check_outputs(inputs | {"--score-predictions": score_predictions}, {}, {"-o/--output": output})
+    with output_folder(output) as folder:  # every file appears once all are written
+        if task.value == "pairwise":
+            from training.pairwise_eval import evaluate_pairwise_files
 
-    table = evaluate_files(predictions, truth, out_dir, split)
+            table = evaluate_pairwise_files(
+                predictions, truth, folder, split, score_predictions, scales
+            )
+            written = ("metrics.csv", "calibration.png")
+        else:
+            from training.evaluate import evaluate_files
+
+            table = evaluate_files(predictions, truth, folder, split)
+            written = ("metrics.csv", "scatter.png")
     typer.echo(table.to_string(index=False))
-    typer.echo(f"written to {out_dir}/metrics.csv and {out_dir}/scatter.png")
+    typer.echo(f"written to {output / written[0]} and {output / written[1]}")

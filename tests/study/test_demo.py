@@ -107,7 +107,7 @@ def test_demo_reuses_its_own_folder_and_refuses_others(demo_run, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--method", "ols"], "method must be one of"),
+        (["--method", "ols"], "'ols' is not one of 'paper'"),
         (["--scenes", "9"], "default set has 6 scenes"),
         (["--observers", "1"], "observers must be at least 2"),
         (["--size", "8"], "size must be between"),
