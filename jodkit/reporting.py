@@ -10,6 +10,9 @@ traceback and every library warning through instead.
 from __future__ import annotations
 
 import errno
+import logging
+import os
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -104,14 +107,61 @@ def passes_through(err: BaseException) -> bool:
     return isinstance(err, (typer.Exit, typer.Abort, _CLICK_EXCEPTION))
 
 
+class _LevelPrefix(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+@contextmanager
+def _reported_logs(debug: bool) -> Iterator[None]:
+    """jodkit's log records as ``warning: ...`` lines on stderr; the libraries' (transformers,
+    PIL) only from errors up, unless ``debug``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LevelPrefix())
+    ours = [logging.getLogger(name) for name in PACKAGES]
+    saved = [(logger, logger.level, logger.propagate) for logger in ours]
+    for logger in ours:
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG if debug else logging.WARNING)
+        logger.propagate = False
+    libraries = logging.getLogger()
+    library_level = libraries.level
+    verbosity = os.environ.get("TRANSFORMERS_VERBOSITY")
+    library_handler = logging.StreamHandler(sys.stderr)
+    library_handler.setFormatter(_LevelPrefix())
+    library_handler.setLevel(logging.DEBUG if debug else logging.ERROR)
+    libraries.addHandler(library_handler)
+    if not debug:
+        os.environ["TRANSFORMERS_VERBOSITY"] = verbosity or "error"  # read when it loads
+        libraries.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        libraries.removeHandler(library_handler)
+        libraries.setLevel(library_level)
+        if verbosity is None:
+            os.environ.pop("TRANSFORMERS_VERBOSITY", None)
+        for logger, level, propagate in saved:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = propagate
+
+
 @contextmanager
 def reported_warnings(debug: bool) -> Iterator[None]:
-    """jodkit's own warnings as ``warning: ...`` lines; library warnings kept out of sight.
+    """jodkit's own warnings and log records as ``warning: ...`` lines; library warnings
+    kept out of sight.
 
     Warnings written for developers (deprecations) are dropped; any other library warning
     (numpy overflow, scipy's OptimizeWarning) is summed up in one line at the end, since it
     may mean an extreme input. With ``debug`` every warning is shown as Python shows it.
     """
+    with _reported_logs(debug), _reported_python_warnings(debug):
+        yield
+
+
+@contextmanager
+def _reported_python_warnings(debug: bool) -> Iterator[None]:
     if debug:
         with warnings.catch_warnings():
             warnings.simplefilter("default")

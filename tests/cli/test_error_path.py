@@ -19,6 +19,7 @@ from scaling.errors import InputError
 runner = CliRunner()
 
 FAKE = '''
+import logging
 import warnings
 from pathlib import Path
 
@@ -45,6 +46,10 @@ def fail(kind: str) -> None:
         1 / 0
     if kind == "library-value":
         int("not a number")
+    if kind == "logs":
+        logging.getLogger("study.faces").warning("no face found; using a centred crop")
+        logging.getLogger("some_library").warning("a library's chatter")
+        logging.getLogger("some_library").error("a library's error")
     if kind == "warnings":
         warnings.warn("group s1 is disconnected", DisconnectedGraphWarning)
         warnings.warn("old API", DeprecationWarning)
@@ -112,6 +117,13 @@ def test_warnings_ours_shown_libraries_summed_up_deprecations_dropped(fake):
         "'overflow encountered in exp' (jod_fake_cli.py:"
     )
     assert len(lines) == 2 and "old API" not in result.output
+
+
+def test_log_records_ours_as_warning_lines_libraries_from_errors_up(fake):
+    result = runner.invoke(app, ["fake", "logs"])
+    assert result.exit_code == 0
+    assert result.stderr.splitlines()[0] == "warning: no face found; using a centred crop"
+    assert "chatter" not in result.stderr and "a library's error" in result.stderr
 
 
 def test_the_console_command_prints_no_traceback(tmp_path):
