@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from scaling.bootstrap import BootstrapJob, BootstrapResult, bootstrap_many, worker_count
 from scaling.errors import InputError
 from scaling.formats import SCALE_COLUMNS, ScaleOptions
-from scaling.graph import components_and_cores, link_like_pwcmp
+from scaling.graph import component_labels, link_like_pwcmp
 from scaling.io import (
     METADATA_KEY,
     count_matrix,
@@ -37,7 +37,7 @@ from scaling.io import (
     validate_trials,
 )
 from scaling.options import DISCONNECTED_POLICIES, RESAMPLE_UNITS, SOLVERS
-from scaling.placement import place_undetermined
+from scaling.optimum import BOUND_NAMES, TWO_SIDED, estimate_component
 from scaling.solvers import (
     BOOTSTRAP_STEP_TOL,
     STEP_TOL,
@@ -45,8 +45,6 @@ from scaling.solvers import (
     FixedScore,
     Ordering,
     chord_start,
-    solve_cvxpy,
-    solve_exact,
 )
 from scaling.threads import single_threaded_blas
 from scaling.version import __version__
@@ -75,18 +73,26 @@ class FixedSpec:
     value: float
 
 
+class UndeterminedScoresWarning(UserWarning):
+    """Some scores rest on pwcmp's prior alone, or have no finite optimum and are placed."""
+
+
 @dataclass
 class PwScaleResult:
     """Scores of one count matrix with what a reader needs to trust them.
 
     ``jod`` is NaN for conditions never compared. ``component`` numbers the connected
     components (0 = largest). ``determined`` is True for the main component's determined core
-    (:func:`scaling.graph.determined_core`): those scores are the exact optimum of pwcmp's
-    objective. The others are placed by :mod:`scaling.placement` (or, with constraints, left
-    where the constrained optimum put them).
+    (:func:`scaling.graph.determined_core`), the scores the data pin by themselves.
+    ``bound`` (codes of :mod:`scaling.optimum`) is 0 where ``jod`` is the exact optimum of
+    pwcmp's objective (in or out of the core: outside it the prior holds the score), and
+    says which way the optimum is unbounded where it is at infinity and ``jod`` is a
+    placement (:mod:`scaling.placement`). ``objective`` is pwcmp's objective at its
+    optimum, or its infimum where some optima lie at infinity.
     """
 
     jod: np.ndarray
+    bound: np.ndarray
     component: np.ndarray
     determined: np.ndarray
     n_wins: np.ndarray
@@ -95,29 +101,6 @@ class PwScaleResult:
     objective: float
     converged: bool
     notes: list[str] = field(default_factory=list)
-
-
-def _solve_component(
-    counts: np.ndarray,
-    options: ScaleOptions,
-    solver: str,
-    constraints: Sequence[Ordering | FixedScore],
-    q0: np.ndarray | None,
-    step_tol: float = STEP_TOL,
-    chord: ChordStart | None = None,
-    confirm_final: bool = True,
-):
-    if solver == "cvxpy":
-        return solve_cvxpy(counts, anchor=options.anchor, constraints=constraints)
-    return solve_exact(
-        counts,
-        prior=options.prior,
-        anchor=options.anchor,
-        q0=q0,
-        step_tol=step_tol,
-        chord=chord,
-        confirm_final=confirm_final,
-    )
 
 
 def pw_scale(
@@ -209,7 +192,7 @@ def _pw_scale(
         raise ValueError("constraints need solver='cvxpy'")
     counts = np.asarray(counts, dtype=float)
     n = counts.shape[0]
-    labels, cores = components_and_cores(counts)
+    labels = component_labels(counts)
     n_wins, n_losses = counts.sum(axis=1), counts.sum(axis=0)
     compared = (n_wins + n_losses) > 0
     notes: list[str] = []
@@ -224,43 +207,49 @@ def _pw_scale(
         warnings.warn(notes[-1], DisconnectedGraphWarning, stacklevel=2)
 
     jod = np.full(n, np.nan)
+    bound = np.zeros(n, dtype=np.int8)
+    core = np.zeros(n, dtype=bool)
     objective, converged = 0.0, True
+    options = {"prior": prior, "anchor": anchor, "solver": solver, "step_tol": step_tol}
     with single_threaded_blas():
         if disconnected == "pwcmp" and labels.max() > 0:
-            solution = _solve_component(
-                link_like_pwcmp(counts, labels), options, solver, constraints, q0, step_tol
+            estimate = estimate_component(
+                link_like_pwcmp(counts, labels),
+                constraints=constraints,
+                q0=q0,
+                confirm_final=confirm_final,
+                **options,
             )
-            jod, objective, converged = solution.q, solution.objective, solution.converged
+            jod, bound, core = estimate.q, estimate.bound, estimate.core
+            objective, converged = estimate.objective, estimate.converged
         else:
             for component in range(labels.max() + 1):
                 members = np.flatnonzero(labels == component)
                 if not compared[members].any():
                     continue
-                local = _local_constraints(constraints, members)
                 whole = members.size == n
-                sub = counts if whole else counts[np.ix_(members, members)]
-                solution = _solve_component(
-                    sub,
-                    options,
-                    solver,
-                    local,
-                    None if q0 is None else q0[members],
-                    step_tol,
-                    chord if whole else None,
-                    confirm_final,
+                estimate = estimate_component(
+                    counts if whole else counts[np.ix_(members, members)],
+                    constraints=_local_constraints(constraints, members),
+                    q0=None if q0 is None else q0[members],
+                    chord=chord if whole else None,
+                    confirm_final=confirm_final,
+                    **options,
                 )
-                jod[members] = (
-                    solution.q
-                    if local
-                    else place_undetermined(sub, solution.q, cores[members], step_tol)
-                )
-                objective += solution.objective
-                converged &= solution.converged
-    determined = (labels == 0) & cores
+                jod[members], bound[members] = estimate.q, estimate.bound
+                core[members] = estimate.core
+                objective += estimate.objective
+                converged &= estimate.converged
+    determined = (labels == 0) & core
+    message = _undetermined_message(compared & ~core, bound)
+    if message:
+        notes.append(message)
+        warnings.warn(message, UndeterminedScoresWarning, stacklevel=2)
     if not converged:
         notes.append("the solver stopped before reaching its tolerance")
     return PwScaleResult(
         jod=jod,
+        bound=bound,
         component=labels,
         determined=determined,
         n_wins=n_wins,
@@ -270,6 +259,25 @@ def _pw_scale(
         converged=converged,
         notes=notes,
     )
+
+
+def _undetermined_message(outside_core: np.ndarray, bound: np.ndarray) -> str:
+    """What the warning says about scores outside the cores: how many rest on the prior
+    alone, how many have no finite optimum (placed)."""
+    prior_only = int(np.sum(outside_core & (bound == TWO_SIDED)))
+    placed = int(np.sum(bound != TWO_SIDED))
+    parts = []
+    if prior_only:
+        parts.append(
+            f"{prior_only} score(s) outside the determined core rest on the prior alone "
+            "(pwcmp's optimum, held only by its Gaussian prior; determined = False)"
+        )
+    if placed:
+        parts.append(
+            f"{placed} score(s) have no finite optimum and are placed in the data's order "
+            "(the 'bound' column says which side is unbounded)"
+        )
+    return "; ".join(parts)
 
 
 def _local_constraints(
@@ -298,9 +306,10 @@ def _solve_for_bootstrap(
     solver: str = "exact",
     constraints: Sequence[Ordering | FixedScore] = (),
     disconnected: str = "separate",
-) -> np.ndarray:
-    """Bootstrap callback: a resample's scores, scaled as the full data were (same solver,
-    constraints and disconnected-graph policy).
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap callback: a resample's scores and bound codes, scaled by the same rule as
+    the full data (same estimator, prior, solver, constraints and disconnected-graph
+    policy: pwcmp's optimum where finite, placement where not).
 
     The exact solver starts from a chord step with the full data's Hessian factor and
     normal terms (``chord``, made at ``q0``), stops at BOOTSTRAP_STEP_TOL (scores move by far
@@ -308,7 +317,8 @@ def _solve_for_bootstrap(
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DisconnectedGraphWarning)
-        return _pw_scale(
+        warnings.simplefilter("ignore", UndeterminedScoresWarning)
+        result = _pw_scale(
             counts,
             prior,
             anchor,
@@ -319,7 +329,8 @@ def _solve_for_bootstrap(
             step_tol=BOOTSTRAP_STEP_TOL,
             chord=chord,
             confirm_final=False,
-        ).jod
+        )
+    return result.jod, result.bound
 
 
 def _check_constraint_names(
@@ -456,8 +467,8 @@ def scale(
         prepared, solved, strict=True
     ):
         label = ", ".join(f"{k}={v}" for k, v in zip(keys, key, strict=True)) or "all trials"
-        for message in messages:
-            warnings.warn(f"{label}: {message}", DisconnectedGraphWarning, stacklevel=2)
+        for category, message in messages:
+            warnings.warn(f"{label}: {message}", category, stacklevel=2)
         notes += [f"{label}: {note}" for note in result.notes]
         results.append((key, conditions, result))
         if bootstrap:
@@ -541,19 +552,20 @@ pool: about five groups of 200 conditions, 0.3 s of solving, well above the pool
 
 def _solve_group(
     task: tuple[np.ndarray, list[str], str], options: dict[str, Any], with_chord: bool
-) -> tuple[PwScaleResult, ChordStart | None, list[str]]:
+) -> tuple[PwScaleResult, ChordStart | None, list[tuple[type[Warning], str]]]:
     """One group's point estimate and, for the exact solver's bootstrap, its chord start,
     with the warnings it raised as text (they cross process boundaries so)."""
     counts, conditions, source = task
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DisconnectedGraphWarning)
+        warnings.simplefilter("always", UndeterminedScoresWarning)
         result = _scale_matrix(counts, conditions, source=source, **options)
     chord = (
         chord_start(counts, result.jod, options["prior"], options["anchor"])
         if with_chord and result.component.max() == 0
         else None
     )
-    return result, chord, [str(w.message) for w in caught]
+    return result, chord, [(w.category, str(w.message)) for w in caught]
 
 
 def _solve_groups(
@@ -562,7 +574,7 @@ def _solve_groups(
     with_chord: bool,
     n_jobs: int | None,
     progress: bool,
-) -> list[tuple[PwScaleResult, ChordStart | None, list[str]]]:
+) -> list[tuple[PwScaleResult, ChordStart | None, list[tuple[type[Warning], str]]]]:
     """:func:`_solve_group` for every group, on all cores when the work is worth a pool."""
     solve = partial(_solve_group, options=options, with_chord=with_chord)
     workers = min(worker_count(n_jobs), len(tasks))
@@ -627,6 +639,7 @@ def _table(
             "n_losses": _whole(result.n_losses),
             "component": result.component,
             "determined": result.determined,
+            "bound": [BOUND_NAMES[int(code)] for code in result.bound],
         }
     )
 

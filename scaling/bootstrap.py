@@ -24,10 +24,14 @@ import numpy as np
 from scipy.sparse import csr_matrix, issparse, sparray, spmatrix
 from tqdm.auto import tqdm
 
+from scaling.optimum import LOWER, UNBOUNDED, UPPER
 from scaling.threads import single_threaded_blas
+from scaling.thurstone import percentile_interval
 
-SolveFn = Callable[[np.ndarray, np.ndarray | None], np.ndarray]
-"""``solve(D, q0) -> q``: scale one count matrix, optionally warm-started from ``q0``."""
+SolveFn = Callable[[np.ndarray, np.ndarray | None], np.ndarray | tuple[np.ndarray, np.ndarray]]
+"""``solve(D, q0) -> q`` or ``(q, bound)``: scale one count matrix, optionally warm-started
+from ``q0``; ``bound`` holds :mod:`scaling.optimum`'s codes (where a score's optimum is at
+infinity and ``q`` is a placement)."""
 
 CHUNK_SIZE = 16
 """Samples per chunk: the unit of work and of seeding (fixed, so results never depend on the
@@ -44,13 +48,20 @@ class BootstrapResult:
     ----------
     samples : numpy.ndarray
         Shape (n_samples, N): the scores of every bootstrap sample.
+    bounds : numpy.ndarray
+        Shape (n_samples, N): each sample's bound code (0: the score is an optimum;
+        otherwise it is a placement and unbounded on the side the code names).
     std : numpy.ndarray
-        Standard deviation over samples (``ddof=1``, as MATLAB's ``std``).
+        Standard deviation over samples (``ddof=1``, as MATLAB's ``std``); infinite where
+        the interval is one-sided.
     ci_low, ci_high : numpy.ndarray
-        Lower and upper percentile of the central ``1 - alpha`` interval.
+        Lower and upper percentile of the central ``1 - alpha`` interval
+        (:func:`scaling.thurstone.percentile_interval`); -inf or +inf where more than
+        ``alpha / 2`` of the samples are unbounded on that side.
     """
 
     samples: np.ndarray
+    bounds: np.ndarray
     std: np.ndarray
     ci_low: np.ndarray
     ci_high: np.ndarray
@@ -180,7 +191,7 @@ def bootstrap_many(
         and all(_picklable(job.solve) for job in data)
     )
 
-    chunks: dict[tuple[int, int], np.ndarray] = {}
+    chunks: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
     with tqdm(
         total=n_samples * len(data),
         desc="bootstrap",
@@ -207,44 +218,64 @@ def bootstrap_many(
                     chunks[j, i] = _run_chunk(data[j], chunk_seeds[i], sizes[i])
                     bar.update(sizes[i])
     return [
-        summarise(np.concatenate([chunks[j, i] for i in range(len(sizes))]), alpha)
+        summarise(
+            np.concatenate([chunks[j, i][0] for i in range(len(sizes))]),
+            alpha,
+            np.concatenate([chunks[j, i][1] for i in range(len(sizes))]),
+        )
         for j in range(len(data))
     ]
 
 
-def summarise(samples: np.ndarray, alpha: float = 0.05) -> BootstrapResult:
+def summarise(
+    samples: np.ndarray, alpha: float = 0.05, bounds: np.ndarray | None = None
+) -> BootstrapResult:
     """Standard deviation and percentile interval of a bootstrap distribution.
 
-    Percentiles use MATLAB's ``prctile`` definition (numpy ``method="hazen"``). A score the
-    solver left undefined (NaN) in some samples, e.g. a condition that lost all its
-    comparisons in a resample, is summarised over the samples that define it; one never
-    defined gets NaN.
+    The interval is :func:`scaling.thurstone.percentile_interval` (MATLAB's ``prctile``
+    percentiles, as pwcmp). A sample whose bound code says its optimum is at +inf counts
+    as unbounded above for the upper percentile and as its placed score for the lower one
+    (and symmetrically), so a score the resamples leave unbounded on one side gets a
+    one-sided interval rather than the spread of its placements. A score the solver left
+    undefined (NaN) in some samples, e.g. a condition not compared in a resample, is
+    summarised over the samples that define it; one never defined gets NaN.
     """
+    bounds = np.zeros(samples.shape, dtype=np.int8) if bounds is None else bounds
+    above = (bounds == LOWER) | (bounds == UNBOUNDED)
+    below = (bounds == UPPER) | (bounds == UNBOUNDED)
+    low, high = percentile_interval(
+        np.where(below, -np.inf, samples), np.where(above, np.inf, samples), alpha
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN
-        low, high = np.nanpercentile(
-            samples, [100 * alpha / 2, 100 * (1 - alpha / 2)], axis=0, method="hazen"
-        )
         std = np.nanstd(samples, axis=0, ddof=1)
-    return BootstrapResult(samples=samples, std=std, ci_low=low, ci_high=high)
+    std = np.where(np.isinf(low) | np.isinf(high), np.inf, std)
+    return BootstrapResult(samples=samples, bounds=bounds, std=std, ci_low=low, ci_high=high)
 
 
-def _run_chunk(job: BootstrapJob, seed: np.random.SeedSequence, size: int) -> np.ndarray:
-    """Draw ``size`` bootstrap samples of one job and scale each."""
+def _run_chunk(
+    job: BootstrapJob, seed: np.random.SeedSequence, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw ``size`` bootstrap samples of one job and scale each: scores and bound codes."""
     rng = np.random.default_rng(seed)
     n_units = job.unit_counts.shape[0]
     n = math.isqrt(job.unit_counts.shape[1])
     entries = job.unit_counts.tocoo()  # (unit, cell, count) triples: one pass per resample
     whole = bool(np.all(entries.data == np.floor(entries.data)))  # no split ties to round
     out = np.empty((size, n))
+    bounds = np.zeros((size, n), dtype=np.int8)
     for k in range(size):
         weights = np.bincount(rng.integers(n_units, size=n_units), minlength=n_units)
         counts = np.bincount(entries.col, entries.data * weights[entries.row], minlength=n * n)
         counts = counts.reshape(n, n)
         if not whole:
             counts = round_split_ties(counts, rng)
-        out[k] = job.solve(counts, job.q0)
-    return out
+        solved = job.solve(counts, job.q0)
+        if isinstance(solved, tuple):
+            out[k], bounds[k] = solved
+        else:
+            out[k] = solved
+    return out, bounds
 
 
 _WORKER: dict[str, object] = {}
@@ -257,7 +288,9 @@ def _init_worker(jobs: list[BootstrapJob]) -> None:
     _WORKER.update(jobs=jobs, blas=blas)
 
 
-def _worker_chunk(job: int, seed: np.random.SeedSequence, size: int) -> np.ndarray:
+def _worker_chunk(
+    job: int, seed: np.random.SeedSequence, size: int
+) -> tuple[np.ndarray, np.ndarray]:
     return _run_chunk(_WORKER["jobs"][job], seed, size)
 
 

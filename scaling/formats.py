@@ -18,7 +18,12 @@ Scale table (one row per condition and group)
     determined``. ``jod_std``/``ci_*`` are NaN without a bootstrap. ``component`` numbers
     the connected components of the group's comparison graph (0 = the largest); scores in
     different components share no offset. ``determined`` is False where the data do not pin
-    the score (no win, no loss, or outside the main component).
+    the score (outside the main component's determined core: the largest set of conditions
+    joined by cycles of wins). ``bound`` is ``two-sided`` where ``jod`` is the optimum of
+    pwcmp's objective (outside the core, its Gaussian prior holds it), and ``lower``,
+    ``upper`` or ``none`` where that optimum lies at infinity above, below or either way
+    and ``jod`` is a placement in the data's order; their ``ci_high`` (``ci_low``) is then
+    infinite.
 
 Image keys (cross-content data)
     An image is a condition of a scene. Where images of several scenes meet in one table
@@ -114,7 +119,7 @@ def scene_name_problem(scene: object) -> str | None:
 
 
 SCALE_VALUE_COLUMNS = ("condition", "jod", "jod_std", "ci_low", "ci_high", "n_comparisons")
-SCALE_DIAGNOSTIC_COLUMNS = ("n_wins", "n_losses", "component", "determined")
+SCALE_DIAGNOSTIC_COLUMNS = ("n_wins", "n_losses", "component", "determined", "bound")
 SCALE_COLUMNS = SCALE_VALUE_COLUMNS + SCALE_DIAGNOSTIC_COLUMNS
 
 TRAINING_COLUMNS = ("image_path", "scene", "attribute", "jod", "jod_std")

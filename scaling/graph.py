@@ -9,9 +9,14 @@ users who need pwcmp's numbers.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
+
+from scaling.likelihood import arcsine_scores
+from scaling.thurstone import first_and_sizes, largest_first
 
 
 def _win_graph(counts: np.ndarray) -> csr_matrix:
@@ -25,23 +30,6 @@ def _win_graph(counts: np.ndarray) -> csr_matrix:
     return csr_matrix((np.ones(cols.size), cols, indptr), shape=(n, n))
 
 
-def _first_and_sizes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Lowest member index and size of every label 0 .. max (np.unique without sorting)."""
-    sizes = np.bincount(labels)
-    first = np.full(sizes.size, labels.size)
-    np.minimum.at(first, labels, np.arange(labels.size))
-    return first, sizes
-
-
-def _largest_first(raw: np.ndarray) -> np.ndarray:
-    """Renumber component labels by size, largest first; ties go to the lower first index."""
-    first, sizes = _first_and_sizes(raw)
-    order = np.lexsort((first, -sizes))
-    renumber = np.empty_like(order)
-    renumber[order] = np.arange(order.size)
-    return renumber[raw]
-
-
 def component_labels(counts: np.ndarray) -> np.ndarray:
     """Component of every condition, numbered by size: 0 is the largest.
 
@@ -50,7 +38,7 @@ def component_labels(counts: np.ndarray) -> np.ndarray:
     weak components of the win graph.)
     """
     _, raw = connected_components(_win_graph(counts), directed=True, connection="weak")
-    return _largest_first(raw)
+    return largest_first(raw)
 
 
 def components_and_cores(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -61,7 +49,7 @@ def components_and_cores(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     labels = _single_component_around_largest(counts, strong)
     if labels is None:
         _, weak = connected_components(graph, directed=True, connection="weak")
-        labels = _largest_first(weak)
+        labels = largest_first(weak)
     return labels, _largest_strong(strong, labels)
 
 
@@ -83,7 +71,7 @@ def _largest_strong(strong: np.ndarray, within: np.ndarray) -> np.ndarray:
     """Membership of the largest strongly connected component inside each group of
     ``within`` (ties to the lowest condition index); none where every one is a single
     condition (no condition both beat and was beaten within a cycle)."""
-    first, sizes = _first_and_sizes(strong)
+    first, sizes = first_and_sizes(strong)
     group = within[first]
     order = np.lexsort((first, -sizes, group))  # per group: largest, then lowest index
     ordered = group[order]
@@ -101,10 +89,7 @@ def link_like_pwcmp(counts: np.ndarray, labels: np.ndarray) -> np.ndarray:
     vote each way. The resulting scores are comparable across components only by fiat.
     """
     counts = np.asarray(counts, dtype=float)
-    totals = counts + counts.T
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.where(totals > 0, counts / totals, 0.5)
-    estimate = np.sum(-(12.0 / np.pi * np.arcsin(np.sqrt(ratio)) - 3.0) / 2.0, axis=0)
+    estimate = arcsine_scores(counts)
     linked = counts.copy()
     best = []
     for component in range(labels.max() + 1):
@@ -129,3 +114,77 @@ def determined_core(counts: np.ndarray) -> np.ndarray:
     """
     _, strong = connected_components(_win_graph(counts), directed=True, connection="strong")
     return _largest_strong(strong, np.zeros(counts.shape[0], dtype=np.intp))
+
+
+@dataclass(frozen=True)
+class WinOrder:
+    """The strongly connected components of one connected win graph and their order.
+
+    ``strong`` labels each condition's strongly connected component (SCC); ``reach[a, b]``
+    is True when SCC a beat SCC b through a chain of wins (and on the diagonal). Between two
+    different SCCs every comparison went one way: the data order them. ``core`` is the SCC
+    label of the determined core (:func:`determined_core`), or -1 when there is none.
+
+    A set of conditions that beat every condition outside it that it met (an *up-set*: an
+    SCC with everything that reaches it) can move up together without losing any
+    likelihood: these are the only directions in which pwcmp's objective can fail to have
+    a finite optimum (:mod:`scaling.optimum`).
+    """
+
+    strong: np.ndarray
+    reach: np.ndarray
+    core: int
+
+    @classmethod
+    def from_counts(cls, counts: np.ndarray) -> WinOrder:
+        """The order of the win graph of ``counts`` (i -> j when i beat j at least once)."""
+        n_scc, strong = connected_components(_win_graph(counts), directed=True, connection="strong")
+        won = counts > 0
+        winner, loser = np.nonzero(won & (strong[:, None] != strong[None, :]))
+        edges = np.unique(strong[winner] * n_scc + strong[loser])
+        reach = np.eye(n_scc, dtype=bool)
+        children = [[] for _ in range(n_scc)]
+        parents_left = np.zeros(n_scc, dtype=np.intp)
+        for edge in edges:
+            children[edge // n_scc].append(edge % n_scc)
+            parents_left[edge % n_scc] += 1
+        # Kahn's topological order, then the closure from the bottom up.
+        order, ready = [], list(np.flatnonzero(parents_left == 0))
+        while ready:
+            node = ready.pop()
+            order.append(node)
+            for child in children[node]:
+                parents_left[child] -= 1
+                if parents_left[child] == 0:
+                    ready.append(child)
+        for node in reversed(order):
+            if children[node]:
+                reach[node] |= np.logical_or.reduce(reach[children[node]], axis=0)
+        core = _largest_strong(strong, np.zeros(strong.size, dtype=np.intp))
+        return cls(strong, reach, int(strong[np.argmax(core)]) if core.any() else -1)
+
+    @property
+    def n_components(self) -> int:
+        return self.reach.shape[0]
+
+    def up_set(self, component: int) -> np.ndarray:
+        """Conditions of SCC ``component`` and of every SCC that beat it through a chain."""
+        return self.reach[self.strong, component]
+
+    def down_set(self, component: int) -> np.ndarray:
+        """Conditions of SCC ``component`` and of every SCC it beat through a chain."""
+        return self.reach[component, self.strong]
+
+    def free_directions(self, component: int) -> tuple[bool, bool]:
+        """Whether SCC ``component`` can move up, and down, without a loss of likelihood
+        relative to the core (relative to the rest, when there is no core): its up-set
+        (down-set) does not hold the core, or is not every condition."""
+        if self.core >= 0:
+            return (not self.reach[self.core, component], not self.reach[component, self.core])
+        up, down = self.up_set(component), self.down_set(component)
+        return (not up.all(), not down.all())
+
+    def ordered_pairs(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(winner, loser) of every compared pair of conditions in different SCCs: all
+        its comparisons went one way. The data's order, which no placement may break."""
+        return np.nonzero((counts > 0) & (self.strong[:, None] != self.strong[None, :]))

@@ -22,10 +22,8 @@ from functools import lru_cache
 
 import numpy as np
 from scipy import sparse
-from scipy.special import erfcx
 
-SIGMA = 1.4826
-"""Standard deviation of the Thurstone difference: Phi(1 / SIGMA) = 0.75."""
+from scaling.thurstone import SIGMA, NormalTerms, normal_terms, pair_negative_log_likelihood
 
 MEAN0_WEIGHT = 0.01
 """pwcmp's ``mean0`` regularisation weight on mean(q)^2."""
@@ -33,77 +31,48 @@ MEAN0_WEIGHT = 0.01
 PRIOR_FLOOR = 0.1
 """pwcmp adds this to each prior value before taking its log."""
 
-RIDGE = 1e-6
-"""Tiny penalty on squared compared differences, jodkit's one addition to pwcmp's objective.
-
-A condition that never lost (or never won) has no finite optimum: without a prior the
-likelihood keeps rising as it drifts away, and pwcmp's Gaussian prior does not stop it
-either when many pairs were compared once. pwcmp returns wherever its optimiser stopped.
-The ridge keeps such scores finite (a few JOD beyond their neighbours, flagged as
-undetermined) and moves determined scores by less than 1e-4 JOD.
-"""
-
-
-_LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
-_SQRT_2_OVER_PI = np.sqrt(2.0 / np.pi)
-_INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
-_INV_SQRT_2 = 1.0 / np.sqrt(2.0)
-
-
-def _normal_terms(u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """log Phi(u), log Phi(-u), phi(u) / Phi(u) and phi(u) / Phi(-u), from one erfcx.
-
-    With z = |u| / sqrt(2) and x = erfcx(z): the tail Phi(-|u|) = x e^(-z^2) / 2, so
-    log Phi(-|u|) = log(x / 2) - z^2 and phi(u) / Phi(-|u|) = sqrt(2 / pi) / x exactly in
-    log space, and log Phi(|u|) = log1p(-Phi(-|u|)). Accurate to a few ulp for every finite
-    u (no underflow: erfcx is scaled), at about half the cost of two ``log_ndtr`` calls.
-    """
-    z = np.abs(u) * _INV_SQRT_2
-    x = erfcx(z)
-    gauss = np.exp(-z * z)
-    tail = 0.5 * x * gauss
-    log_tail = np.log(0.5 * x) - z * z
-    log_body = np.log1p(-tail)
-    mills_tail = _SQRT_2_OVER_PI / x
-    mills_body = _INV_SQRT_2PI * gauss / (1.0 - tail)
-    positive = u >= 0.0
-    return (
-        np.where(positive, log_body, log_tail),
-        np.where(positive, log_tail, log_body),
-        np.where(positive, mills_body, mills_tail),
-        np.where(positive, mills_tail, mills_body),
-    )
-
 
 def pair_likelihood(
     u: np.ndarray,
     wins: np.ndarray,
     losses: np.ndarray,
-    normal: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    normal: NormalTerms,
     order: int,
 ) -> tuple[float, np.ndarray | None, np.ndarray | None]:
-    """Negative log-likelihood and ridge of compared pairs, with derivatives in u.
+    """pwcmp's likelihood term of the compared pairs, with derivatives in u.
 
     ``u`` = (q_i - q_j) / SIGMA per unordered pair, ``wins``/``losses`` = D[i, j]/D[j, i],
-    ``normal`` = :func:`_normal_terms` (u). Both ordered positions count, as in pwcmp:
-    value = -2 sum(wins log Phi(u) + losses log Phi(-u)) + RIDGE SIGMA^2 sum(u^2) (the
-    ridge once per ordered position, halved). Returns the value, dV/du (order >= 1) and
-    d^2V/du^2 (order 2; the Hessian in u is diagonal).
+    ``normal`` = :func:`scaling.thurstone.normal_terms` (u). Both ordered positions count,
+    as in pwcmp: twice :func:`scaling.thurstone.pair_negative_log_likelihood`.
     """
-    log_p, log_not, mills_p, mills_not = normal
-    ridge = RIDGE * SIGMA**2
-    value = -2.0 * float(np.dot(wins, log_p) + np.dot(losses, log_not)) + ridge * float(
-        np.dot(u, u)
+    value, d_u, d2_u = pair_negative_log_likelihood(u, wins, losses, order, normal)
+    return (
+        2.0 * value,
+        None if d_u is None else 2.0 * d_u,
+        None if d2_u is None else 2.0 * d2_u,
     )
-    if order == 0:
-        return value, None, None
-    d_u = 2.0 * (losses * mills_not - wins * mills_p + ridge * u)
-    if order == 1:
-        return value, d_u, None
-    d2_u = wins * mills_p * (u + mills_p) + losses * mills_not * (mills_not - u)
-    d2_u += ridge
-    d2_u *= 2.0
-    return value, d_u, d2_u
+
+
+CONTINUITY = 0.5
+"""Votes added each way to a unanimous pair by :func:`continuity_corrected`."""
+
+
+def continuity_corrected(counts: np.ndarray) -> np.ndarray:
+    """Counts with half a vote added in each direction of every unanimous compared pair
+    (Haldane's correction): every pair's maximum-likelihood difference becomes finite and
+    keeps the direction of the data."""
+    totals = counts + counts.T
+    unanimous = (totals > 0) & ((counts == 0) | (counts.T == 0))
+    return np.where(unanimous, counts + CONTINUITY, counts)
+
+
+def arcsine_scores(counts: np.ndarray) -> np.ndarray:
+    """pwcmp's crude initial estimate: the ISO 20462 arcsine transform of the win ratios,
+    summed per condition (a pair never compared counts as a draw)."""
+    totals = counts + counts.T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(totals > 0, counts / totals, 0.5)
+    return np.sum(-(12.0 / np.pi * np.arcsin(np.sqrt(ratio)) - 3.0) / 2.0, axis=0)
 
 
 @lru_cache(maxsize=8)
@@ -172,8 +141,9 @@ def _closed_under_mirror(group_of: np.ndarray, half: int) -> bool:
     )
 
 
-NO_PRIOR_RIDGE = RIDGE
-"""Alias of RIDGE for modules that penalise squared scores without a prior (alignment.joint)."""
+NO_PRIOR_RIDGE = 1e-6
+"""Penalty on squared scores that alignment.joint adds to keep never-losing images finite
+(scaling's objective has none: it is pwcmp's, term for term)."""
 
 
 @dataclass
@@ -260,7 +230,7 @@ class ThurstoneObjective:
     counts : (N, N) array
         D[i, j] = times i was chosen over j (non-negative; halves allowed for split ties).
     prior : {"gaussian", "none"}
-        pwcmp's distance prior, or none (pure maximum likelihood). Both add RIDGE.
+        pwcmp's distance prior, or none (pure maximum likelihood).
     anchor : {"mean0", "fix0"}
         ``mean0`` adds MEAN0_WEIGHT * mean(q)^2; ``fix0`` is handled by the solver, which
         holds q[0] at 0 and optimises the rest.
@@ -347,7 +317,7 @@ class ThurstoneObjective:
         return self._evaluate(q, order=2)
 
     def hessian(self, q: np.ndarray) -> np.ndarray:
-        """Exact Hessian of the whole objective (likelihood, prior, ridge and mean0)."""
+        """Exact Hessian of the whole objective (likelihood, prior and mean0)."""
         return self._evaluate(q, order=2)[2]
 
     def __call__(self, q: np.ndarray) -> float:
@@ -361,8 +331,8 @@ class ThurstoneObjective:
 
     def normal_terms(self, q: np.ndarray) -> tuple[np.ndarray, ...]:
         """log Phi(u), log Phi(-u) and both inverse Mills ratios on the compared pairs at q
-        (:func:`_normal_terms` of u = (q_i - q_j) / SIGMA, in :attr:`pair_index` order)."""
-        return _normal_terms((q[self._i] - q[self._j]) / SIGMA)
+        (:func:`scaling.thurstone.normal_terms` of u = (q_i - q_j) / SIGMA, in :attr:`pair_index` order)."""
+        return normal_terms((q[self._i] - q[self._j]) / SIGMA)
 
     def _evaluate(
         self, q: np.ndarray, order: int, normal: tuple[np.ndarray, ...] | None = None
@@ -376,7 +346,7 @@ class ThurstoneObjective:
         """
         u = (q[self._i] - q[self._j]) / SIGMA
         if normal is None:
-            normal = _normal_terms(u)
+            normal = normal_terms(u)
         value, d_u, d2_u = pair_likelihood(u, self._wins, self._losses, normal, order)
         value += self._constant
         if self.anchor == "mean0":
@@ -398,7 +368,7 @@ class ThurstoneObjective:
         if order == 1:
             return value, grad, None
 
-        # Second derivatives in u: likelihood and ridge (diagonal), prior (diagonal + low rank).
+        # Second derivatives in u: likelihood (diagonal), prior (diagonal + low rank).
         if prior is not None:
             d2_u += prior[2]
         # mean0's Hessian is the constant 2 w / N^2 everywhere: the Laplacian starts from it.
@@ -529,8 +499,8 @@ class ThurstoneObjective:
     def one_sided(self, at_most: float = 0.0) -> np.ndarray:
         """Conditions that were compared but lost, or won, at most ``at_most`` times.
 
-        With 0 (never lost or never won) only the weak prior and the ridge pin them; they
-        sit far beyond their neighbours. Returned as sorted indices.
+        With 0 (never lost or never won) only the prior can pin them, far beyond their
+        neighbours (see :mod:`scaling.optimum`). Returned as sorted indices.
         """
         wins = np.bincount(self.positions.rows, self.positions.wins, self.n)
         losses = np.bincount(self.positions.rows, self.positions.losses, self.n)
@@ -540,7 +510,7 @@ class ThurstoneObjective:
     def coordinate_profile(self, q: np.ndarray, c: int, context: tuple | None = None):
         """The objective as a function of q[c] alone: returns ``f(xs) -> values``.
 
-        The other scores stay at ``q``. The likelihood, ridge and mean0 terms are exact;
+        The other scores stay at ``q``. The likelihood and mean0 terms are exact;
         so is the prior at the positions of condition c, normalisers included. The prior
         at all other positions depends on q[c] only through the G normalisers; that
         dependence is linearised in 1 / Z_g at ``q`` (exact value and slope at q[c]). The
@@ -569,9 +539,8 @@ class ThurstoneObjective:
 
         def profile(xs: np.ndarray) -> np.ndarray:
             u = sign * (np.asarray(xs, dtype=float)[:, None] - q_other) / SIGMA  # (X, deg)
-            log_p, log_not, _, _ = _normal_terms(u)
+            log_p, log_not, _, _ = normal_terms(u)
             values = -2.0 * (log_p @ wins + log_not @ losses)
-            values += RIDGE * SIGMA**2 * np.sum(u * u, axis=1)
             if self.anchor == "mean0":
                 mean = (rest_sum + xs) / self.n
                 values += MEAN0_WEIGHT * mean * mean
@@ -608,12 +577,13 @@ class ThurstoneObjective:
         return half + half[mirror], top, weight
 
     def likelihood_hessian(self, q: np.ndarray) -> np.ndarray:
-        """Hessian of the likelihood, ridge and mean0 terms (exact without a prior).
+        """Hessian of the likelihood and mean0 terms (exact without a prior).
 
-        Positive semi-definite everywhere (definite with the ridge on a connected graph);
-        whitens L-BFGS and serves as a convex model of the prior objective.
+        Positive semi-definite everywhere (definite with ``mean0`` on a connected graph
+        while no pair's difference has underflowed its curvature); whitens L-BFGS and
+        serves as a convex model of the prior objective.
         """
         u = (q[self._i] - q[self._j]) / SIGMA
-        _, _, d2_u = pair_likelihood(u, self._wins, self._losses, _normal_terms(u), 2)
+        _, _, d2_u = pair_likelihood(u, self._wins, self._losses, normal_terms(u), 2)
         base = 2.0 * MEAN0_WEIGHT / self.n**2 if self.anchor == "mean0" else 0.0
         return self._laplacian(d2_u / SIGMA**2, base)

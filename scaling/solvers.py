@@ -28,12 +28,8 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve, null_space, solve_triangular
 from scipy.optimize import minimize
 
-from scaling.likelihood import (
-    MEAN0_WEIGHT,
-    RIDGE,
-    SIGMA,
-    ThurstoneObjective,
-)
+from scaling.likelihood import MEAN0_WEIGHT, ThurstoneObjective, continuity_corrected
+from scaling.thurstone import SIGMA
 
 STEP_TOL = 1e-9
 """Newton stops when no score moves by more than this many JOD."""
@@ -107,8 +103,9 @@ class Solution:
     solver: str
 
 
-def _free_mask(n: int, anchor: str) -> np.ndarray:
-    mask = np.ones(n, dtype=bool)
+def _free_mask(n: int, anchor: str, held: np.ndarray | None = None) -> np.ndarray:
+    """Scores the solver moves: all but those ``held`` and, with ``fix0``, the first."""
+    mask = np.ones(n, dtype=bool) if held is None else ~np.asarray(held, dtype=bool)
     if anchor == "fix0":
         mask[0] = False
     return mask
@@ -117,6 +114,7 @@ def _free_mask(n: int, anchor: str) -> np.ndarray:
 def _newton(
     objective: ThurstoneObjective,
     start: np.ndarray,
+    free: np.ndarray,
     max_iter: int = 200,
     step_tol: float = STEP_TOL,
     exact_hessian: bool = True,
@@ -124,22 +122,23 @@ def _newton(
 ) -> tuple[np.ndarray, int, bool, tuple[float, np.ndarray | None]]:
     """Trust-region Newton method with the exact Hessian (Moré-Sorensen steps).
 
-    Without a prior the objective is convex and the Hessian positive definite (ridge,
-    mean0 or fix0), and this is plain Newton. pwcmp's prior is not convex, and along a
+    Without a prior the objective is convex and, on a strongly connected win graph, the
+    Hessian positive definite (with mean0, fix0 or held scores), and this is plain Newton. pwcmp's prior is not convex, and along a
     condition that never lost (or never won) the objective is nearly flat: a line search on
     the Newton (or Levenberg-shifted) direction there overshoots by tens of JOD. The trust
     region bounds each step instead and grows when the quadratic model proves reliable.
     Stops when no score moved, or by quadratic convergence would move at the next step,
     by more than ``step_tol`` JOD. Returns the scores, the
     iterations, whether the stopping rule was met and the objective's value and gradient
-    at the returned scores. With ``fix0`` the first score stays where ``start`` puts it.
+    at the returned scores. Only the ``free`` scores move.
     ``confirm_final=False`` takes a Newton step that quadratic convergence marks as the
     last without evaluating the objective after it (bootstrap re-solves: it saves one
     gradient evaluation); the value returned is then NaN and the gradient None.
     """
-    free = _free_mask(objective.n, objective.anchor)
     q = start.copy()
     value, grad, hess = _derivatives(objective, q, exact_hessian)
+    if not free.any():  # every score held: nothing to solve
+        return q, 0, True, (value, grad)
     radius = _INITIAL_RADIUS * np.sqrt(free.sum())
     all_free = bool(free.all())
     previous = 0.0  # largest move of the last accepted Newton (interior) step; 0: none
@@ -258,6 +257,8 @@ def _trust_region_step(
         best = step
         if 0.8 * radius <= length <= 1.2 * radius or (length < radius and lam == 0.0):
             break
+        if length == 0.0:  # a zero gradient: no step to scale
+            break
         w = solve_triangular(factor[0], step, trans="T", lower=factor[1], check_finite=False)
         new_lam = lam + (length / float(np.linalg.norm(w))) ** 2 * (length - radius) / radius
         lam = max(new_lam, 0.5 * (lower_bound + lam)) if new_lam <= lower_bound else new_lam
@@ -301,24 +302,24 @@ def place_one_sided(
     q: np.ndarray,
     conditions: np.ndarray | None = None,
     sweeps: int | None = None,
+    held: np.ndarray | None = None,
 ) -> np.ndarray:
     """Move each one-sided condition to the minimum of the objective along its own score.
 
-    A condition that never lost (or never won) sits where the weak prior and the ridge
-    balance a likelihood that is nearly flat: often 5-15 JOD beyond its neighbours, and a
+    A condition that never lost (or never won) sits where the weak prior balances a
+    likelihood that is nearly flat: often 5-15 JOD beyond its neighbours, and a
     Newton step covers about 1 JOD of such a Gaussian tail. Searching the 1-D profile
     (:meth:`~scaling.likelihood.ThurstoneObjective.coordinate_profile`) on a 2 JOD grid,
     then on a 0.25 JOD grid around its best point, refined by a parabola, puts it within a
     few hundredths of a JOD of its optimum given the others, in one vectorised pass per
     grid, and Newton starts in its quadratic basin. (A third, 0.03 JOD grid instead of the
     parabola saved 0.03 Newton evaluations per bootstrap re-solve and cost a profile pass
-    per condition.) Conditions are placed one after the other (Gauss-Seidel). With
-    ``fix0``, condition 0 stays put.
+    per condition.) Conditions are placed one after the other (Gauss-Seidel). ``held``
+    conditions and, with ``fix0``, condition 0 stay put.
     """
     q = q.copy()
     todo = objective.one_sided(PLACEMENT_AT_MOST) if conditions is None else conditions
-    if objective.anchor == "fix0":
-        todo = todo[todo != 0]
+    todo = todo[_free_mask(objective.n, objective.anchor, held)[todo]]
     if todo.size == 0:
         return q
     counts = objective.counts
@@ -354,22 +355,14 @@ def _parabola_minimum(xs: np.ndarray, values: np.ndarray) -> float:
     return float(xs[i] - 0.5 * (xs[1] - xs[0]) * (right - left) / curvature)
 
 
-def _shift_unanimous(counts: np.ndarray) -> np.ndarray:
-    """Counts with each unanimous n:0 pair replaced by (n - 1):1, as in pwcmp's prior."""
-    shifted = np.asarray(counts, dtype=float).copy()
-    wins_only = (shifted > 0) & (shifted.T == 0)
-    shifted[wins_only] -= 1.0
-    shifted[wins_only.T] += 1.0
-    return shifted
-
-
-def _whitened_lbfgs(objective: ThurstoneObjective, start: np.ndarray) -> tuple[np.ndarray, int]:
+def _whitened_lbfgs(
+    objective: ThurstoneObjective, start: np.ndarray, free: np.ndarray
+) -> tuple[np.ndarray, int]:
     """L-BFGS on the full (non-convex) objective in coordinates whitened by the likelihood Hessian.
 
     The likelihood dominates the curvature, so with z = L^T (q - start), H = L L^T, the
     problem is close to isotropic and L-BFGS needs a few iterations instead of hundreds.
     """
-    free = _free_mask(objective.n, objective.anchor)
     hess = objective.likelihood_hessian(start)[np.ix_(free, free)]
     lower = np.linalg.cholesky(hess + 1e-8 * np.eye(hess.shape[0]))
     full = start.copy()
@@ -398,12 +391,17 @@ def solve_exact(
     anchor: str = "mean0",
     q0: np.ndarray | None = None,
     place: bool = True,
-    newton_steps: int | None = None,
     step_tol: float = STEP_TOL,
     chord: ChordStart | None = None,
     confirm_final: bool = True,
+    held: np.ndarray | None = None,
 ) -> Solution:
-    """Maximum a-posteriori JOD scores of one connected comparison graph.
+    """A minimum of pwcmp's objective for one connected comparison graph, by Newton.
+
+    This is the local solver: where the objective has no finite optimum for some
+    conditions it follows them as far as the floating-point objective still falls (tens of
+    JOD). :func:`scaling.optimum.estimate_component` decides which minima are finite and
+    places the rest.
 
     Parameters
     ----------
@@ -418,13 +416,6 @@ def solve_exact(
         Before Newton, move each condition that never lost (or never won) to the minimum
         of the objective along its own score (:func:`place_one_sided`). The optimum is the
         same; Newton needs fewer iterations, above all on warm bootstrap re-solves.
-    newton_steps : int, optional
-        Stop after this many trust-region iterations (solver ``"newton-steps"``,
-        ``converged`` False unless the stopping rule was met): a "fast bootstrap"
-        approximation, measured and NOT used by default. From the full-data solution, 1-4
-        steps left bootstrap CI bounds of determined conditions off by up to 1-3 JOD at
-        N = 200 (20 observers, 30 comparisons per condition): conditions that lost once or
-        twice move several JOD between the full data and a resample.
     step_tol : float
         Newton stops when no score moves, or would move at its next step, by more than
         this (JOD); see :data:`BOOTSTRAP_STEP_TOL` for what looser values cost in accuracy.
@@ -437,6 +428,9 @@ def solve_exact(
     confirm_final : bool
         False skips evaluating the objective after Newton's last step (see ``_newton``;
         bootstrap re-solves): ``objective`` and ``gradient_norm`` are then NaN.
+    held : (N,) bool array, optional
+        Scores held where ``q0`` puts them (``scaling.optimum`` holds conditions it sent
+        to infinity); needs ``q0``.
 
     Returns
     -------
@@ -447,11 +441,11 @@ def solve_exact(
     if n == 1:
         return Solution(np.zeros(1), 0.0, 0.0, 0, True, "exact")
     objective = ThurstoneObjective(counts, prior=prior, anchor=anchor)
+    free = _free_mask(n, anchor, held)
     start = np.zeros(n) if q0 is None else np.asarray(q0, dtype=float).copy()
     if anchor == "fix0":
         start -= start[0]
-    if q0 is not None and chord is not None:
-        free = _free_mask(n, anchor)
+    if q0 is not None and chord is not None and held is None:
         if chord.factor[0].shape != (free.sum(), free.sum()):
             raise ValueError(
                 f"the chord start's factor is for {chord.factor[0].shape[0]} free scores; "
@@ -462,21 +456,17 @@ def solve_exact(
 
     iterations = 0
     if prior != "none" and q0 is None:
-        # Cold start: the convex problem on pwcmp's unanimity-shifted counts (the prior's
-        # k), whose optimum is finite everywhere and close to the prior's. It only needs to
-        # land in the right basin, so a loose tolerance suffices.
-        convex = ThurstoneObjective(_shift_unanimous(counts), prior="none", anchor=anchor)
-        start, iterations, _, _ = _newton(convex, start, step_tol=1e-3, exact_hessian=False)
+        # Cold start: the convex problem on continuity-corrected counts (half a vote each
+        # way on unanimous pairs), whose optimum is finite everywhere and keeps every
+        # pair's direction. It only needs to land in the right basin: a loose tolerance.
+        convex = ThurstoneObjective(continuity_corrected(counts), prior="none", anchor=anchor)
+        start, iterations, _, _ = _newton(
+            convex, start, free, step_tol=1e-3, exact_hessian=False
+        )
     if place:
-        start = place_one_sided(objective, start)
-    if newton_steps is not None:
-        # Approximate bootstrap re-solve: a fixed number of trust-region iterations from
-        # the warm start, reported as not converged unless the stopping rule was met.
-        q, newton_iterations, done, (value, grad) = _newton(objective, start, max_iter=newton_steps)
-        gnorm = float(np.abs(grad[_free_mask(n, anchor)]).max())
-        return Solution(q, value, gnorm, iterations + newton_iterations, done, "newton-steps")
+        start = place_one_sided(objective, start, held=held)
     q, newton_iterations, done, (value, grad) = _newton(
-        objective, start, step_tol=step_tol, confirm_final=confirm_final
+        objective, start, free, step_tol=step_tol, confirm_final=confirm_final
     )
     iterations += newton_iterations
     if grad is None:
@@ -484,10 +474,10 @@ def solve_exact(
     if not done:
         # Safety net (not reached on any data set we know of): whitened L-BFGS from where
         # Newton stopped.
-        q, lbfgs_iterations = _whitened_lbfgs(objective, q)
+        q, lbfgs_iterations = _whitened_lbfgs(objective, q, free)
         iterations += lbfgs_iterations
         value, grad = objective.value_and_grad(q)
-    gnorm = float(np.abs(grad[_free_mask(n, anchor)]).max())
+    gnorm = float(np.abs(grad[free]).max(initial=0.0))
     # Gradients scale with the number of comparisons; 1e-6 per comparison is far below any
     # score change worth reporting.
     tolerance = 1e-6 * max(1.0, float(objective.counts.sum()))
@@ -546,8 +536,7 @@ def solve_cvxpy(
     q = cp.Variable(n)
     diff = (q[i] - q[j]) / SIGMA
     nll = -2.0 * (wins @ cp.log_normcdf(diff) + losses @ cp.log_normcdf(-diff))
-    ridge = RIDGE * cp.sum_squares(q[i] - q[j])  # both ordered positions, halved
-    cost = nll + ridge
+    cost = nll
     cons = []
     if anchor == "mean0":
         cost = cost + MEAN0_WEIGHT * cp.square(cp.sum(q) / n)

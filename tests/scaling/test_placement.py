@@ -1,13 +1,17 @@
-"""Placement of the conditions the data do not determine (scaling.placement)."""
+"""Placement of conditions whose optimum is at infinity (scaling.placement): the constrained
+optimum of the corrected likelihood, in the data's order."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy.optimize import minimize
+from scipy.special import log_ndtr
 
-from scaling.graph import determined_core
-from scaling.likelihood import ThurstoneObjective
-from scaling.placement import continuity_corrected, place_undetermined
+from scaling.graph import WinOrder
+from scaling.likelihood import continuity_corrected
+from scaling.placement import place
+from scaling.solvers import Ordering
 
 
 def _core_and_two_unbeaten() -> np.ndarray:
@@ -21,40 +25,91 @@ def _core_and_two_unbeaten() -> np.ndarray:
     return counts
 
 
-def test_placed_scores_minimise_the_corrected_likelihood_given_the_core() -> None:
+def _reference_placement(counts, q, placed, orderings):
+    """SLSQP on the corrected likelihood (written out here) with the orderings as
+    inequality constraints: an independent constrained optimum."""
+    corrected = continuity_corrected(counts)
+    index = np.flatnonzero(placed)
+
+    def scores(x):
+        full = q.copy()
+        full[index] = x
+        return full
+
+    def nll(x):
+        full = scores(x)
+        i, j = np.nonzero(np.triu((counts + counts.T) > 0, 1) & (placed[:, None] | placed))
+        u = (full[i] - full[j]) / 1.4826
+        return -float(np.sum(corrected[i, j] * log_ndtr(u) + corrected[j, i] * log_ndtr(-u)))
+
+    constraints = [
+        {"type": "ineq", "fun": lambda x, a=a, b=b: scores(x)[a] - scores(x)[b]}
+        for a, b in orderings
+    ]
+    start = q[index] + np.arange(index.size)  # any start: SLSQP handles infeasible ones
+    result = minimize(
+        nll, start, method="SLSQP", constraints=constraints, options={"ftol": 1e-14}
+    )
+    return result.x
+
+
+def test_placed_scores_are_the_constrained_optimum_of_the_corrected_likelihood() -> None:
     counts = _core_and_two_unbeaten()
-    core = determined_core(counts)
+    order = WinOrder.from_counts(counts)
+    core = order.strong == order.core
     np.testing.assert_array_equal(core, [True] * 5 + [False] * 2)
-    q = np.array([0.4, -0.2, 0.1, -0.5, 0.2, 9.0, 7.0])  # far-out starts, as a prior leaves them
-    placed = place_undetermined(counts, q, core)
+    q = np.array([0.4, -0.2, 0.1, -0.5, 0.2, 9.0, 7.0])  # far-out starts, as Newton leaves them
+    placed = place(counts, q, ~core, order.strong)
     np.testing.assert_array_equal(placed[:5], q[:5])
-
-    objective = ThurstoneObjective(continuity_corrected(counts), prior="none", anchor="fix0")
-
-    def free_objective(x: np.ndarray) -> float:
-        return objective.value(np.concatenate([q[:5], x]))
-
-    reference = minimize(free_objective, np.zeros(2), method="BFGS", options={"gtol": 1e-10})
-    np.testing.assert_allclose(placed[5:], reference.x, atol=1e-5)
-    assert placed[5] > placed[6] > q[:5].max()  # above what they beat, 5 above 6
+    winners, losers = order.ordered_pairs(counts)
+    reference = _reference_placement(counts, q, ~core, list(zip(winners, losers, strict=True)))
+    np.testing.assert_allclose(placed[5:], reference, atol=1e-5)
+    assert placed[5] > placed[6] > q[[2, 3, 4]].max()  # above what they beat, 5 above 6
 
 
-def test_without_a_core_every_score_comes_from_the_corrected_likelihood() -> None:
+def test_the_order_binds_where_the_likelihood_alone_would_break_it() -> None:
+    """A condition that beat the top condition once and many weak ones many times: alone,
+    the corrected likelihood puts it below the top one (the issue's ranking bug); the
+    placement holds it at or above, and the result is still the constrained optimum."""
+    n = 8
+    counts = np.zeros((n, n))
+    for i in range(6):  # a core 0..5 in a cycle, 0 strongest
+        counts[i, (i + 1) % 6] = 4.0
+        counts[(i + 1) % 6, i] = 1.0
+    for i in range(1, 6):
+        counts[0, i] += 6.0
+    counts[6, 0] = 1.0  # 6 beat the top condition once
+    counts[6, [3, 4, 5]] = 8.0  # and the weakest ones often
+    counts[7, 6] = 1.0  # 7 beat 6 once and nothing else
+    order = WinOrder.from_counts(counts)
+    core = order.strong == order.core
+    q = np.array([3.0, 1.0, 0.5, 0.0, -0.5, -1.0, 0.0, 0.0])
+    unconstrained = _reference_placement(counts, q, ~core, [])
+    assert unconstrained[0] < q[0]  # the corrected likelihood alone ranks 6 below 0
+    placed = place(counts, q, ~core, order.strong)
+    assert placed[6] >= q[0] and placed[7] >= placed[6]
+    winners, losers = order.ordered_pairs(counts)
+    reference = _reference_placement(counts, q, ~core, list(zip(winners, losers, strict=True)))
+    np.testing.assert_allclose(placed[6:], reference, atol=1e-5)
+
+
+def test_without_a_core_every_score_is_placed_in_order_and_centred() -> None:
     counts = np.triu(np.ones((4, 4)), k=1)  # a strict order: no cycle, no core
-    core = determined_core(counts)
-    assert not core.any()
-    placed = place_undetermined(counts, np.full(4, 50.0), core)
-    assert np.all(np.diff(placed) < 0) and abs(placed.mean()) < 1e-6
+    order = WinOrder.from_counts(counts)
+    assert order.core == -1
+    placed = place(counts, np.full(4, 50.0), np.ones(4, bool), order.strong)
+    assert np.all(np.diff(placed) < 0) and abs(placed.mean()) < 1e-12
 
 
-def test_a_looser_tolerance_stops_earlier_within_that_tolerance() -> None:
-    """Bootstrap re-solves pass their step tolerance: fewer Newton steps, same place to
-    within it (the predicted stop keeps the error below the tolerance)."""
+def test_extra_orderings_with_margins_are_honoured_and_contradictions_refused() -> None:
     counts = _core_and_two_unbeaten()
-    core = determined_core(counts)
-    q = np.array([0.4, -0.2, 0.1, -0.5, 0.2, 9.0, 7.0])
-    exact = place_undetermined(counts, q, core)
-    for tol in (1e-3, 1e-6):
-        np.testing.assert_allclose(place_undetermined(counts, q, core, tol=tol), exact, atol=tol)
-    loose = place_undetermined(counts, q, core, tol=1e-3)
-    assert not np.array_equal(loose, exact)  # it did stop before the default tolerance
+    order = WinOrder.from_counts(counts)
+    core = order.strong == order.core
+    q = np.array([0.4, -0.2, 0.1, -0.5, 0.2, 0.0, 0.0])
+    free = place(counts, q, ~core, order.strong)
+    margin = place(counts, q, ~core, order.strong, extra=[Ordering(5, 0, 3.0)])
+    assert free[5] < q[0] + 3.0 and margin[5] >= q[0] + 3.0
+    assert margin[5] > margin[6] > q[[2, 3, 4]].max()
+    for contradiction in (Ordering(6, 5, 0.0), Ordering(1, 5, 0.0)):  # 5 beat 6 and 1
+        with pytest.raises(ValueError, match="order of the data"):
+            place(counts, q, ~core, order.strong, extra=[contradiction])
