@@ -56,8 +56,8 @@ class BootstrapResult:
         the interval is one-sided.
     ci_low, ci_high : numpy.ndarray
         Lower and upper percentile of the central ``1 - alpha`` interval
-        (:func:`scaling.thurstone.percentile_interval`); -inf or +inf where more than
-        ``alpha / 2`` of the samples are unbounded on that side.
+        (:func:`scaling.thurstone.percentile_interval`); -inf or +inf where ``alpha / 2``
+        of the samples or more are unbounded on that side.
     """
 
     samples: np.ndarray

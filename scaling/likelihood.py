@@ -331,7 +331,8 @@ class ThurstoneObjective:
 
     def normal_terms(self, q: np.ndarray) -> tuple[np.ndarray, ...]:
         """log Phi(u), log Phi(-u) and both inverse Mills ratios on the compared pairs at q
-        (:func:`scaling.thurstone.normal_terms` of u = (q_i - q_j) / SIGMA, in :attr:`pair_index` order)."""
+        (:func:`scaling.thurstone.normal_terms` of u = (q_i - q_j) / SIGMA, in
+        :attr:`pair_index` order)."""
         return normal_terms((q[self._i] - q[self._j]) / SIGMA)
 
     def _evaluate(

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from scaling.graph import WinOrder
-from scaling.likelihood import ThurstoneObjective, arcsine_scores
+from scaling.likelihood import PRIOR_FLOOR, ThurstoneObjective, arcsine_scores
 from scaling.placement import place
 from scaling.solvers import (
     STEP_TOL,
@@ -66,7 +66,8 @@ class ComponentEstimate:
 
     ``bound`` holds the codes above per condition; ``core`` the determined core (the
     largest strongly connected component of the win graph); ``objective`` is pwcmp's
-    objective at the returned scores (NaN when the last Newton step was not confirmed).
+    objective at its optimum, or its infimum where some optima lie at infinity (NaN when
+    the last Newton step was not confirmed).
     """
 
     q: np.ndarray
@@ -116,8 +117,6 @@ def estimate_component(
     fixed = [c for c in constraints if isinstance(c, FixedScore)]
     if not fixed:
         q = q - (q[0] if anchor == "fix0" else q.mean())
-    if bound.any() and np.isfinite(value):
-        value = ThurstoneObjective(counts, prior=prior, anchor=anchor).value(q)
     return ComponentEstimate(q, bound, core, value, converged)
 
 
@@ -158,6 +157,12 @@ def _without_prior(
         value, converged = solution.objective, solution.converged
         if whole:
             return q, np.zeros(n, dtype=np.int8), value, converged
+    # At the infimum every pair with a condition outside the core is infinitely decided:
+    # its likelihood is 0 and its positions add the prior-free constant.
+    cut_positions = int(np.count_nonzero((counts + counts.T)[~core] > 0)) * 2 - int(
+        np.count_nonzero((counts + counts.T)[np.ix_(~core, ~core)] > 0)
+    )
+    value -= cut_positions * np.log1p(PRIOR_FLOOR)
     outside = np.flatnonzero(~core)
     _refuse_fixed_outside(constraints, outside)
     extra = _orderings_touching(constraints, ~core)
@@ -190,11 +195,12 @@ def _with_prior(
     placed = best.up_far | best.down_far
     if not placed.any():
         return best.q, np.zeros(n, dtype=np.int8), best.value, best.converged
+    value = best.limit if np.isfinite(best.value) else best.value
     q = place(counts, best.q, placed, order.strong)
     bound = np.zeros(n, dtype=np.int8)
     codes = zip(best.up_far[placed], best.down_far[placed], strict=True)
     bound[placed] = [_code(up, down) for up, down in codes]
-    return q, bound, best.value, best.converged
+    return q, bound, value, best.converged
 
 
 def _starts(
@@ -383,9 +389,7 @@ def _orderings_touching(
     constraints: Sequence[Ordering | FixedScore], placed: np.ndarray
 ) -> list[Ordering]:
     return [
-        c
-        for c in constraints
-        if isinstance(c, Ordering) and (placed[c.better] or placed[c.worse])
+        c for c in constraints if isinstance(c, Ordering) and (placed[c.better] or placed[c.worse])
     ]
 
 

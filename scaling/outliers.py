@@ -16,11 +16,10 @@ from functools import partial
 
 import numpy as np
 import pandas as pd
-from scipy.special import gammaln, log_ndtr
 
 from scaling.errors import InputError
+from scaling.thurstone import log_binomial_probability
 
-SIGMA = 1.4826
 THRESHOLD = 1.5
 FEW_TRIALS_NOTE = (
     "dist_L >= 1.5 deserves investigation, not automatic rejection: with few trials per "
@@ -33,15 +32,9 @@ SolveFn = Callable[[np.ndarray, np.ndarray | None], np.ndarray]
 def log10_binomial(
     wins: np.ndarray, totals: np.ndarray, scores_i: np.ndarray, scores_j: np.ndarray
 ) -> np.ndarray:
-    """log10 P(wins of i over j | totals, Thurstone scores), in log space throughout.
-
-    pwcmp computes ``log(max(binopdf(...), 1e-200))``; the log-space form is the same where
-    that floor is not reached and stays finite where it is.
-    """
-    u = (scores_i - scores_j) / SIGMA
-    log_choose = gammaln(totals + 1) - gammaln(wins + 1) - gammaln(totals - wins + 1)
-    log_p = log_choose + wins * log_ndtr(u) + (totals - wins) * log_ndtr(-u)
-    return log_p / np.log(10.0)
+    """log10 P(wins of i over j | totals, Thurstone scores)
+    (:func:`scaling.thurstone.log_binomial_probability`, in base 10 as pwcmp reports it)."""
+    return log_binomial_probability(wins, totals, scores_i - scores_j) / np.log(10.0)
 
 
 def observer_log_likelihoods(

@@ -160,7 +160,7 @@ class _PlacementProblem:
     def _derivatives(self, x: np.ndarray, mu: float) -> tuple[float, np.ndarray, np.ndarray]:
         """Value, gradient and Hessian of the barrier problem in the placed scores."""
         k = self.k
-        u = (self._values(x, self.slot_i, self.fixed_i) - self._values(x, self.slot_j, self.fixed_j))
+        u = self._values(x, self.slot_i, self.fixed_i) - self._values(x, self.slot_j, self.fixed_j)
         u /= SIGMA
         value, d_u, d2_u = pair_negative_log_likelihood(u, self.wins, self.losses, 2)
         grad = np.zeros(k)

@@ -14,12 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtr
 
 from scaling.errors import InputError
-
-SIGMA = 1.4826
-"""Thurstone noise scale: a difference of 1 JOD is chosen 75% of the time."""
+from scaling.thurstone import SIGMA, preference_probability
 
 DESIGNS = ("full", "random", "neighbour")
 TRUTH_GROUP_KEYS = ("scene", "attribute")
@@ -175,7 +172,7 @@ class ObserverPanel:
         """Whether each observer picks A (booleans), by the model above."""
         drift = self.scale[observer] * (jod_a - jod_b)
         drift = drift + self.left_bias[observer] * np.where(a_left, 1, -1)
-        p_a = np.where(self.is_random[observer], 0.5, ndtr(drift / SIGMA))
+        p_a = np.where(self.is_random[observer], 0.5, preference_probability(drift))
         return rng.random(len(p_a)) < p_a
 
 
@@ -363,7 +360,7 @@ def simulate_observer_counts(
         raise ValueError(f"n_observers and repeats must be at least 1: {n_observers}, {repeats}")
     i, j = np.triu_indices(len(q), k=1)
     rng = np.random.default_rng(seed)
-    i_wins = rng.binomial(repeats, ndtr((q[i] - q[j]) / SIGMA), size=(n_observers, len(i)))
+    i_wins = rng.binomial(repeats, preference_probability(q[i] - q[j]), size=(n_observers, len(i)))
     counts = np.zeros((n_observers, len(q), len(q)))
     counts[:, i, j] = i_wins
     counts[:, j, i] = repeats - i_wins

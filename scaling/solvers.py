@@ -123,8 +123,9 @@ def _newton(
     """Trust-region Newton method with the exact Hessian (Moré-Sorensen steps).
 
     Without a prior the objective is convex and, on a strongly connected win graph, the
-    Hessian positive definite (with mean0, fix0 or held scores), and this is plain Newton. pwcmp's prior is not convex, and along a
-    condition that never lost (or never won) the objective is nearly flat: a line search on
+    Hessian positive definite (with mean0, fix0 or held scores), and this is plain Newton.
+    pwcmp's prior is not convex, and along a condition that never lost (or never won) the
+    objective is nearly flat: a line search on
     the Newton (or Levenberg-shifted) direction there overshoots by tens of JOD. The trust
     region bounds each step instead and grows when the quadratic model proves reliable.
     Stops when no score moved, or by quadratic convergence would move at the next step,
@@ -460,9 +461,7 @@ def solve_exact(
         # way on unanimous pairs), whose optimum is finite everywhere and keeps every
         # pair's direction. It only needs to land in the right basin: a loose tolerance.
         convex = ThurstoneObjective(continuity_corrected(counts), prior="none", anchor=anchor)
-        start, iterations, _, _ = _newton(
-            convex, start, free, step_tol=1e-3, exact_hessian=False
-        )
+        start, iterations, _, _ = _newton(convex, start, free, step_tol=1e-3, exact_hessian=False)
     if place:
         start = place_one_sided(objective, start, held=held)
     q, newton_iterations, done, (value, grad) = _newton(

@@ -140,8 +140,8 @@ def percentile_interval(
     ``upper`` its highest (default: ``lower``, ordinary point samples). A sample that is
     only bounded below has ``upper = +inf``. The interval runs from the ``alpha / 2``
     percentile of ``lower`` to the ``1 - alpha / 2`` percentile of ``upper``, so it becomes
-    one-sided (an infinite end) as soon as more than ``alpha / 2`` of the samples are
-    unbounded on that side, and is never narrower than the samples allow.
+    one-sided (an infinite end) once ``alpha / 2`` of the samples or more are unbounded on
+    that side, and is never narrower than the samples allow.
 
     Parameters
     ----------

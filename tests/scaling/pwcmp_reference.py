@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.special import log_ndtr
+from scipy.special import log_ndtr, ndtr
 
 PWCMP_SIGMA = 1.4826  # pwcmp's sigma_cdf, restated: a difference of 1 gives 75%
 
@@ -124,12 +124,35 @@ def exact_optimum(
     candidates += [rng.normal(0.0, 3.0, n) for _ in range(max(0, starts - 2))]
     best, best_value = None, np.inf
     for start in candidates[:starts]:
-        result = minimize(fun, start, jac=True, method="BFGS", options={"gtol": 1e-9})
-        x = _newton_polish(fun, result.x)
+        x = _descend(fun, start)
+        for _ in range(10):  # leave local minima one coordinate at a time
+            jump = _coordinate_jump(fun, x)
+            if jump is None:
+                break
+            x = _descend(fun, jump)
         value = fun(x)[0]
         if value < best_value:
             best, best_value = x, value
     return best, best_value
+
+
+def _descend(fun, start: np.ndarray) -> np.ndarray:
+    result = minimize(fun, start, jac=True, method="BFGS", options={"gtol": 1e-9})
+    return _newton_polish(fun, result.x)
+
+
+def _coordinate_jump(fun, x: np.ndarray) -> np.ndarray | None:
+    """A point with one score moved along a grid over the whole scale (and 3 beyond)
+    where the objective is lower than at ``x``; None if there is none."""
+    here = fun(x)[0]
+    grid = np.arange(x.min() - 3.0, x.max() + 3.0, 0.25)
+    for c in range(x.size):
+        trials = np.repeat(x[None, :], grid.size, axis=0)
+        trials[:, c] = grid
+        values = np.array([fun(t)[0] for t in trials])
+        if values.min() < here - 1e-9 * max(1.0, abs(here)):
+            return trials[np.argmin(values)]
+    return None
 
 
 def pwcmp_scale(counts: np.ndarray, prior: str = "gaussian") -> np.ndarray:
@@ -162,3 +185,21 @@ def pwcmp_bootstrap(
     returns the samples and the 2.5 / 97.5 percentiles."""
     samples = np.array([pwcmp_scale(observer_counts[pick].sum(axis=0), prior) for pick in draws])
     return samples, prctile(samples, 2.5), prctile(samples, 97.5)
+
+
+def random_design(
+    n: int, trials: int, observers: int, seed: int, spread: float = 8.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-observer counts (observers, n, n) of a random design: each trial a random pair
+    (drawn with replacement) judged by a random observer with pwcmp's model; true scores
+    uniform over ``spread`` JOD. Returns the counts and the true scores."""
+    rng = np.random.default_rng(seed)
+    truth = rng.uniform(-spread / 2, spread / 2, n)
+    i = rng.integers(0, n, trials)
+    j = rng.integers(0, n - 1, trials)
+    j = np.where(j >= i, j + 1, j)
+    won = rng.random(trials) < ndtr((truth[i] - truth[j]) / PWCMP_SIGMA)
+    observer = rng.integers(0, observers, trials)
+    per_observer = np.zeros((observers, n, n))
+    np.add.at(per_observer, (observer, np.where(won, i, j), np.where(won, j, i)), 1.0)
+    return per_observer, truth

@@ -47,9 +47,7 @@ def _reference_placement(counts, q, placed, orderings):
         for a, b in orderings
     ]
     start = q[index] + np.arange(index.size)  # any start: SLSQP handles infeasible ones
-    result = minimize(
-        nll, start, method="SLSQP", constraints=constraints, options={"ftol": 1e-14}
-    )
+    result = minimize(nll, start, method="SLSQP", constraints=constraints, options={"ftol": 1e-14})
     return result.x
 
 

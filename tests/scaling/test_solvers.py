@@ -205,27 +205,21 @@ def _one_sided_data(seed: int) -> tuple[np.ndarray, np.ndarray]:
     return counts, one_sided
 
 
-@pytest.mark.parametrize("anchor", ["mean0", "fix0"])
-def test_placing_one_sided_conditions_reaches_the_same_optimum(anchor: str) -> None:
-    """Where pwcmp's prior gives every condition a finite optimum, the 1-D placement
-    before Newton changes the iterations, not the optimum."""
-    prior = "gaussian"
-    counts, one_sided = _one_sided_data(seed=13)
-    assert one_sided.size >= 5 and (estimate_component(counts, prior, anchor).bound == 0).all()
-    placed = solve_exact(counts, prior=prior, anchor=anchor)
-    plain = solve_exact(counts, prior=prior, anchor=anchor, place=False)
-    assert placed.converged and plain.converged
-    assert placed.objective <= plain.objective + 1e-9
-    np.testing.assert_allclose(placed.q, plain.q, atol=1e-6)
-    # warm re-solve of a resample-like perturbation, as in the bootstrap
-    rng = np.random.default_rng(8)
-    resampled = counts * rng.integers(0, 3, counts.shape)
-    if component_count(resampled) == 1:
-        warm = solve_exact(resampled, prior=prior, anchor=anchor, q0=placed.q)
-        cold = solve_exact(resampled, prior=prior, anchor=anchor, place=False)
-        assert warm.objective <= cold.objective + 1e-9
-        determined = _determined(resampled)
-        np.testing.assert_allclose(warm.q[determined], cold.q[determined], atol=1e-6)
+def test_newton_from_one_start_can_stop_in_a_worse_basin(pwcmp_reference) -> None:
+    """pwcmp's prior is not convex: on this sparse, wide design (17 conditions over 15 JOD,
+    68 trials) Newton from its cold start, unplaced, or from 0 stops in a minimum 0.34
+    above the lowest. The estimator's several starts and coordinate scans
+    (scaling.optimum) reach the lowest minimum the independent optimiser finds."""
+    counts = pwcmp_reference.random_design(17, 68, 9, seed=1012, spread=15.0)[0].sum(axis=0)
+    single = [
+        solve_exact(counts).objective,
+        solve_exact(counts, place=False).objective,
+        solve_exact(counts, q0=np.zeros(17), place=False).objective,
+    ]
+    estimate = estimate_component(counts)
+    _, best = pwcmp_reference.exact_optimum(counts, starts=3)
+    assert estimate.objective == pytest.approx(best, abs=1e-9)
+    assert min(single) > best + 0.3
 
 
 def component_count(counts: np.ndarray) -> int:
