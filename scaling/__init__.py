@@ -25,6 +25,7 @@ _EXPORTS = {
         "FixedSpec",
         "OrderingSpec",
         "PwScaleResult",
+        "UndeterminedScoresWarning",
         "pw_scale",
         "scale",
         "scale_counts",

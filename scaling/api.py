@@ -36,8 +36,8 @@ from scaling.io import (
     validate_counts,
     validate_trials,
 )
-from scaling.options import DISCONNECTED_POLICIES, RESAMPLE_UNITS, SOLVERS
 from scaling.optimum import BOUND_NAMES, TWO_SIDED, estimate_component
+from scaling.options import DISCONNECTED_POLICIES, RESAMPLE_UNITS, SOLVERS
 from scaling.solvers import (
     BOOTSTRAP_STEP_TOL,
     STEP_TOL,
@@ -178,7 +178,7 @@ def _pw_scale(
     """:func:`pw_scale` on a matrix already checked (each group of a trial table, each
     bootstrap resample): the data are checked once at the boundary, not at each of the
     thousands of re-solves."""
-    options = ScaleOptions(prior=prior, anchor=anchor)
+    ScaleOptions(prior=prior, anchor=anchor)  # refuses an unknown prior or anchor
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {SOLVERS}, not {solver!r}")
     if disconnected not in DISCONNECTED_POLICIES:
@@ -210,7 +210,7 @@ def _pw_scale(
     bound = np.zeros(n, dtype=np.int8)
     core = np.zeros(n, dtype=bool)
     objective, converged = 0.0, True
-    options = {"prior": prior, "anchor": anchor, "solver": solver, "step_tol": step_tol}
+    settings = {"prior": prior, "anchor": anchor, "solver": solver, "step_tol": step_tol}
     with single_threaded_blas():
         if disconnected == "pwcmp" and labels.max() > 0:
             estimate = estimate_component(
@@ -218,7 +218,7 @@ def _pw_scale(
                 constraints=constraints,
                 q0=q0,
                 confirm_final=confirm_final,
-                **options,
+                **settings,
             )
             jod, bound, core = estimate.q, estimate.bound, estimate.core
             objective, converged = estimate.objective, estimate.converged
@@ -234,7 +234,7 @@ def _pw_scale(
                     q0=None if q0 is None else q0[members],
                     chord=chord if whole else None,
                     confirm_final=confirm_final,
-                    **options,
+                    **settings,
                 )
                 jod[members], bound[members] = estimate.q, estimate.bound
                 core[members] = estimate.core

@@ -106,14 +106,20 @@ def estimate_component(
     """
     order = WinOrder.from_counts(counts)
     core = order.strong == order.core
-    if prior == "none" or solver == "cvxpy" or order.core < 0:
+    args = (q0, step_tol, chord, confirm_final)
+    if prior == "none" or solver == "cvxpy":
         q, bound, value, converged = _without_prior(
-            counts, order, anchor, solver, constraints, q0, step_tol, chord, confirm_final
+            counts, order, anchor, solver, constraints, *args
         )
     else:
-        q, bound, value, converged = _with_prior(
-            counts, order, anchor, q0, step_tol, chord, confirm_final
-        )
+        q, bound, value, converged = _with_prior(counts, order, anchor, *args)
+        if order.core < 0 and (bound.any() or _flat(counts, q)):
+            # No cycle of wins anywhere: the prior holds a strict order only when every
+            # score has a finite, numerically determined optimum; otherwise the whole
+            # component is placed, as without a prior.
+            q, bound, value, converged = _without_prior(
+                counts, order, anchor, solver, constraints, *args
+            )
     fixed = [c for c in constraints if isinstance(c, FixedScore)]
     if not fixed:
         q = q - (q[0] if anchor == "fix0" else q.mean())
@@ -335,6 +341,18 @@ def _test_rays(
     return None, falling
 
 
+FLAT_CURVATURE = 1e-8
+"""Curvature (objective per JOD^2) below which a direction of the scores counts as flat:
+moving 1 JOD along it changes pwcmp's objective by less than rounding can see."""
+
+
+def _flat(counts: np.ndarray, q: np.ndarray) -> bool:
+    """Whether pwcmp's objective is flat to rounding along some direction at ``q`` (the
+    optimum is then not determined), the offset held by the first score."""
+    hessian = ThurstoneObjective(counts, prior="gaussian", anchor="fix0").hessian(q)
+    return bool(np.linalg.eigvalsh(hessian[1:, 1:])[0] < FLAT_CURVATURE)
+
+
 SCAN_STEP = 0.25
 """JOD between the points of :func:`_scan_coordinates`' grid."""
 
@@ -350,6 +368,8 @@ def _scan_coordinates(
     searched on a ``SCAN_STEP`` grid spanning the scale and 3 JOD beyond, and the first
     grid minimum whose exact objective is lower than at ``q`` is returned.
     """
+    if held.all():
+        return None
     here = objective.value(q)
     tolerance = GAP_TOL * max(1.0, abs(here))
     finite = q[~held]

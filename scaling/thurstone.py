@@ -176,6 +176,8 @@ def _hazen(samples: np.ndarray, percent: float) -> np.ndarray:
     b = np.take_along_axis(ordered, above[None, ...], axis=0)[0]
     with np.errstate(invalid="ignore"):
         value = np.where((fraction == 0.0) | (a == b), a, a + fraction * (b - a))
+    value = np.where(a == -np.inf, -np.inf, value)  # between -inf and anything: -inf
+    value = np.where((b == np.inf) & (fraction > 0.0), np.inf, value)
     return np.where(count > 0, value, np.nan)
 
 

@@ -13,6 +13,7 @@ from scipy.special import ndtr
 from scipy.stats import spearmanr
 
 import scaling
+from scaling.api import UndeterminedScoresWarning
 from scaling.graph import WinOrder, component_labels
 from scaling.likelihood import ThurstoneObjective
 from scaling.optimum import LOWER, TWO_SIDED, UNBOUNDED, UPPER, estimate_component
@@ -26,7 +27,7 @@ def test_the_issue_design_gets_pwcmps_optimum_outside_the_core(pwcmp_reference) 
     core), 1.3 JOD below that condition."""
     per_observer, truth = pwcmp_reference.random_design(30, 300, 10, seed=14)
     counts = per_observer.sum(axis=0)
-    with pytest.warns(scaling.api.UndeterminedScoresWarning, match="7 score"):
+    with pytest.warns(UndeterminedScoresWarning, match="7 score"):
         result = scaling.pw_scale(counts)
     assert (~result.determined).sum() == 7
     assert (result.bound == TWO_SIDED).all()  # every optimum is finite
@@ -96,15 +97,20 @@ def test_pairs_compared_once_leave_the_prior_flat() -> None:
     assert (with_prior.bound != TWO_SIDED).sum() == (~with_prior.core).sum() > 0
 
 
-def test_a_component_without_a_core_is_placed_in_order() -> None:
-    """A strict order (every pair unanimous, no cycle): no score has a finite optimum; the
-    top one is unbounded above, the bottom one below, the middle both ways."""
+def test_a_component_without_a_core() -> None:
+    """A strict order (every pair unanimous, no cycle of wins). Without a prior no score
+    has a finite optimum: all are placed, the top one unbounded above, the bottom one
+    below, the middle both ways. pwcmp's prior holds the order when pairs were compared
+    three times; compared once it is flat, and the order is placed as without it."""
     counts = 3.0 * np.triu(np.ones((4, 4)), k=1)
-    for prior in ("gaussian", "none"):
-        estimate = estimate_component(counts, prior)
-        assert not estimate.core.any()
-        np.testing.assert_array_equal(estimate.bound, [LOWER, UNBOUNDED, UNBOUNDED, UPPER])
-        assert np.all(np.diff(estimate.q) < 0) and abs(estimate.q.mean()) < 1e-12
+    placed = estimate_component(counts, "none")
+    assert not placed.core.any()
+    np.testing.assert_array_equal(placed.bound, [LOWER, UNBOUNDED, UNBOUNDED, UPPER])
+    assert np.all(np.diff(placed.q) < 0) and abs(placed.q.mean()) < 1e-12
+    held = estimate_component(counts, "gaussian")
+    assert (held.bound == TWO_SIDED).all() and np.all(np.diff(held.q) < 0)
+    once = estimate_component(counts / 3.0, "gaussian")
+    np.testing.assert_array_equal(once.bound, placed.bound)
 
 
 @st.composite

@@ -35,8 +35,8 @@ def test_normal_terms_match_scipy_in_both_tails(u: np.ndarray) -> None:
     np.testing.assert_allclose(log_p, log_ndtr(u), rtol=1e-12, atol=1e-300)
     np.testing.assert_allclose(log_not, log_ndtr(-u), rtol=1e-12, atol=1e-300)
     log_pdf = -0.5 * u * u - 0.5 * np.log(2.0 * np.pi)
-    np.testing.assert_allclose(mills_p, np.exp(log_pdf - log_ndtr(u)), rtol=1e-11)
-    np.testing.assert_allclose(mills_not, np.exp(log_pdf - log_ndtr(-u)), rtol=1e-11)
+    np.testing.assert_allclose(mills_p, np.exp(log_pdf - log_ndtr(u)), rtol=1e-11, atol=1e-300)
+    np.testing.assert_allclose(mills_not, np.exp(log_pdf - log_ndtr(-u)), rtol=1e-11, atol=1e-300)
 
 
 def test_pair_likelihood_and_its_derivatives() -> None:
@@ -94,6 +94,12 @@ def test_one_sided_samples_give_one_sided_intervals(values: np.ndarray, unbounde
     assert low == plain_low
     assert high >= plain_high
     assert np.isinf(high) == (unbounded >= 200 * 0.025)
+    # and symmetrically below
+    lower = values.copy()
+    lower[-unbounded:] = -np.inf if unbounded else lower[-unbounded:]
+    low, high = percentile_interval(lower, values)
+    assert high == plain_high and low <= plain_low
+    assert (low == -np.inf) == (unbounded >= 200 * 0.025)
 
 
 def test_percentile_interval_leaves_out_undefined_samples() -> None:
