@@ -1,7 +1,8 @@
 """The one exception type for bad input, shared by every stage.
 
 Messages name the file, the row and the field, so that a user can go straight to the cell
-that is wrong. Raising it never leaves partial output behind: callers validate first and
+that is wrong. ``row`` counts data rows from 1, the header excluded (pandas' index + 1), in
+every stage. Raising it never leaves partial output behind: callers validate first and
 write afterwards.
 """
 

@@ -380,7 +380,7 @@ def read_pair_input(path: str | Path) -> pd.DataFrame:
     for column in PAIR_INPUT_COLUMNS:
         empty = np.flatnonzero(table[column].isna().to_numpy())
         if len(empty):
-            raise InputError("is empty", source=str(path), row=int(empty[0]) + 2, field=column)
+            raise InputError("is empty", source=str(path), row=int(empty[0]) + 1, field=column)
         table[column] = table[column].astype(str)
     for column in ("image_A", "image_B"):
         resolved = [
@@ -392,7 +392,7 @@ def read_pair_input(path: str | Path) -> pd.DataFrame:
                 f"image file {resolved[absent[0]]} not found"
                 + (f" ({len(absent)} rows like this)" if len(absent) > 1 else ""),
                 source=str(path),
-                row=absent[0] + 2,
+                row=absent[0] + 1,
                 field=column,
             )
         table[column] = resolved
@@ -401,7 +401,7 @@ def read_pair_input(path: str | Path) -> pd.DataFrame:
         raise InputError(
             f"image_A and image_B are the same image {table['image_A'].iloc[same[0]]}",
             source=str(path),
-            row=int(same[0]) + 2,
+            row=int(same[0]) + 1,
             field="image_B",
         )
     return table

@@ -46,8 +46,13 @@ def read_table(path: str | Path, image_root: str | Path | None = None) -> pd.Dat
     return validate_table(table, str(path), Path(image_root) if image_root else path.parent)
 
 
+JOD_LIMIT = 1000.0
+"""Far beyond any JOD scale (a study spans tens of JOD): a larger value is a mistake, and
+1e308 would overflow the label computations."""
+
+
 def validate_table(table: pd.DataFrame, source: str, image_root: Path) -> pd.DataFrame:
-    """Check columns, values and image files; rows are numbered as in the file (header = 1)."""
+    """Check columns, values and image files; rows are data rows from 1 (header excluded)."""
     missing = [c for c in TRAINING_COLUMNS if c not in table.columns]
     if missing:
         raise InputError(
@@ -63,19 +68,28 @@ def validate_table(table: pd.DataFrame, source: str, image_root: Path) -> pd.Dat
                 f"{field} is missing, NaN or not a number ({table[field].iloc[bad[0]]!r})"
                 + (f"; {len(bad)} rows like this" if len(bad) > 1 else ""),
                 source=source,
-                row=int(bad[0]) + 2,
+                row=int(bad[0]) + 1,
+                field=field,
+            )
+        huge = np.flatnonzero(np.abs(values.to_numpy(dtype=float)) > JOD_LIMIT)
+        if len(huge):
+            raise InputError(
+                f"{field} {values.iloc[huge[0]]:g} is no JOD (a scale spans tens of JOD; "
+                f"|{field}| must stay within {JOD_LIMIT:g})",
+                source=source,
+                row=int(huge[0]) + 1,
                 field=field,
             )
         table[field] = values.astype(float)
     negative = np.flatnonzero(table["jod_std"].to_numpy() < 0)
     if len(negative):
         raise InputError(
-            "jod_std is negative", source=source, row=int(negative[0]) + 2, field="jod_std"
+            "jod_std is negative", source=source, row=int(negative[0]) + 1, field="jod_std"
         )
     for field in ("scene", "attribute", "image_path"):
         empty = np.flatnonzero(table[field].isna().to_numpy())
         if len(empty):
-            raise InputError("empty value", source=source, row=int(empty[0]) + 2, field=field)
+            raise InputError("empty value", source=source, row=int(empty[0]) + 1, field=field)
         table[field] = table[field].astype(str)
     paths = [p if Path(p).is_absolute() else str(image_root / p) for p in table["image_path"]]
     absent = [i for i, p in enumerate(paths) if not Path(p).is_file()]
@@ -84,7 +98,7 @@ def validate_table(table: pd.DataFrame, source: str, image_root: Path) -> pd.Dat
             f"image file {paths[absent[0]]} not found"
             + (f" ({len(absent)} images missing)" if len(absent) > 1 else ""),
             source=source,
-            row=absent[0] + 2,
+            row=absent[0] + 1,
             field="image_path",
         )
     table["image_path"] = paths

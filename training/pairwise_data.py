@@ -71,7 +71,7 @@ def read_image_index(source: str | Path) -> pd.DataFrame:
     for column in INDEX_COLUMNS:
         empty = np.flatnonzero(table[column].isna().to_numpy())
         if len(empty):
-            raise InputError("is empty", source=str(source), row=int(empty[0]) + 2, field=column)
+            raise InputError("is empty", source=str(source), row=int(empty[0]) + 1, field=column)
         table[column] = table[column].astype(str)
     paths = [
         p if Path(p).is_absolute() else str((source.parent / p).resolve())
@@ -83,7 +83,7 @@ def read_image_index(source: str | Path) -> pd.DataFrame:
             f"image file {paths[absent[0]]} not found"
             + (f" ({len(absent)} images missing)" if len(absent) > 1 else ""),
             source=str(source),
-            row=absent[0] + 2,
+            row=absent[0] + 1,
             field="image_path",
         )
     table["image_path"] = paths
@@ -113,7 +113,7 @@ def _unique(index: pd.DataFrame, source: str) -> pd.DataFrame:
         raise InputError(
             f"image ({scene}, {condition}) is listed twice",
             source=source,
-            row=row + 2,
+            row=row + 1,
             field="condition",
         )
     return index

@@ -32,7 +32,7 @@ def score_samples(
     ``levels`` (1..5 per row) choose the answer's level word, as DeQA's answers carry it."""
     samples = []
     for i, (index, row) in enumerate(rows.iterrows()):
-        roi = parse_roi(row[roi_column], "table", int(index) + 2) if roi_column else None
+        roi = parse_roi(row[roi_column], "table", int(index) + 1) if roi_column else None
         word = PLACEHOLDER_LEVEL if levels is None else LEVEL_WORDS[levels[i] - 1]
         samples.append(
             Sample(

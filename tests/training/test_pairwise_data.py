@@ -66,11 +66,11 @@ def test_index_errors(tmp_path):
     with pytest.raises(InputError) as err:
         read_image_index(tmp_path / "bad.csv")
     assert str(err.value) == (
-        f"{tmp_path / 'bad.csv'}, row 3, field 'image_path': image file "
+        f"{tmp_path / 'bad.csv'}, row 2, field 'image_path': image file "
         f"{(tmp_path / 's0' / 'missing.png').resolve()} not found"
     )
     pd.concat([table.iloc[:1]] * 2).to_csv(tmp_path / "twice.csv", index=False)
-    with pytest.raises(InputError, match=r"row 3, field 'condition': image \(s0, a\) is listed"):
+    with pytest.raises(InputError, match=r"row 2, field 'condition': image \(s0, a\) is listed"):
         read_image_index(tmp_path / "twice.csv")
     table.drop(columns="condition").to_csv(tmp_path / "nocol.csv", index=False)
     with pytest.raises(InputError, match="missing columns \\['condition'\\]"):

@@ -259,8 +259,8 @@ def test_command_line(trained, pair_study, tmp_path):
 def test_pair_table_errors(trained, pair_study, tmp_path):
     root = pair_study["index"].parent
     cases = {
-        "missing": (["coffee0_0.png", "nope.png"], "row 3, field 'image_A': image file .*nope.png"),
-        "same": (["coffee0_0.png", "coffee0_1.png"], "row 2, field 'image_B': image_A and image_B"),
+        "missing": (["coffee0_0.png", "nope.png"], "row 2, field 'image_A': image file .*nope.png"),
+        "same": (["coffee0_0.png", "coffee0_1.png"], "row 1, field 'image_B': image_A and image_B"),
     }
     for name, (firsts, message) in cases.items():
         seconds = ["coffee0_1.png", "coffee0_2.png"] if name == "missing" else firsts

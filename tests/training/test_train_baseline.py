@@ -85,7 +85,7 @@ def test_bad_inputs_fail_clearly(noise_study, tmp_path):
     bad.to_csv(tmp_path / "bad.csv", index=False)
     config = resnet_config(tmp_path / "bad.csv", tmp_path / "b")
     config.data.image_root = noise_study.parent
-    with pytest.raises(InputError, match=r"bad.csv, row 5, field 'jod'"):
+    with pytest.raises(InputError, match=r"bad.csv, row 4, field 'jod'"):
         train(config)
 
     from transformers import ResNetConfig, ResNetModel

@@ -118,7 +118,7 @@ def test_split_keeps_scenes_whole_and_is_seeded(workspace):
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda t: t.assign(jod=[np.nan, *list(t.jod[1:])]), r"row 2, field 'jod': jod is missing"),
+        (lambda t: t.assign(jod=[np.nan, *list(t.jod[1:])]), r"row 1, field 'jod': jod is missing"),
         (
             lambda t: t.assign(image_path=["img/none.png", *list(t.image_path[1:])]),
             "none.png not found",
