@@ -37,7 +37,12 @@ from PIL import Image
 from training.comparator import answer_word_ids, pair_samples, pairwise_loss
 from training.config import AdapterConfig, LossConfig, OptimConfig
 from training.encoding import PromptEncoder, QwenVLPromptProcessor, Sample, level_token_ids
-from training.modeling import answer_logits, apply_adapters, fp32_master_weights
+from training.modeling import (
+    answer_logits,
+    apply_adapters,
+    enable_checkpointing,
+    fp32_master_weights,
+)
 from training.prompts import ANSWER_WORDS, PromptBook
 from training.run import build_optimizer
 from training.tiny import SPECIAL_TOKENS, build_tiny_model, build_tiny_tokenizer
@@ -178,7 +183,8 @@ def timed(step, n: int, device: str) -> float:
 
 def setting_name(args: argparse.Namespace) -> str:
     lora = "lm lora" if args.vision == "frozen" else f"lm+vision {args.vision}"
-    name = f"{lora}, {'ckpt' if args.grad_ckpt else 'no ckpt'}"
+    ckpt = {True: "ckpt", False: "no ckpt"}.get(args.grad_ckpt, f"{args.grad_ckpt} ckpt")
+    name = f"{lora}, {ckpt}"
     return name + (", all logits" if args.all_logits else "")
 
 
@@ -217,11 +223,7 @@ def run(args: argparse.Namespace) -> dict[str, float | str]:
     autocast = (
         torch.autocast(device, dtype=torch.bfloat16) if args.dtype == "bf16" else nullcontext()
     )
-    if args.grad_ckpt:
-        model.activation_checkpointing_enable(
-            activation_checkpointing_kwargs={"use_reentrant": False}
-        )
-        model.enable_input_require_grads()
+    enable_checkpointing(model, args.grad_ckpt)
     pixels = args.max_pixels or args.image_size**2
     processor = QwenVLPromptProcessor(
         tokenizer, Qwen2VLImageProcessorPil(min_pixels=28 * 28, max_pixels=pixels)
@@ -321,6 +323,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--fused-adamw", action="store_true")
     parser.add_argument("--grad-ckpt", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument(
+        "--ckpt-only",
+        choices=("vision", "language"),
+        default=None,
+        help="checkpoint only this part's blocks (selective checkpointing)",
+    )
     parser.add_argument("--dtype", choices=("bf16", "fp32"), default=None)
     parser.add_argument(
         "--all-logits", action="store_true", help="vocabulary logits at every position"
@@ -333,6 +341,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--steps must be at least 1 and --warmup at least 0")
     if args.batch < 2 or args.batch % 2:
         parser.error("--batch must be an even number of images (pairs)")
+    if args.ckpt_only:
+        args.grad_ckpt = args.ckpt_only
     if args.dtype is None:
         args.dtype = "bf16" if torch.cuda.is_available() else "fp32"
     return args

@@ -95,6 +95,8 @@ class OptimConfig(_Section):
 class RunConfig(_Section):
     """Hardware and bookkeeping.
 
+    ``gradient_checkpointing``: ``true`` recomputes every block's activations in the backward
+    pass, ``vision`` / ``language`` only those of the vision tower / the language model.
     ``mixed_precision``: bf16/fp16 autocast with fp32 master weights for every trainable
     parameter (frozen ones are stored in the autocast type); ``no`` is fp32 throughout;
     ``auto`` is bf16 on a GPU that has it. ``eval_every`` steps the validation split is scored
@@ -108,7 +110,7 @@ class RunConfig(_Section):
     output_dir: Path = Path("out/train")
     seed: int = 0
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
-    gradient_checkpointing: bool = True
+    gradient_checkpointing: bool | Literal["vision", "language"] = True
     attn_implementation: str | None = None
     hub_kernels: bool = False
     checkpoint_every: int | None = Field(500, ge=1)

@@ -194,6 +194,22 @@ def apply_adapters(model: torch.nn.Module, adapter: AdapterConfig) -> torch.nn.M
     return get_peft_model(model, config)
 
 
+def enable_checkpointing(model: torch.nn.Module, part: bool | str) -> None:
+    """Activation checkpointing (non-reentrant) on every block (``True``) or only on the
+    vision tower's or the language model's blocks (``"vision"`` / ``"language"``): the
+    vision tower's 1,024 patches per 448 px image hold most of the activations."""
+    if part is False:
+        return
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    model.enable_input_require_grads()
+    if part is True:
+        return
+    keep = find_submodule(model, VISION_NAMES if part == "vision" else LANGUAGE_NAMES) + "."
+    for name, module in model.named_modules():
+        if getattr(module, "gradient_checkpointing", False) is True and not name.startswith(keep):
+            module.gradient_checkpointing = False
+
+
 def answer_logits(
     model: torch.nn.Module, batch: dict[str, torch.Tensor], tail_only: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -26,6 +26,7 @@ from training.modeling import (
     LoadedModel,
     answer_logits,
     apply_adapters,
+    enable_checkpointing,
     find_submodule,
     fp32_master_weights,
     load_vlm,
@@ -64,11 +65,7 @@ def adapted_model(config: TrainConfig, precision: str) -> LoadedModel:
     )
     loaded.model = apply_adapters(loaded.model, config.adapter)
     fp32_master_weights(loaded.model)
-    if run.gradient_checkpointing:
-        loaded.model.activation_checkpointing_enable(
-            activation_checkpointing_kwargs={"use_reentrant": False}
-        )
-        loaded.model.enable_input_require_grads()
+    enable_checkpointing(loaded.model, run.gradient_checkpointing)
     return loaded
 
 

@@ -319,3 +319,27 @@ def test_model_card_base_path_travels_with_the_run(workspace, tmp_path):
     shutil.move(tmp_path / "site", moved)
     pred = predict_images(moved / "runs" / "a", workspace / "img" / "s0_0.png", progress=False)
     assert np.isfinite(pred["jod_pred"]).all()
+
+
+@pytest.mark.parametrize("part", ["vision", "language"])
+def test_selective_checkpointing_recomputes_one_part_and_changes_no_gradient(
+    workspace, tmp_path, part
+):
+    grads, flags = {}, {}
+    for setting in (False, part):
+        config = config_for(workspace, tmp_path / str(setting), {"gradient_checkpointing": setting})
+        run = Run(config, ScoreTask)
+        model = run.accelerator.unwrap_model(run.model)
+        flags[setting] = [
+            n for n, m in model.named_modules() if getattr(m, "gradient_checkpointing", False)
+        ]
+        run.task.loss(run.model, next(iter(run._loader(0, 0))))["loss"].backward()
+        grads[setting] = {
+            n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None
+        }
+    tower = "visual" if part == "vision" else "language_model"
+    assert not flags[False]
+    assert flags[part] and all(f".{tower}." in n or n.endswith(tower) for n in flags[part])
+    assert grads[part].keys() == grads[False].keys()
+    for name, grad in grads[False].items():
+        torch.testing.assert_close(grads[part][name], grad, rtol=1e-5, atol=1e-7)
