@@ -244,14 +244,12 @@ class Run:
         acc = self.accelerator
         self._claim_output(force)
         self._resume()
-        log = RunLog(
-            self.out,
-            self.task.loss_terms,
-            self.task.eval_metrics,
-            self.config.run.tensorboard,
-            self.state.step,
-        )
-        log = log if acc.is_main_process else None
+        log = None
+        if acc.is_main_process:  # the only process that writes logs
+            run, task = self.config.run, self.task
+            log = RunLog(
+                self.out, task.loss_terms, task.eval_metrics, run.tensorboard, self.state.step
+            )
         try:
             self._loop(log)
         except KeyboardInterrupt:
@@ -431,7 +429,8 @@ class Run:
 
     def _claim_output(self, force: bool) -> None:
         """Refuse to resume (or overwrite) a run made with a different config unless
-        ``force``, which starts it over; then write this config."""
+        ``force``, which starts it over (as ``run.resume: false`` does); then write this
+        config."""
         acc = self.accelerator
         saved = self.out / CONFIG_FILE
         if saved.is_file() and not force:
@@ -445,7 +444,7 @@ class Run:
                 )
         acc.wait_for_everyone()
         if acc.is_main_process:
-            if force:
+            if force or not self.config.run.resume:  # start over: nothing of the old run stays
                 for name in (CHECKPOINTS, TENSORBOARD_DIR):
                     shutil.rmtree(self.out / name, ignore_errors=True)
                 for name in (METRICS_FILE, EVAL_FILE, CURVES_FILE):
