@@ -49,18 +49,21 @@ BASELINE_CHECKPOINTS = (*CHECKPOINTS, 6.0, 8.0)
 """Random and round robin cost nothing to plan: run them further, so that the comparisons
 they need to reach ASAP's accuracy are measured rather than extrapolated."""
 REPORTED = (0.5, 1.0, 2.0, 4.0)
-METHODS = ("active", "asap", "random", "round_robin")
+METHODS = ("active", "asap", "random", "round_robin", "active_pwcmp_prior")
 
 
 # --------------------------------------------------------------------------- one experiment
 def _planner(method: str, n: int, asap_full_max: int, rng: np.random.Generator):
     """A function counts -> (k, 2) pairs for one method (batch of N - 1)."""
     first, second = np.triu_indices(n, k=1)
-    if method == "active":
+    if method.startswith("active"):
         state = {"q0": None, "start_sd": INITIAL_PRIOR_SD}
+        prior = "gaussian" if method == "active_pwcmp_prior" else "none"
 
         def active(counts: np.ndarray) -> np.ndarray:
-            batch = plan_batch(counts, rng=rng, q0=state["q0"], start_sd=state["start_sd"])
+            batch = plan_batch(
+                counts, rng=rng, q0=state["q0"], start_sd=state["start_sd"], prior=prior
+            )
             state["q0"], state["start_sd"] = batch.scores, batch.prior_sd
             return batch.pairs
 
@@ -99,16 +102,16 @@ def run_experiment(method: str, n: int, jod_range: float, rep: int, asap_full_ma
             chose_a = panel.choose_a(truth[a], truth[b], observer, a_left, answer_rng)
             np.add.at(counts, (np.where(chose_a, a, b), np.where(chose_a, b, a)), 1.0)
             done += a.size
-        rmse, rho = _accuracy(counts, truth)
-        rows.append((method, n, jod_range, rep, checkpoint, done, rmse, rho, planning))
+        scores = [_accuracy(counts, truth, prior) for prior in ("gaussian", "none")]
+        rows.append((method, n, jod_range, rep, checkpoint, done, *scores[0], *scores[1], planning))
     return rows
 
 
-def _accuracy(counts: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+def _accuracy(counts: np.ndarray, truth: np.ndarray, prior: str) -> tuple[float, float]:
     """RMSE after centring and Spearman of the pwcmp-compatible scale against the truth."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DisconnectedGraphWarning)
-        jod = pw_scale(counts).jod
+        jod = pw_scale(counts, prior).jod
     jod = np.where(np.isfinite(jod), jod, np.nanmean(jod))  # never compared: the mean
     error = (jod - jod.mean()) - (truth - truth.mean())
     return float(np.sqrt(np.mean(error**2))), float(spearmanr(jod, truth).statistic)
@@ -123,7 +126,7 @@ def _run(task: tuple) -> list:
 def accuracy(args: argparse.Namespace) -> None:
     out = Path(args.out)
     columns = ["method", "n", "jod_range", "rep", "checkpoint", "comparisons", "rmse",
-               "spearman", "planning_s"]  # fmt: skip
+               "spearman", "rmse_flat", "spearman_flat", "planning_s"]  # fmt: skip
     done = pd.read_csv(out) if out.exists() else pd.DataFrame(columns=columns)
     finished = set(zip(done.method, done.n, done.jod_range, done.rep, strict=True))
     tasks = [
@@ -159,51 +162,105 @@ def _needed(curve: pd.Series, target: float) -> float:
     return float(np.exp(x[k - 1] + t * (x[k] - x[k - 1])))
 
 
+SCALES = {
+    "": "the default scale (pwcmp's distance prior)",
+    "_flat": "the scale without a prior (prior none)",
+}
+"""Each checkpoint is scaled twice: pwcmp's prior biases scores when many pairs are
+unanimous, by an amount that depends on the design; without it the error is the design's."""
+
+
 def report(results: pd.DataFrame, args: argparse.Namespace) -> None:
-    """Tables of RMSE and Spearman per budget, and comparisons to reach ASAP's accuracy."""
+    """Per final scale: RMSE and Spearman per budget, the paired difference active - ASAP,
+    and the comparisons each method needs to reach ASAP's accuracy at 2 per pair."""
     results = results[results.n.isin(args.conditions) & results.jod_range.isin(args.ranges)]
-    mean = results.groupby(["n", "jod_range", "method", "checkpoint"]).agg(
-        rmse=("rmse", "mean"),
-        rmse_sd=("rmse", "std"),
-        spearman=("spearman", "mean"),
-        comparisons=("comparisons", "mean"),
-        planning=("planning_s", "mean"),
-        reps=("rep", "nunique"),
-    )
     methods = [m for m in METHODS if m in results.method.unique()]
-    print("\nRMSE after centring (JOD), mean over repetitions; Spearman in brackets")
-    head = " ".join(f"{b:>16g}" for b in REPORTED)
-    print(f"{'N':>4} {'range':>5} {'method':<12} {'reps':>4} {head}  planning s/run")
-    for (n, r), _ in mean.groupby(level=[0, 1]):
-        for method in methods:
-            if (n, r, method) not in mean.index.droplevel(3):
-                continue
-            rows = mean.loc[(n, r, method)]
-            cells = " ".join(
-                f"{rows.loc[b, 'rmse']:>7.3f} ({rows.loc[b, 'spearman']:.3f})"
-                if b in rows.index
-                else f"{'':>16}"
-                for b in REPORTED
-            )
-            print(
-                f"{n:>4} {r:>5g} {method:<12} {int(rows['reps'].max()):>4} {cells}"
-                f"  {rows.loc[4.0, 'planning']:.1f}"
-            )
-    print("\nComparisons needed to reach ASAP's RMSE at 2 per pair-equivalent")
-    print(f"{'N':>4} {'range':>5} {'ASAP RMSE':>9} " + " ".join(f"{m:>12}" for m in methods)
-          + "  active / random")  # fmt: skip
-    for (n, r), _ in mean.groupby(level=[0, 1]):
-        if (n, r, "asap") not in mean.index.droplevel(3):
-            continue
-        target = mean.loc[(n, r, "asap", 2.0), "rmse"]
-        needed = {}
-        for method in methods:
-            if (n, r, method) in mean.index.droplevel(3):
+    for suffix, label in SCALES.items():
+        rmse, rho = f"rmse{suffix}", f"spearman{suffix}"
+        mean = results.groupby(["n", "jod_range", "method", "checkpoint"]).agg(
+            rmse=(rmse, "mean"),
+            spearman=(rho, "mean"),
+            comparisons=("comparisons", "mean"),
+            planning=("planning_s", "mean"),
+            reps=("rep", "nunique"),
+        )
+        paired = results.pivot_table(
+            index=["n", "jod_range", "checkpoint", "rep"], columns="method", values=rmse
+        )
+        print(f"\nRMSE after centring (JOD) of {label}, mean over repetitions; Spearman in "
+              "brackets; last column: active - ASAP at each budget, mean +- standard error "
+              "over the paired repetitions")  # fmt: skip
+        head = " ".join(f"{b:>16g}" for b in REPORTED)
+        print(f"{'N':>4} {'range':>5} {'method':<18} {'reps':>4} {head}  s/run")
+        for (n, r), _ in mean.groupby(level=[0, 1]):
+            for method in methods:
+                if (n, r, method) not in mean.index.droplevel(3):
+                    continue
                 rows = mean.loc[(n, r, method)]
-                needed[method] = _needed(rows.set_index("comparisons")["rmse"], target)
-        ratio = needed.get("active", np.nan) / needed.get("random", np.nan)
-        cells = " ".join(f"{needed.get(m, np.nan):>12.0f}" for m in methods)
-        print(f"{n:>4} {r:>5g} {target:>9.3f} {cells}  {ratio:>6.2f}")
+                cells = " ".join(
+                    f"{rows.loc[b, 'rmse']:>7.3f} ({rows.loc[b, 'spearman']:.3f})"
+                    if b in rows.index
+                    else f"{'':>16}"
+                    for b in REPORTED
+                )
+                print(f"{n:>4} {r:>5g} {method:<18} {int(rows['reps'].max()):>4} {cells}"
+                      f"  {rows.loc[4.0, 'planning']:.1f}")  # fmt: skip
+            if {"active", "asap"} <= set(paired.columns) and (n, r) in paired.index.droplevel(
+                [2, 3]
+            ):
+                diff = (paired["active"] - paired["asap"]).loc[(n, r)].groupby(level=0)
+                cells = " ".join(
+                    f"{diff.mean().get(b, np.nan):>+7.3f} +-{diff.sem().get(b, np.nan):.3f}"
+                    for b in REPORTED
+                )
+                print(f"{n:>4} {r:>5g} {'active - ASAP':<18} {'':>4} {cells}")
+        print(f"\nComparisons needed to reach ASAP's RMSE at 2 per pair-equivalent ({label})")
+        print(f"{'N':>4} {'range':>5} {'ASAP RMSE':>9} " + " ".join(f"{m:>12}" for m in methods)
+              + "  active / random")  # fmt: skip
+        for (n, r), _ in mean.groupby(level=[0, 1]):
+            if (n, r, "asap") not in mean.index.droplevel(3):
+                continue
+            target = mean.loc[(n, r, "asap", 2.0), "rmse"]
+            needed = {
+                method: _needed(mean.loc[(n, r, method)].set_index("comparisons")["rmse"], target)
+                for method in methods
+                if (n, r, method) in mean.index.droplevel(3)
+            }
+            ratio = needed.get("active", np.nan) / needed.get("random", np.nan)
+            cells = " ".join(f"{needed.get(m, np.nan):>12.0f}" for m in methods)
+            print(f"{n:>4} {r:>5g} {target:>9.3f} {cells}  {ratio:>6.2f}")
+    if args.plot:
+        plot(results, methods, Path(args.plot))
+
+
+def plot(results: pd.DataFrame, methods: list[str], path: Path) -> None:
+    """RMSE against comparisons per pair-equivalent, one panel per N and range, both
+    final scales (solid: default scale, dashed: without a prior)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cases = sorted(set(zip(results.n, results.jod_range, strict=True)))
+    fig, axes = plt.subplots(
+        1, len(cases), figsize=(3.2 * len(cases), 3.2), squeeze=False, sharey=False
+    )
+    for ax, (n, r) in zip(axes[0], cases, strict=True):
+        case = results[(results.n == n) & (results.jod_range == r)]
+        for k, method in enumerate(methods):
+            rows = case[case.method == method].groupby("checkpoint")
+            for suffix, style in (("", "-"), ("_flat", "--")):
+                curve = rows[f"rmse{suffix}"].mean()
+                ax.plot(curve.index, curve.values, style, color=f"C{k}",
+                        label=method if suffix == "" else None)  # fmt: skip
+        ax.set(title=f"N = {n}, {r:g} JOD", xlabel="comparisons / pair-equivalent", xscale="log")
+        ax.set_yscale("log")
+    axes[0][0].set_ylabel("RMSE after centring (JOD)")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    print(f"wrote {path}")
 
 
 # --------------------------------------------------------------------------- speed
@@ -274,6 +331,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="worker processes")
     parser.add_argument("--out", default="active_sampling_runs.csv")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--plot", help="also draw the RMSE curves to this .png")
     parser.add_argument(
         "--speed-conditions", nargs="+", type=int, default=[20, 50, 100, 200, 500, 1000]
     )

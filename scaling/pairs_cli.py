@@ -82,8 +82,12 @@ def pairs_command(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed: ties, random pairs and sides.")] = 0,
     prior: Annotated[
-        Prior, typer.Option(help="Scaling prior: gaussian (pwcmp's default) or none.")
-    ] = Prior["gaussian"],
+        Prior,
+        typer.Option(
+            help="The posterior's likelihood: none (the Thurstone likelihood alone, default) "
+            "or gaussian (with pwcmp's distance prior)."
+        ),
+    ] = Prior["none"],
     ties: Annotated[Ties, typer.Option(help="drop ties, or split them.")] = Ties["drop"],
 ) -> None:
     """Choose the next pairs to judge (active sampling).

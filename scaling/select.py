@@ -68,6 +68,12 @@ update is usually enough."""
 
 EM_TOLERANCE = 0.02
 
+SELECTION_PRIOR = "none"
+"""pwcmp's distance prior is left out of the selection's posterior by default: it is built
+from the counts themselves (one more comparison changes it for every pair), it makes the
+Hessian several times costlier, and the designs it led to were no more accurate
+(docs/scaling.md, active sampling). The likelihood is the same Thurstone model, 1 JOD = 75%."""
+
 Z95 = 1.959963984540054
 """Normal quantile of a two-sided 95% interval."""
 
@@ -145,7 +151,7 @@ class ScorePosterior:
 def laplace_posterior(
     counts: np.ndarray,
     *,
-    prior: str = "gaussian",
+    prior: str = SELECTION_PRIOR,
     prior_sd: float | None = None,
     q0: np.ndarray | None = None,
     start_sd: float = INITIAL_PRIOR_SD,
@@ -436,7 +442,7 @@ def plan_batch(
     *,
     method: str = "eig",
     rng: np.random.Generator | None = None,
-    prior: str = "gaussian",
+    prior: str = SELECTION_PRIOR,
     prior_sd: float | None = None,
     target_width: float | None = None,
     min_gain: float | None = None,
@@ -444,12 +450,16 @@ def plan_batch(
     start_sd: float = INITIAL_PRIOR_SD,
     candidates: tuple[np.ndarray, np.ndarray] | None = None,
     target: AlignmentTarget | None = None,
+    pending: np.ndarray | None = None,
 ) -> Batch:
     """The next batch of one group from its count matrix (no names, no validation).
 
     ``n_pairs`` defaults to N - 1 (one spanning tree). A group that meets its stopping rule
     gets no pairs. ``q0``, ``start_sd``: warm starts (the previous batch's ``scores`` and
     ``prior_sd``); ``prior_sd``: fix the weak prior's scale instead of fitting it.
+    ``pending``: (k, 2) pairs handed out but not answered yet; their expected information
+    is counted before choosing, so that a batch planned while answers are on their way does
+    not chase the same uncertainty twice.
     ``candidates``: the pairs (i < j) allowed (default: all); ``target``: what the gains and
     interval widths measure (default: all scores).
     """
@@ -457,19 +467,23 @@ def plan_batch(
     rng = rng if rng is not None else np.random.default_rng(0)
     first, second = candidates if candidates is not None else np.triu_indices(n, k=1)
     n_pairs = _check_batch_size(n, n_pairs, n_candidates=first.size)
-    posterior = laplace_posterior(counts, prior=prior, prior_sd=prior_sd, q0=q0, start_sd=start_sd)
+    answered = laplace_posterior(counts, prior=prior, prior_sd=prior_sd, q0=q0, start_sd=start_sd)
+    posterior = answered
+    if pending is not None and len(pending):
+        pending = np.asarray(pending, dtype=np.intp)
+        posterior = answered.with_comparisons(pending[:, 0], pending[:, 1])
     all_gains = candidate_gains(posterior, first, second, target)
     status = group_status(
-        posterior.interval_widths(target),
-        posterior.n_comparisons,
+        answered.interval_widths(target),
+        answered.n_comparisons,
         float(all_gains.max()),
         target_width,
         min_gain,
-        posterior.prior_sd,
+        answered.prior_sd,
     )
+    next_start = (answered.mean, answered.fitted_prior_sd())
     if status.done:
-        empty = np.zeros((0, 2), dtype=np.intp)
-        return Batch(empty, np.zeros(0), status, posterior.mean, posterior.fitted_prior_sd())
+        return Batch(np.zeros((0, 2), dtype=np.intp), np.zeros(0), status, *next_start)
     if method == "eig":
         index, gains = eig_pairs(posterior, n_pairs, rng, (first, second), target)
     elif method == "random":
@@ -479,8 +493,7 @@ def plan_batch(
         compared = (counts + counts.T)[first, second]
         index = round_robin_pairs(compared, n_pairs, rng)
         gains = all_gains[index]
-    pairs = _random_sides(first[index], second[index], rng)
-    return Batch(pairs, gains, status, posterior.mean, posterior.fitted_prior_sd())
+    return Batch(_random_sides(first[index], second[index], rng), gains, status, *next_start)
 
 
 def _check_batch_size(
@@ -519,7 +532,7 @@ def select_pairs(
     target_width: float | None = None,
     min_gain: float | None = None,
     seed: int = 0,
-    prior: str = "gaussian",
+    prior: str = SELECTION_PRIOR,
     ties: str = "drop",
     prior_sd: float | None = None,
 ) -> pd.DataFrame:
@@ -549,8 +562,11 @@ def select_pairs(
         done and gets no pairs.
     seed : int
         Seed for tie-breaking, random methods and which side is A; same seed, same pairs.
-    prior, ties
-        Scaling options (see :func:`scaling.scale`).
+    prior : {"none", "gaussian"}
+        The likelihood alone (default, see :data:`SELECTION_PRIOR`) or with pwcmp's
+        distance prior, as :func:`scaling.scale` uses it.
+    ties : {"drop", "split"}
+        Tie policy, as in :func:`scaling.scale`.
     prior_sd : float, optional
         Scale (JOD) of the weak prior on every score that the selection's posterior adds;
         default: fitted to each group by EM (see :data:`INITIAL_PRIOR_SD`).
@@ -758,7 +774,7 @@ def select_cross_pairs(
     target_width: float | None = None,
     min_gain: float | None = None,
     seed: int = 0,
-    prior: str = "gaussian",
+    prior: str = SELECTION_PRIOR,
     ties: str = "drop",
     prior_sd: float | None = None,
 ) -> pd.DataFrame:

@@ -501,3 +501,17 @@ def test_jod_pairs_bad_input_is_one_line_and_exit_2(tmp_path, trials):
     assert not out.exists()
     again = CliRunner().invoke(app, ["pairs", str(source), "-o", str(source)])
     assert again.exit_code == 2 and "would overwrite the input" in again.output
+
+
+def test_pending_pairs_count_as_expected_information():
+    counts = _study_counts(8, 2, seed=6)
+    free = plan_batch(counts, rng=np.random.default_rng(1))
+    best = free.pairs[:3]
+    busy = plan_batch(counts, rng=np.random.default_rng(1), pending=np.repeat(best, 4, axis=0))
+    # the status describes the answers only; the gains count the pending pairs
+    assert busy.status.interval_width == free.status.interval_width
+    assert busy.status.n_comparisons == free.status.n_comparisons
+    assert busy.status.max_gain < free.status.max_gain
+    chosen = _unordered(busy.pairs)
+    assert not chosen >= _unordered(best)  # at least one of them gives way
+    assert busy.gains[0] <= free.gains[0]
