@@ -51,6 +51,8 @@ DEFAULTS = {
     # Server folder under which the admin page may take campaign images (None: nowhere).
     "IMPORT_ROOT": None,
     "LIVE_BOOTSTRAP": 100,
+    # Plan active-sampling batches in a background thread (False: only on refresh()).
+    "ACTIVE_BACKGROUND": True,
 }
 
 
@@ -91,6 +93,7 @@ def default_config(home: Path) -> dict:
 def create_app(config: dict | None = None) -> Flask:
     """Build the app; ``config`` overrides the defaults (tests pass a throw-away DB)."""
     from annotation_app import admin, api, auth, dashboard, db, media, pages
+    from annotation_app.active import ActivePlanner
     from annotation_app.live import LiveScales
     from annotation_app.scheduler import BalancedScheduler
 
@@ -120,7 +123,14 @@ def create_app(config: dict | None = None) -> Flask:
         bootstrap=int(app.config["LIVE_BOOTSTRAP"]),
     )
     app.extensions["jodkit_live"] = live
-    app.extensions["jodkit_scheduler"] = BalancedScheduler(scores=live.scores)
+    active = ActivePlanner(
+        reader=app.extensions["jodkit_db_read"],
+        writer=app.extensions["jodkit_db"],
+        scores=live.scores,
+        background=bool(app.config["ACTIVE_BACKGROUND"]),
+    )
+    app.extensions["jodkit_active"] = active
+    app.extensions["jodkit_scheduler"] = BalancedScheduler(scores=live.scores, active=active)
     for blueprint in (auth.bp, pages.bp, api.bp, media.bp, dashboard.bp, admin.bp):
         app.register_blueprint(blueprint)
     auth.init_app(app)

@@ -11,6 +11,7 @@ import pandas as pd
 from flask import Blueprint, Response, abort, current_app, render_template
 from sqlalchemy import select
 
+from annotation_app.active import group_rows
 from annotation_app.auth import roles_required
 from annotation_app.campaigns import load_campaign_spec
 from annotation_app.db import get_db
@@ -47,6 +48,7 @@ def campaign(campaign_id: int):
         observers=observer_quality(db, camp, live.screening),
         screening_note=screening_note(live.screening),
         scales=scale_groups(live.scales),
+        active=group_rows(db, camp.id) if spec.sampling == "active" else None,
     )
 
 

@@ -218,3 +218,60 @@ class PairCount(Base):
     planned: Mapped[int] = mapped_column(Integer, default=0)
     left_a: Mapped[int] = mapped_column(Integer, default=0)
     left_b: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ActiveGroup(Base):
+    """A group planned by active sampling (``sampling: active``): its current batch and
+    where it stands. A group is a scene and attribute of the per-scene sessions, or an
+    attribute of the cross-content sessions (``scene`` = "")."""
+
+    __tablename__ = "active_groups"
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), primary_key=True)
+    session_type: Mapped[str] = mapped_column(String(20), primary_key=True)
+    attribute: Mapped[str] = mapped_column(String(80), primary_key=True)
+    scene: Mapped[str] = mapped_column(String(120), primary_key=True)
+    batch_no: Mapped[int] = mapped_column(Integer, default=0)
+    planned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    batch_size: Mapped[int] = mapped_column(Integer, default=0)
+    n_answered: Mapped[int] = mapped_column(Integer, default=0)
+    """Answered comparisons the current batch was planned from."""
+    n_conditions: Mapped[int] = mapped_column(Integer, default=0)
+    interval_width: Mapped[float | None] = mapped_column(Float, nullable=True)
+    """Median 95% interval width of the scores now (JOD); of the alignment lines' fitted
+    values for cross-content."""
+    further_judgments: Mapped[float | None] = mapped_column(Float, nullable=True)
+    """Predicted judgments still needed to bring ``interval_width`` to the target."""
+    done: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    prior_sd: Mapped[float | None] = mapped_column(Float, nullable=True)
+    scores: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    """{image id: posterior mode}: the next batch's warm start (and cross-content's x)."""
+
+
+class ActivePair(Base):
+    """One pair of an active batch; handed out once, to the sitting and position recorded.
+
+    Rows of earlier batches that were handed out stay (the audit trail); untaken rows are
+    replaced when the group's next batch is planned.
+    """
+
+    __tablename__ = "active_pairs"
+    __table_args__ = (
+        Index("ix_active_pairs_open", "campaign_id", "session_type", "attribute", "session_id"),
+        UniqueConstraint("session_id", "seq"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    session_type: Mapped[str] = mapped_column(String(20))
+    attribute: Mapped[str] = mapped_column(String(80))
+    scene: Mapped[str] = mapped_column(String(120))
+    batch_no: Mapped[int] = mapped_column(Integer)
+    rank: Mapped[int] = mapped_column(Integer)
+    """Position in the batch, 0 = largest expected gain."""
+    image_a_id: Mapped[int] = mapped_column(ForeignKey("images.id"))
+    image_b_id: Mapped[int] = mapped_column(ForeignKey("images.id"))
+    gain: Mapped[float] = mapped_column(Float)
+    session_id: Mapped[int | None] = mapped_column(
+        ForeignKey("observer_sessions.id"), nullable=True
+    )
+    seq: Mapped[int | None] = mapped_column(Integer, nullable=True)

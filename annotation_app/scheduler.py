@@ -1,7 +1,8 @@
 """Which pair an observer sees next, chosen server-side from every observer's data.
 
-``Scheduler`` is the pluggable interface (active sampling can implement it later);
-``BalancedScheduler`` is the default design:
+``Scheduler`` is the pluggable interface; ``BalancedScheduler`` is the default design
+(with ``sampling: active`` its normal trials come from ``annotation_app.active``'s batches
+instead, the rest of the design unchanged):
 
 * coverage first: pairs below the campaign's target come first, and among them the pairs
   whose images have been compared least (a balanced incomplete design);
@@ -34,7 +35,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pandas as pd
 from sqlalchemy import func, select
@@ -43,6 +44,9 @@ from sqlalchemy.orm import Session
 from alignment.selection import select_cross_images
 from annotation_app.models import Image, ObserverSession, PairCount, Trial
 from annotation_app.spec import CampaignSpec
+
+if TYPE_CHECKING:
+    from annotation_app.active import ActivePlanner
 
 ScoreLookup = Callable[[int, str | None], dict[int, float]]
 """(campaign id, attribute or None for all) -> {image id: current JOD score}; images
@@ -96,8 +100,11 @@ def spread_along_range(images: Sequence[Img], scores: dict[int, float], k: int) 
 class BalancedScheduler:
     """The default design (see the module docstring)."""
 
-    def __init__(self, scores: ScoreLookup | None = None) -> None:
+    def __init__(
+        self, scores: ScoreLookup | None = None, active: ActivePlanner | None = None
+    ) -> None:
         self.scores = scores or (lambda _campaign_id, _attribute=None: {})
+        self.active = active
         self._images: dict[int, list[Img]] = {}
         self._lock = threading.Lock()
 
@@ -158,7 +165,7 @@ class BalancedScheduler:
         state = _PlanState(counts, mine, scores)
         planned = []
         for position in range(seq, seq + count):
-            trial = self._one(sess, spec, position, images, by_id, history, candidates, state)
+            trial = self._one(db, sess, spec, position, images, by_id, history, candidates, state)
             if trial.kind in ("normal", "repeat"):
                 state.assign(db, sess, trial)
             if trial.kind == "normal":
@@ -171,6 +178,7 @@ class BalancedScheduler:
 
     def _one(
         self,
+        db: Session,
         sess: ObserverSession,
         spec: CampaignSpec,
         seq: int,
@@ -223,6 +231,17 @@ class BalancedScheduler:
         last_scenes = (
             {by_id[last.image_a_id].scene, by_id[last.image_b_id].scene} if last else set()
         )
+        if self.active is not None and spec.sampling == "active":
+            pair = self.active.take(
+                db,
+                sess,
+                seq,
+                usable=lambda a, b: state.mine[a, b] < spec.max_per_observer,
+                fresh=lambda a, b: not ({by_id[a].scene, by_id[b].scene} & last_scenes),
+                rng=rng,
+            )
+            if pair is not None:
+                return self._fill(trial, *pair, "normal", state.balanced_side(*pair, rng))
         return self._normal(trial, spec, candidates, last_scenes, rng, state)
 
     def _normal(
@@ -252,9 +271,7 @@ class BalancedScheduler:
             return (*base, image_n[a.id] + image_n[b.id], n, jitter)
 
         a, b = min(pool, key=key)
-        left_a, left_b = state.sides(a.id, b.id)
-        side = rng.choice("AB") if left_a == left_b else ("A" if left_a < left_b else "B")
-        return self._fill(trial, a.id, b.id, "normal", side)
+        return self._fill(trial, a.id, b.id, "normal", state.balanced_side(a.id, b.id, rng))
 
     @staticmethod
     def _target(spec: CampaignSpec, candidates: list[tuple[Img, Img]]) -> float:
@@ -322,6 +339,11 @@ class _PlanState:
     def sides(self, a: int, b: int) -> tuple[int, int]:
         row = self.counts.get((a, b))
         return (row.left_a, row.left_b) if row else (0, 0)
+
+    def balanced_side(self, a: int, b: int, rng: random.Random) -> str:
+        """The side for A that keeps the pair's A-left and B-left counts within one."""
+        left_a, left_b = self.sides(a, b)
+        return rng.choice("AB") if left_a == left_b else ("A" if left_a < left_b else "B")
 
     def side_allowed(self, a: int, b: int, side: str) -> bool:
         """Whether showing ``side`` on the left keeps the pair's counts within one."""

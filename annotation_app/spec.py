@@ -102,6 +102,19 @@ class CrossContent(_Strict):
     images_per_scene: int = Field(default=5, ge=2)
 
 
+class ActiveSampling(_Strict):
+    """The settings of ``sampling: active``: the stopping rule and when to replan."""
+
+    target_width: float = Field(default=1.0, gt=0)
+    """A group is done once the median 95% interval width of its scores is at most this
+    (JOD); the dashboard predicts the judgments still needed to get there."""
+    min_gain: float | None = Field(default=None, gt=0)
+    """Also done once no pair is expected to tell more than this (nats)."""
+    replan_after: float = Field(default=0.5, gt=0, le=1)
+    """A group's next batch is planned once this share of its current batch has been
+    handed out, or as many new answers have arrived."""
+
+
 class CampaignSpec(_Strict):
     name: str = Field(min_length=1, max_length=120)
     seed: int = 0
@@ -115,6 +128,10 @@ class CampaignSpec(_Strict):
     repeat_rate: float = Field(default=0.0, ge=0, le=0.5)
     training_trials: int = Field(default=0, ge=0, le=100)
     max_per_observer: int = Field(default=2, ge=1)
+    sampling: Literal["balanced", "active"] = "balanced"
+    """How normal trials are chosen, in per-scene and cross-content sessions alike: the
+    balanced design, or batches of the most informative pairs (``annotation_app.active``)."""
+    active: ActiveSampling = ActiveSampling()
     prefer_close: float | None = Field(default=None, gt=0)
     """Once live scores exist, compare close conditions more often: a pair whose current
     JOD difference is ``prefer_close`` counts as twice as covered (None: off)."""
