@@ -42,15 +42,15 @@ import numpy as np
 import pandas as pd
 from scipy import linalg, optimize, sparse
 from scipy.sparse.csgraph import minimum_spanning_tree
-from scipy.special import log_ndtr, ndtr
 
 from scaling.api import DisconnectedGraphWarning, _default_by, pw_scale
 from scaling.errors import InputError
 from scaling.formats import ScaleOptions, image_keys, scene_name_problem
 from scaling.io import METADATA_KEY, counts_from_trials, read_any_table, validate_trials
-from scaling.likelihood import SIGMA, ThurstoneObjective
+from scaling.likelihood import ThurstoneObjective
 from scaling.options import SELECTION_METHODS
 from scaling.threads import single_threaded_blas
+from scaling.thurstone import SIGMA, normal_terms
 from scaling.version import __version__
 
 METHODS = SELECTION_METHODS
@@ -79,8 +79,6 @@ Z95 = 1.959963984540054
 
 PAIR_COLUMNS = ("condition_A", "condition_B", "expected_gain")
 CROSS_PAIR_COLUMNS = ("scene_A", "condition_A", "scene_B", "condition_B", "expected_gain")
-
-_LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
 
 
 # --------------------------------------------------------------------------- posterior
@@ -237,12 +235,11 @@ def _outcome_updates(
     distribution's first two moments, closed form for the probit)."""
     scale = np.sqrt(1.0 + v)
     z = m / scale
-    log_pdf = -0.5 * z * z - _LOG_SQRT_2PI
-    ratio_first = np.exp(log_pdf - log_ndtr(z))  # phi(z) / Phi(z)
-    ratio_second = np.exp(log_pdf - log_ndtr(-z))
+    terms = normal_terms(z)
+    ratio_first, ratio_second = terms.mills_p, terms.mills_not  # phi(z) / Phi(+-z)
     first = (v * ratio_first / scale, v * ratio_first * (z + ratio_first) / (1.0 + v))
     second = (-v * ratio_second / scale, v * ratio_second * (ratio_second - z) / (1.0 + v))
-    return ndtr(z), first, second
+    return np.exp(terms.log_p), first, second
 
 
 def expected_gain(

@@ -168,10 +168,11 @@ def test_gains_approximate_a_full_resolve_per_candidate(
     assert np.corrcoef(fast, brute)[0, 1] > min_correlation
 
 
-def test_laplace_posterior_is_the_mode_of_half_the_objective_plus_the_weak_prior():
+@pytest.mark.parametrize("prior", ["none", "gaussian"])
+def test_laplace_posterior_is_the_mode_of_half_the_objective_plus_the_weak_prior(prior):
     counts = _study_counts(7, 5, seed=2)
-    posterior = laplace_posterior(counts, prior_sd=2.0)
-    objective = scaling.ThurstoneObjective(counts)
+    posterior = laplace_posterior(counts, prior=prior, prior_sd=2.0)
+    objective = scaling.ThurstoneObjective(counts, prior=prior)
     _, grad = objective.value_and_grad(posterior.mean)
     np.testing.assert_allclose(0.5 * grad + posterior.mean / 4.0, 0.0, atol=1e-5)
     precision = 0.5 * objective.hessian(posterior.mean) + np.eye(7) / 4.0
