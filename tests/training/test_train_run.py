@@ -343,3 +343,13 @@ def test_selective_checkpointing_recomputes_one_part_and_changes_no_gradient(
     assert grads[part].keys() == grads[False].keys()
     for name, grad in grads[False].items():
         torch.testing.assert_close(grads[part][name], grad, rtol=1e-5, atol=1e-7)
+
+
+def test_a_bf16_run_validates_under_autocast_and_reloads_in_fp32(workspace, tmp_path):
+    out = tmp_path / "out"
+    settings = {"mixed_precision": "bf16", "eval_every": 1, "checkpoint_every": 1}
+    Run(config_for(workspace, out, settings, max_steps=2), ScoreTask).fit()
+    evals = pd.read_csv(out / "eval.csv")
+    assert sorted(evals["step"].unique()) == [1, 2] and evals["srcc"].notna().all()
+    pred = predict_images(out, workspace / "img" / "s1_2.png", progress=False)
+    assert np.isfinite(pred["jod_pred"]).all()
