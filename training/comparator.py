@@ -320,14 +320,9 @@ class PairwiseTask:
         return param_groups(self.model, optim.lr, optim.vision_lr)
 
     def predict(self, model: torch.nn.Module, rows: pd.DataFrame, batch_size: int):
-        loaded = LoadedModel(
-            model,
-            self.loaded.tokenizer,
-            self.loaded.processor,
-            self.loaded.level_ids,
-            self.loaded.source,
+        return predict_pair_rows(
+            self.loaded.with_model(model), rows, self.config, self.layout, batch_size
         )
-        return predict_pair_rows(loaded, rows, self.config, self.layout, batch_size)
 
     def validation(self, rows: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
         """Log-likelihood, accuracy and Brier score of the validation pairs' trials."""

@@ -12,7 +12,7 @@ import json
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -65,6 +65,11 @@ class LoadedModel:
         self.model.save_pretrained(directory)
         self.processor.save_pretrained(directory)
         self.tokenizer.save_pretrained(directory)
+
+    def with_model(self, model: torch.nn.Module) -> LoadedModel:
+        """The same tokenizer, processor and level ids around another model (e.g. the one
+        being trained, for validation)."""
+        return replace(self, model=model)
 
     def base_model(self) -> torch.nn.Module:
         model = self.model

@@ -167,14 +167,9 @@ class ScoreTask(ScoreValidation):
         return param_groups(self.model, optim.lr, optim.vision_lr)
 
     def predict(self, model: torch.nn.Module, rows: pd.DataFrame, batch_size: int):
-        loaded = LoadedModel(
-            model,
-            self.loaded.tokenizer,
-            self.loaded.processor,
-            self.loaded.level_ids,
-            self.loaded.source,
+        return predict_rows(
+            self.loaded.with_model(model), self.rescalings, rows, self.config, batch_size
         )
-        return predict_rows(loaded, self.rescalings, rows, self.config, batch_size)
 
     def save(self, model: torch.nn.Module, out: Path) -> None:
         """The adapter (with a fully trained tower or head), or merged weights; the card."""
