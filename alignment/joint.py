@@ -4,16 +4,19 @@ Instead of scaling scenes and the cross-content task separately and then fitting
 between two noisy scales, fit everything at once. Image i of scene j has a latent score
 x_i on its scene's scale; its cross-content score is y_i = a_j x_i + b_j. A per-scene trial
 between i and k is answered with P = Phi((x_i - x_k) / SIGMA), a cross-content trial with
-P = Phi((y_i - y_k) / SIGMA) (Thurstone Case V, ``scaling.likelihood.SIGMA``). The unified
-score is then u = (a_j x + b_j - b_r) / a_r, exactly as in the paper's method.
+P = Phi((y_i - y_k) / SIGMA). The unified score is then u = (a_j x + b_j - b_r) / a_r,
+exactly as in the paper's method. The Thurstone pieces are scaling's, not copies:
+``scaling.thurstone``'s SIGMA, pair likelihood (its normal-distribution terms) and graph
+components, and the bootstrap's percentile interval (``scaling.bootstrap.summarise``).
 
-Gauges: each scene's x has mean 0 (pwcmp's ``mean0`` penalty), b of the first scene is 0
-(the cross scale's offset; it cancels in u), a_j = exp(alpha_j) > 0. A ridge of
-``scaling.likelihood.NO_PRIOR_RIDGE`` keeps never-losing images finite, and a Gaussian
-prior on alpha_j (:data:`SLOPE_PRIOR`) keeps every slope finite and positive where the
-cross-content data do not determine it. The fit reports its convergence and the profile
-of the objective around the reference slope (:func:`reference_profile`); both, and the
-checks of ``alignment.checks``, give warnings (errors with ``strict``).
+Gauges: each scene's x has mean 0 (pwcmp's ``mean0`` penalty, ``MEAN0_WEIGHT``), b of the
+first scene is 0 (the cross scale's offset; it cancels in u), a_j = exp(alpha_j) > 0. A
+ridge of :data:`RIDGE` keeps never-losing images finite, and a Gaussian prior on alpha_j
+(:data:`SLOPE_PRIOR`) keeps every slope finite and positive where the cross-content data do
+not determine it. Images or scenes that no chain of comparisons links are refused. The fit
+reports its convergence and the profile of the objective around the reference slope
+(:func:`reference_profile`); both, and the checks of ``alignment.checks``, give warnings
+(errors with ``strict``).
 
 Inputs: per-scene trials and cross-content trials (``scaling.formats`` trial layout; cross
 trials with ``scene_A/scene_B``). Output: the unified-scale table of
@@ -28,7 +31,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
-from scipy.special import log_ndtr
 from tqdm import tqdm
 
 from alignment.checks import check_alignment, eligible_references, report
@@ -38,11 +40,9 @@ from alignment.trials import CROSS_TRIALS, SCENE_TRIALS, check_trial_pair
 from scaling.bootstrap import summarise
 from scaling.errors import InputError
 from scaling.formats import split_image_keys
-from scaling.graph import component_labels
-from scaling.likelihood import MEAN0_WEIGHT, NO_PRIOR_RIDGE, SIGMA
+from scaling.likelihood import MEAN0_WEIGHT
 from scaling.threads import single_threaded_blas
-
-_LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
+from scaling.thurstone import SIGMA, component_labels, pair_negative_log_likelihood
 
 SLOPE_PRIOR = 1.0
 """Default standard deviation of the Gaussian prior on each log a_j.
@@ -53,6 +53,11 @@ finite optimum, and the unified scale with it (ALSaRR, ``docs/alignment.md``). W
 sd 1 a slope of 1/e or e costs half a unit of log-likelihood: slopes the data determine
 hardly move."""
 
+RIDGE = 1e-6
+"""Penalty on squared per-scene scores. An image that never lost (or never won) has no finite
+optimum; scaling's objective is pwcmp's, term for term, and has no such term (it places
+those scores instead), so the joint model keeps its own."""
+
 MAX_ITERATIONS = 5000
 GRADIENT_TOL = 1e-7
 CONVERGED_GRADIENT = 0.1
@@ -62,11 +67,6 @@ PROFILE_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 """Multiples of the fitted reference slope at which its profile is evaluated."""
 PROFILE_RISE = 1.92
 """Half the 95% quantile of chi-squared with one degree of freedom (3.84 / 2)."""
-
-
-def _mills(u: np.ndarray) -> np.ndarray:
-    """phi(u) / Phi(u), stable for very negative u."""
-    return np.exp(-0.5 * u**2 - _LOG_SQRT_2PI - log_ndtr(u))
 
 
 @dataclass
@@ -110,12 +110,12 @@ def _decided(trials: pd.DataFrame) -> pd.DataFrame:
 def build_data(
     scene_trials: pd.DataFrame,
     cross_trials: pd.DataFrame,
-    source: str = CROSS_TRIALS,
+    sources: tuple[str, str] = (SCENE_TRIALS, CROSS_TRIALS),
 ) -> JointData:
     """Index every image and collapse both trial tables into pair counts.
 
     Both tables as :func:`alignment.trials.check_trial_pair` returns them (one attribute).
-    ``source``: the cross-content table's name in error messages.
+    ``sources``: the two tables' names in error messages.
     """
     st, ct = _decided(scene_trials), _decided(cross_trials)
     sa, sb = st["condition_A"].tolist(), st["condition_B"].tolist()
@@ -132,12 +132,13 @@ def build_data(
         if n < 2:
             raise InputError(
                 f"scene {s!r} has {n} image(s) in the cross-content trials; its map needs 2",
-                source=source,
+                source=sources[1],
                 field="scene_A",
             )
     scene_idx = images["scene"].map({s: j for j, s in enumerate(scenes)}).to_numpy()
-    _check_scenes_linked(scenes, scene_idx, cross_pairs, source)
+    _check_scenes_linked(scenes, scene_idx, cross_pairs, sources[1])
     both = pd.concat([scene_pairs, cross_pairs], ignore_index=True)
+    _check_images_linked(ids, both, sources[0])
     return JointData(
         images=images,
         first=both["first"].to_numpy(),
@@ -154,13 +155,11 @@ def _check_scenes_linked(
     scenes: list[str], scene_idx: np.ndarray, cross_pairs: pd.DataFrame, source: str
 ) -> None:
     """Refuse scenes that no chain of cross-content trials links: they share no offset."""
-    linked = np.zeros((len(scenes), len(scenes)))
-    np.add.at(
-        linked,
-        (scene_idx[cross_pairs["first"].to_numpy()], scene_idx[cross_pairs["second"].to_numpy()]),
-        1.0,
+    labels = component_labels(
+        len(scenes),
+        scene_idx[cross_pairs["first"].to_numpy()],
+        scene_idx[cross_pairs["second"].to_numpy()],
     )
-    labels = component_labels(linked + linked.T)
     if labels.max() > 0:
         groups = [sorted(np.asarray(scenes)[labels == k].tolist()) for k in range(labels.max() + 1)]
         raise InputError(
@@ -169,6 +168,19 @@ def _check_scenes_linked(
             "between the groups or align each group on its own",
             source=source,
             field="scene_A",
+        )
+
+
+def _check_images_linked(ids: list[str], pairs: pd.DataFrame, source: str) -> None:
+    """Refuse images that no chain of comparisons links to the largest group of images."""
+    labels = component_labels(len(ids), pairs["first"].to_numpy(), pairs["second"].to_numpy())
+    apart = [ids[k] for k in np.flatnonzero(labels > 0)]
+    if apart:
+        raise InputError(
+            f"{len(apart)} image(s) share no chain of comparisons with the others (e.g. "
+            f"{apart[0]!r}): their scores have no common offset; compare them with the rest",
+            source=source,
+            field="condition_A",
         )
 
 
@@ -203,9 +215,8 @@ class JointObjective:
         scale_s = np.where(d.cross, a[sb], 1.0)
         diff = scale_f * x[d.first] - scale_s * x[d.second]
         diff = diff + np.where(d.cross, b[sa] - b[sb], 0.0)
-        u = diff / SIGMA
-        value = -np.sum(d.wins * log_ndtr(u) + d.losses * log_ndtr(-u))
-        g = -(d.wins * _mills(u) - d.losses * _mills(-u)) / SIGMA  # d value / d diff
+        value, d_u, _ = pair_negative_log_likelihood(diff / SIGMA, d.wins, d.losses)
+        g = d_u / SIGMA  # d value / d diff
         gx = np.bincount(d.first, g * scale_f, n) - np.bincount(d.second, g * scale_s, n)
         ga = np.bincount(sa, np.where(d.cross, g * a[sa] * x[d.first], 0.0), m)
         ga -= np.bincount(sb, np.where(d.cross, g * a[sb] * x[d.second], 0.0), m)
@@ -213,9 +224,9 @@ class JointObjective:
             sb, np.where(d.cross, g, 0.0), m
         )
         means = np.bincount(d.scene_idx, x, m) / self.counts
-        value += MEAN0_WEIGHT * np.sum(means**2) + NO_PRIOR_RIDGE * np.sum(x**2)
+        value += MEAN0_WEIGHT * np.sum(means**2) + RIDGE * np.sum(x**2)
         gx += 2 * MEAN0_WEIGHT * means[d.scene_idx] / self.counts[d.scene_idx]
-        gx += 2 * NO_PRIOR_RIDGE * x
+        gx += 2 * RIDGE * x
         if self.slope_prior:
             alpha = theta[n : n + m]
             value += 0.5 * np.sum(alpha**2) / self.slope_prior**2
@@ -342,7 +353,7 @@ def align_joint(
         raise ValueError(f"slope_prior must be a number >= 0, not {slope_prior!r}")
     scene_trials, cross_trials = check_trial_pair(scene_trials, cross_trials, sources)
     by_attr = "attribute" in scene_trials.columns and "attribute" in cross_trials.columns
-    options = (reference, bootstrap, seed, progress, sources[1], slope_prior)
+    options = (reference, bootstrap, seed, progress, sources, slope_prior)
     problems = []
     if not by_attr:
         out, info = _align_joint_one(scene_trials, cross_trials, *options)
@@ -393,11 +404,11 @@ def _align_joint_one(
     bootstrap: int,
     seed: int,
     progress: bool,
-    source: str,
+    sources: tuple[str, str],
     slope_prior: float,
 ) -> tuple[pd.DataFrame, dict]:
     """The unified table of one attribute (checked trials) and its metadata entry."""
-    data = build_data(scene_trials, cross_trials, source)
+    data = build_data(scene_trials, cross_trials, sources)
     obj = JointObjective(data, slope_prior)
     fit = fit_joint(obj)
     x, a, b = obj.unpack(fit.theta)

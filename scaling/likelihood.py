@@ -141,11 +141,6 @@ def _closed_under_mirror(group_of: np.ndarray, half: int) -> bool:
     )
 
 
-NO_PRIOR_RIDGE = 1e-6
-"""Penalty on squared scores that alignment.joint adds to keep never-losing images finite
-(scaling's objective has none: it is pwcmp's, term for term)."""
-
-
 @dataclass
 class ComparedPositions:
     """The compared ordered positions (i, j) of a count matrix and their counts.

@@ -140,3 +140,23 @@ def test_slope_prior_leaves_determined_slopes_alone(panel):
     assert 0 < moved < 0.006
     with pytest.raises(ValueError, match="slope_prior must be a number >= 0"):
         align_joint(st, ct, slope_prior=-1.0)
+
+
+def test_scenes_and_images_without_a_chain_of_comparisons_are_refused(panel):
+    _, st, ct = panel
+    halves = ct["scene_A"].isin(["s0", "s1"]) == ct["scene_B"].isin(["s0", "s1"])
+    with pytest.raises(InputError) as err:
+        align_joint(st, ct[halves])
+    assert str(err.value) == (
+        "cross-content trials, field 'scene_A': the cross-content trials link the scenes into "
+        "2 separate groups [['s0', 's1'], ['s2', 's3']]: scenes of different groups share no "
+        "offset; add cross-content trials between the groups or align each group on its own"
+    )
+    island = st.iloc[:4].assign(condition_A="x1", condition_B="x2", scene="s0")
+    with pytest.raises(InputError) as err:
+        align_joint(pd.concat([st, island], ignore_index=True), ct)
+    assert str(err.value) == (
+        "per-scene trials, field 'condition_A': 2 image(s) share no chain of comparisons "
+        "with the others (e.g. 's0/x1'): their scores have no common offset; compare them "
+        "with the rest"
+    )
