@@ -26,6 +26,7 @@ from alignment.checks import check_alignment, eligible_references, report
 from alignment.fits import METHODS, LineFit, fit_line
 from alignment.formats import (
     CROSS_TABLE,
+    MIN_CROSS_IMAGES,
     SCENE_TABLE,
     UNIFIED_COLUMNS,
     check_cross_against_scenes,
@@ -91,9 +92,10 @@ def _check_one_component(cross: pd.DataFrame, group: list[str], source: str) -> 
 
 
 def _fit_points(
-    scene: pd.DataFrame, cross: pd.DataFrame, method: str, source: str
+    scene: pd.DataFrame, cross: pd.DataFrame, method: str, sources: tuple[str, str]
 ) -> tuple[np.ndarray, ...]:
-    """x, y, sx, sy of the images of one scene that have both scores."""
+    """x, y, sx, sy of the images of one scene that have both scores (for ``weighted`` and
+    ``eiv``: those whose interval is two-sided)."""
 
     def cols(df: pd.DataFrame, tag: str) -> pd.DataFrame:
         return pd.DataFrame(
@@ -107,18 +109,30 @@ def _fit_points(
 
     both = cols(scene, "x").merge(cols(cross, "y"), on=["scene", "condition"])
     x, y, sx, sy = (both[c].to_numpy(float) for c in ("vx", "vy", "sx", "sy"))
-    if method in NEEDS_STD:
-        for s, src in ((sy, CROSS_TABLE), (sx, SCENE_TABLE)):
-            if method == "weighted" and src == SCENE_TABLE:
-                continue
-            if not np.all(np.isfinite(s) & (s >= 0)):
-                raise InputError(
-                    f"method {method!r} needs a finite jod_std for every cross-content image "
-                    f"(scene {scene['scene'].iloc[0]!r}); scale with a bootstrap",
-                    source=source if src == CROSS_TABLE else SCENE_TABLE,
-                    field="jod_std",
-                )
-    return x, y, sx, sy
+    if method not in NEEDS_STD:
+        return x, y, sx, sy
+    name = scene["scene"].iloc[0]
+    used = ((sy, sources[1]),) if method == "weighted" else ((sy, sources[1]), (sx, sources[0]))
+    for std, src in used:
+        if np.any(np.isnan(std) | (std < 0)):
+            raise InputError(
+                f"method {method!r} needs a jod_std for every cross-content image (scene "
+                f"{name!r}); scale with a bootstrap",
+                source=src,
+                field="jod_std",
+            )
+    # an infinite std is a one-sided interval: the score is a placement, no point on a line
+    two_sided = np.logical_and.reduce([np.isfinite(std) for std, _ in used])
+    if two_sided.sum() < MIN_CROSS_IMAGES or np.ptp(x[two_sided]) <= 0:
+        raise InputError(
+            f"method {method!r}: scene {name!r} has {int(two_sided.sum())} cross-content "
+            f"image(s) with a two-sided interval (finite jod_std), and the fit needs "
+            f"{MIN_CROSS_IMAGES} with different scores; the others are bounded on one side "
+            "only: use method 'paper' or compare them more",
+            source=sources[1],
+            field="jod_std",
+        )
+    return x[two_sided], y[two_sided], sx[two_sided], sy[two_sided]
 
 
 def _unify(x: np.ndarray, fit: LineFit, ref: LineFit) -> np.ndarray:
@@ -148,12 +162,12 @@ def _align_attribute(
     method: str,
     bootstrap: int,
     rng: np.random.Generator,
-    source: str,
+    sources: tuple[str, str],
     progress: bool,
 ) -> tuple[pd.DataFrame, dict]:
     names = sorted(scenes["scene"].unique())
     groups = {s: scenes[scenes["scene"] == s] for s in names}
-    pts = {s: _fit_points(groups[s], cross, method, source) for s in names}
+    pts = {s: _fit_points(groups[s], cross, method, sources) for s in names}
     fits = {s: fit_line(*pts[s], method=method) for s in names}
     slopes = {s: fits[s].a for s in names}
     ref_scene, reason = choose_reference(scenes, cross, reference, eligible_references(slopes))
@@ -251,9 +265,7 @@ def align(
     by_attr = "attribute" in keys
     for attr, sc in scenes.groupby("attribute") if by_attr else [(None, scenes)]:
         cr = cross[cross["attribute"] == attr] if by_attr else cross
-        part, info = _align_attribute(
-            sc, cr, reference, method, bootstrap, rng, sources[1], progress
-        )
+        part, info = _align_attribute(sc, cr, reference, method, bootstrap, rng, sources, progress)
         if by_attr:
             part.insert(0, "attribute", attr)
         parts.append(part)

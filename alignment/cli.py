@@ -258,11 +258,18 @@ def _training(unified, images: Path | None):
     from alignment.align import manifest_paths, to_training
     from scaling.io import read_any_table
 
-    missing = int((~np.isfinite(unified["jod_unified_std"].to_numpy(float))).sum())
-    if missing:
+    std = unified["jod_unified_std"].to_numpy(float)
+    if np.isnan(std).any():
         raise InputError(
-            f"the training table needs every image's jod_std, and {missing} unified score(s) "
-            "have none: give --bootstrap N (e.g. 200), or scale tables with jod_std"
+            f"the training table needs every image's jod_std, and {int(np.isnan(std).sum())} "
+            "unified score(s) have none: give --bootstrap N (e.g. 200), or scale tables with "
+            "jod_std"
+        )
+    if np.isinf(std).any():
+        raise InputError(
+            f"the training table needs a finite jod_std, and {int(np.isinf(std).sum())} "
+            "unified score(s) are bounded on one side only (infinite jod_std): compare those "
+            "images more, or leave them out of the trials"
         )
     paths = None
     if images is not None:

@@ -252,3 +252,21 @@ def test_bad_trials_name_the_file_row_and_field(exported, tmp_path):
         "the per-scene trials\n"
     )
     assert not (tmp_path / "u.csv").exists()
+
+
+def test_training_refuses_one_sided_scores(tmp_path):
+    _write(tmp_path)
+    scales = pd.read_csv(tmp_path / "scales.csv")
+    scales.loc[1, "jod_std"] = np.inf  # s0/c1: bounded on one side only
+    scales.to_csv(tmp_path / "scales.csv", index=False)
+    args = [tmp_path / "scales.csv", "--cross", tmp_path / "cross.csv", "-o", tmp_path / "u.csv"]
+    res = _invoke(*args, "--training", tmp_path / "t.csv")
+    assert res.exit_code == 2
+    assert res.output == (
+        "error: the training table needs a finite jod_std, and 1 unified score(s) are bounded "
+        "on one side only (infinite jod_std): compare those images more, or leave them out of "
+        "the trials\n"
+    )
+    assert not (tmp_path / "u.csv").exists() and not (tmp_path / "t.csv").exists()
+    assert _invoke(*args).exit_code == 0  # the unified table itself keeps the infinite std
+    assert np.isinf(pd.read_csv(tmp_path / "u.csv")["jod_unified_std"]).sum() == 1

@@ -219,3 +219,30 @@ def test_offset_fit_keeps_the_unit_and_averages_the_shift():
     fit = fit_line(np.array([0.0, 1.0, 3.0]), np.array([2.1, 2.9, 5.0]), method="offset")
     assert fit.a == 1.0 and fit.b == pytest.approx(2.0)
     assert fit.rmse == pytest.approx(np.sqrt((0.01 + 0.01 + 0.0) / 3))
+
+
+@pytest.mark.parametrize("method", ["weighted", "eiv"])
+def test_one_sided_intervals_carry_no_weight(method):
+    """An infinite jod_std (a score bounded on one side only) leaves the image out of the
+    weighted fits, exactly as if it were absent; too few two-sided images is an error."""
+    scenes, cross = make_tables(noise_x=0.1, noise_y=0.2, seed=3)
+    one_sided = cross.index[cross["condition"] == image_key("s1", "c2")]
+    moved = cross.copy()
+    moved.loc[one_sided, ["jod", "jod_std"]] = [25.0, np.inf]
+    with_inf = align(scenes, moved, reference="s0", method=method)
+    without = align(scenes, cross.drop(index=one_sided), reference="s0", method=method)
+    np.testing.assert_allclose(with_inf["jod_unified"], without["jod_unified"])
+    few = cross.copy()
+    few.loc[few["condition"].str.startswith("s2/"), "jod_std"] = np.inf
+    few.loc[few.index[few["condition"] == image_key("s2", "c0")], "jod_std"] = 0.2
+    err = _assert_error(scenes, few, "two-sided", "jod_std", method=method)
+    assert str(err) == (
+        f"cross-content scale table, field 'jod_std': method {method!r}: scene 's2' has 1 "
+        "cross-content image(s) with a two-sided interval (finite jod_std), and the fit needs "
+        "2 with different scores; the others are bounded on one side only: use method "
+        "'paper' or compare them more"
+    )
+    nan = cross.copy()
+    nan.loc[3, "jod_std"] = np.nan
+    _assert_error(scenes, nan, "needs a jod_std for every cross-content image", "jod_std",
+                  method=method)  # fmt: skip

@@ -29,11 +29,11 @@ def test_offset_alignment_reproduces_the_one_scale_shape():
 @needs_data
 def test_free_slope_with_two_cross_images_per_texture_is_ill_conditioned():
     table = compare_all(DATA, "paper", progress=False)
-    # measured (docs/alignment.md): max |diff| 0.36-17.0 JOD, slopes flagged by the checks in
-    # 8 of 9 experiments; a two-point line per texture amplifies noise. (Before the checks
+    # measured (docs/alignment.md): max |diff| 0.36-14.8 JOD, slopes flagged by the checks in
+    # 7 of 9 experiments; a two-point line per texture amplifies noise. (Before the checks
     # kept unsound slopes from the reference, up to 2635 JOD.)
     assert table["max_abs_diff"].max() > 10, table
-    assert (table["problems"] > 0).sum() >= 7, table
+    assert (table["problems"] > 0).sum() >= 6, table
 
 
 def test_read_vrs_bad_input(tmp_path):
