@@ -70,6 +70,37 @@ DEFAULT_SCENES = (
 )
 
 
+#: scikit-image sample photographs that make good scene sources (the learning tests' and the
+#: pairwise benchmark's), and the three corners of their square crops.
+SAMPLE_PHOTOS = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "camera",
+    "immunohistochemistry",
+    "cat",
+    "coins",
+    "moon",
+    "hubble_deep_field",
+    "retina",
+    "clock",
+)
+CROP_CORNERS = ((0, 0), (1, 1), (0, 1))  # top-left, bottom-right, top-right
+
+
+def photo_crops(photos: tuple[str, ...] = SAMPLE_PHOTOS):
+    """``(photo, corner index, RGB crop)``: a square of 2/3 of the shorter side at each of
+    :data:`CROP_CORNERS` of each photograph, so one photograph gives three scenes."""
+    for name in photos:
+        photo = _load(name)
+        h, w = photo.shape[:2]
+        side = min(h, w) * 2 // 3
+        for k, (fy, fx) in enumerate(CROP_CORNERS):
+            top, left = fy * (h - side), fx * (w - side)
+            yield name, k, photo[top : top + side, left : left + side]
+
+
 def _load(source: str) -> np.ndarray:
     """A scikit-image sample by name, or an image file, as RGB uint8."""
     path = Path(source)

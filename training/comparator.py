@@ -40,6 +40,7 @@ from training.pairwise_data import (
     pair_splits,
     pair_table,
     read_image_index,
+    read_image_table,
     read_pair_trials,
     soft_target,
 )
@@ -361,36 +362,7 @@ def read_pair_input(path: str | Path) -> pd.DataFrame:
     """A table of pairs to compare (``image_A, image_B, attribute``; other columns are kept),
     image paths resolved against the table's folder; missing or identical images refused."""
     path = Path(path)
-    table = read_any_table(path)
-    missing = [c for c in PAIR_INPUT_COLUMNS if c not in table.columns]
-    if missing:
-        raise InputError(
-            f"missing columns {missing}; a pair table has {list(PAIR_INPUT_COLUMNS)}",
-            source=str(path),
-            field=missing[0],
-        )
-    if table.empty:
-        raise InputError("has no pairs", source=str(path))
-    table = table.reset_index(drop=True)
-    for column in PAIR_INPUT_COLUMNS:
-        empty = np.flatnonzero(table[column].isna().to_numpy())
-        if len(empty):
-            raise InputError("is empty", source=str(path), row=int(empty[0]) + 1, field=column)
-        table[column] = table[column].astype(str)
-    for column in ("image_A", "image_B"):
-        resolved = [
-            p if Path(p).is_absolute() else str((path.parent / p).resolve()) for p in table[column]
-        ]
-        absent = [i for i, p in enumerate(resolved) if not Path(p).is_file()]
-        if absent:
-            raise InputError(
-                f"image file {resolved[absent[0]]} not found"
-                + (f" ({len(absent)} rows like this)" if len(absent) > 1 else ""),
-                source=str(path),
-                row=absent[0] + 1,
-                field=column,
-            )
-        table[column] = resolved
+    table = read_image_table(path, PAIR_INPUT_COLUMNS, ["image_A", "image_B"], "a pair table")
     same = np.flatnonzero((table["image_A"] == table["image_B"]).to_numpy())
     if len(same):
         raise InputError(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -91,18 +92,26 @@ def validate_table(table: pd.DataFrame, source: str, image_root: Path) -> pd.Dat
         if len(empty):
             raise InputError("empty value", source=source, row=int(empty[0]) + 1, field=field)
         table[field] = table[field].astype(str)
-    paths = [p if Path(p).is_absolute() else str(image_root / p) for p in table["image_path"]]
-    absent = [i for i, p in enumerate(paths) if not Path(p).is_file()]
+    table["image_path"] = resolve_images(table["image_path"], image_root, source)
+    return table
+
+
+def resolve_images(
+    paths: Sequence[str], root: Path, source: str, field: str = "image_path"
+) -> list[str]:
+    """Image paths, relative ones joined to ``root``; the first missing file is an error that
+    names its row (data rows from 1, the header excluded) and ``field``."""
+    resolved = [p if Path(p).is_absolute() else str(root / p) for p in paths]
+    absent = [i for i, p in enumerate(resolved) if not Path(p).is_file()]
     if absent:
         raise InputError(
-            f"image file {paths[absent[0]]} not found"
+            f"image file {resolved[absent[0]]} not found"
             + (f" ({len(absent)} images missing)" if len(absent) > 1 else ""),
             source=source,
             row=absent[0] + 1,
-            field="image_path",
+            field=field,
         )
-    table["image_path"] = paths
-    return table
+    return resolved
 
 
 def split_scenes(

@@ -31,7 +31,7 @@ import scaling
 from scaling.errors import InputError
 from scaling.formats import image_key, split_image_keys
 from scaling.io import read_any_table
-from training.data import SPLITS, split_scenes
+from training.data import SPLITS, resolve_images, split_scenes
 
 INDEX_COLUMNS = ("scene", "condition", "image_path")
 SIDES = ("A", "B")
@@ -59,35 +59,35 @@ def read_image_index(source: str | Path) -> pd.DataFrame:
     source = Path(source)
     if source.is_dir():
         return _index_from_folder(source)
+    table = read_image_table(source, INDEX_COLUMNS, ["image_path"], "an image index")
+    return _unique(table[list(INDEX_COLUMNS)], str(source))
+
+
+def read_image_table(
+    source: Path, columns: Sequence[str], image_columns: Sequence[str], what: str
+) -> pd.DataFrame:
+    """A CSV/Parquet table with ``columns`` (other columns kept), none of them empty, whose
+    ``image_columns`` are made absolute against the table's folder and must exist."""
     table = read_any_table(source)
-    missing = [c for c in INDEX_COLUMNS if c not in table.columns]
+    missing = [c for c in columns if c not in table.columns]
     if missing:
         raise InputError(
-            f"missing columns {missing}; an image index has {list(INDEX_COLUMNS)}",
+            f"missing columns {missing}; {what} has {list(columns)}",
             source=str(source),
             field=missing[0],
         )
-    table = table[list(INDEX_COLUMNS)].reset_index(drop=True)
-    for column in INDEX_COLUMNS:
+    if table.empty:
+        raise InputError("has no rows", source=str(source))
+    table = table.reset_index(drop=True)
+    for column in columns:
         empty = np.flatnonzero(table[column].isna().to_numpy())
         if len(empty):
             raise InputError("is empty", source=str(source), row=int(empty[0]) + 1, field=column)
         table[column] = table[column].astype(str)
-    paths = [
-        p if Path(p).is_absolute() else str((source.parent / p).resolve())
-        for p in table["image_path"]
-    ]
-    absent = [i for i, p in enumerate(paths) if not Path(p).is_file()]
-    if absent:
-        raise InputError(
-            f"image file {paths[absent[0]]} not found"
-            + (f" ({len(absent)} images missing)" if len(absent) > 1 else ""),
-            source=str(source),
-            row=absent[0] + 1,
-            field="image_path",
-        )
-    table["image_path"] = paths
-    return _unique(table, str(source))
+    root = source.parent.resolve()
+    for column in image_columns:
+        table[column] = resolve_images(table[column], root, str(source), column)
+    return table
 
 
 def _index_from_folder(folder: Path) -> pd.DataFrame:

@@ -12,50 +12,31 @@ import pandas as pd
 import pytest
 
 NOISE_SIGMAS = (0.0, 0.03, 0.06, 0.1, 0.15)
-PHOTOS = (
-    "astronaut",
-    "coffee",
-    "chelsea",
-    "rocket",
-    "camera",
-    "immunohistochemistry",
-    "cat",
-    "coins",
-    "moon",
-    "hubble_deep_field",
-    "retina",
-    "clock",
-)
 TEST_PHOTOS = ("chelsea", "camera")
-CORNERS = ((0, 0), (1, 1), (0, 1))  # top-left, bottom-right, top-right crops
 
 
 def write_noise_study(root: Path, size: int) -> Path:
     """Write the renditions (``size`` px squares) and ``table.csv`` with a ``split`` column."""
-    skdata = pytest.importorskip("skimage.data")
+    pytest.importorskip("skimage.data")
     pytest.importorskip("cv2")  # study.renditions
     from PIL import Image
 
+    from study.example import SAMPLE_PHOTOS, photo_crops
     from study.renditions import RenditionParams, render
 
     root.mkdir(parents=True, exist_ok=True)
     rows = []
-    for p, name in enumerate(PHOTOS):
-        photo = getattr(skdata, name)()
-        photo = np.stack([photo] * 3, axis=-1) if photo.ndim == 2 else photo[..., :3]
-        h, w = photo.shape[:2]
-        side = min(h, w) * 2 // 3
-        for c, (fy, fx) in enumerate(CORNERS):
-            top, left = fy * (h - side), fx * (w - side)
-            crop = Image.fromarray(photo[top : top + side, left : left + side])
-            base = np.asarray(crop.resize((size, size), Image.Resampling.BOX))
-            scene = f"{name}{c}"
-            for level, sigma in enumerate(NOISE_SIGMAS):
-                params = RenditionParams(noise_sigma=sigma, seed=1000 * p + 10 * c + level)
-                file = f"{scene}_{level}.png"
-                Image.fromarray(render(base, params)).save(root / file)
-                split = "test" if name in TEST_PHOTOS else "train"
-                rows.append((file, scene, "noise", round(-20 * sigma, 3), 0.3, split))
+    for name, c, pixels in photo_crops():
+        p = SAMPLE_PHOTOS.index(name)
+        crop = Image.fromarray(pixels)
+        base = np.asarray(crop.resize((size, size), Image.Resampling.BOX))
+        scene = f"{name}{c}"
+        for level, sigma in enumerate(NOISE_SIGMAS):
+            params = RenditionParams(noise_sigma=sigma, seed=1000 * p + 10 * c + level)
+            file = f"{scene}_{level}.png"
+            Image.fromarray(render(base, params)).save(root / file)
+            split = "test" if name in TEST_PHOTOS else "train"
+            rows.append((file, scene, "noise", round(-20 * sigma, 3), 0.3, split))
     columns = ["image_path", "scene", "attribute", "jod", "jod_std", "split"]
     pd.DataFrame(rows, columns=columns).to_csv(root / "table.csv", index=False)
     return root / "table.csv"
