@@ -8,6 +8,10 @@ that every acknowledged judgment, before and after the kill, is in the export ex
 Traffic goes to 127.0.0.1 only; the number of clients and the duration are bounded.
 
     python benchmarks/load_test.py --observers 50 --seconds 60 [--db postgresql+psycopg://...]
+
+``--conditions N --sampling active|balanced`` runs the observers on a campaign of one scene
+with N images instead of the example campaign (``--no-crash``: the latency phase only),
+to compare the next-pair latency of active sampling with the balanced design's.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ import numpy as np
 import requests
 
 PASSWORD = "load-test-pw"
+CAMPAIGN = {"id": 1, "attribute": "detail"}
+"""The campaign and attribute the observers judge (the example campaign unless
+``--conditions`` creates another)."""
 
 
 def free_port() -> int:
@@ -51,13 +58,16 @@ def start_server(home: Path, port: int, db: str | None) -> subprocess.Popen:
     raise RuntimeError("server did not start")
 
 
-def observer(base: str, name: str, until: float, kill_at: float, out: mp.Queue) -> None:
+def observer(
+    base: str, name: str, until: float, kill_at: float, out: mp.Queue, campaign: dict
+) -> None:
     """Log in once, answer as fast as possible; keep an unacknowledged answer and resend it.
 
     Like the browser's outbox: an answer whose response never came is resent with the same
     token until acknowledged, so a server-side "duplicate" means it had been stored before
     the connection dropped. After a connection failure the client logs in again once.
     """
+    CAMPAIGN.update(campaign)  # a spawned process starts from the module's defaults
     next_ms, submit_ms, acked, errors, duplicates = [], [], [], 0, 0
     s, sid, outbox, relogin = None, None, None, True
     while time.time() < until:
@@ -106,34 +116,83 @@ def login_and_start(base: str, name: str) -> tuple[requests.Session, str]:
         data={"username": name, "password": PASSWORD, "csrf_token": token},
         timeout=30,
     )
-    s.headers["X-CSRFToken"] = token
+    # The login starts a new session cookie, and with it a new CSRF token.
+    page = s.get(f"{base}/", timeout=30).text
+    s.headers["X-CSRFToken"] = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
     return s, start_sitting(base, s)
 
 
 def start_sitting(base: str, s: requests.Session) -> str:
-    """Open (or resume) a per-scene sitting on the example campaign; its session id."""
-    start = s.post(f"{base}/campaigns/1/per_scene/detail", allow_redirects=False, timeout=30)
+    """Open (or resume) a per-scene sitting on the campaign; its session id."""
+    url = f"{base}/campaigns/{CAMPAIGN['id']}/per_scene/{CAMPAIGN['attribute']}"
+    start = s.post(url, allow_redirects=False, timeout=30)
     return start.headers["Location"].rsplit("/", 1)[1]
 
 
-def add_users(home: Path, db: str | None, n: int) -> None:
-    """Observer accounts lt0..lt{n-1}, created through the app's own code."""
+def add_users(
+    home: Path, db: str | None, n: int, conditions: int | None = None, sampling: str = ""
+) -> None:
+    """Observer accounts lt0..lt{n-1}, created through the app's own code and assigned to
+    the campaign; with ``conditions``, first a campaign of one scene with that many images."""
+    from PIL import Image as PILImage
+
     from annotation_app import create_app, default_config
-    from annotation_app.auth import add_user
+    from annotation_app.accounts import add_user, assign
+    from annotation_app.campaigns import create_campaign
     from annotation_app.db import get_db
+    from annotation_app.models import Campaign
 
     config = default_config(home) | ({"DATABASE_URL": db} if db else {})
-    app = create_app(config)
+    app = create_app(config | {"ACTIVE_BACKGROUND": False})
     with app.app_context():
+        if conditions:
+            folder = home / "load-images" / "scene"
+            folder.mkdir(parents=True, exist_ok=True)
+            rng = np.random.default_rng(0)
+            for k in range(conditions):
+                pixels = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+                PILImage.fromarray(pixels).save(folder / f"c{k:03d}.png")
+            spec = home / "load.yaml"
+            spec.write_text(
+                f"name: load-{conditions}-{sampling}\nimage_root: load-images\n"
+                "scenes: [{name: scene, images: scene}]\n"
+                "attributes: [{name: detail, question: 'Which is sharper?'}]\n"
+                f"sampling: {sampling}\nsession: {{length: 200}}\ndisplay: {{size: 64}}\n"
+            )
+            created = create_campaign(get_db(), spec, Path(config["IMAGE_STORE"])).campaign
+            CAMPAIGN.update(id=created.id, attribute="detail")
+        name = get_db().get(Campaign, CAMPAIGN["id"]).name
         for i in range(n):
             add_user(get_db(), f"lt{i}", PASSWORD, "observer")
+            assign(get_db(), f"lt{i}", name)
+
+
+def planned_share(home: Path, db: str | None) -> tuple[int, int]:
+    """Planned pairs handed out, and normal trials, in the campaign."""
+    from sqlalchemy import func, select
+
+    from annotation_app import create_app, default_config
+    from annotation_app.db import get_db
+    from annotation_app.models import ActivePair, Trial
+
+    config = default_config(home) | ({"DATABASE_URL": db} if db else {})
+    with create_app(config | {"ACTIVE_BACKGROUND": False}).app_context():
+        taken = get_db().scalar(
+            select(func.count()).where(
+                ActivePair.campaign_id == CAMPAIGN["id"], ActivePair.session_id.is_not(None)
+            )
+        )
+        normal = get_db().scalar(
+            select(func.count()).where(Trial.campaign_id == CAMPAIGN["id"], Trial.kind == "normal")
+        )
+    return taken, normal
 
 
 def run_load(base: str, n: int, seconds: float, kill_at: float = float("inf")):
     """n observer processes for ``seconds``; merged latencies, acks, errors, duplicates."""
     out: mp.Queue = mp.Queue()
     until = time.time() + seconds
-    args = [(base, f"lt{i}", until, kill_at, out) for i in range(n)]
+    args = [(base, f"lt{i}", until, kill_at, out, dict(CAMPAIGN)) for i in range(n)]
     procs = [mp.Process(target=observer, args=a) for a in args]
     for p in procs:
         p.start()
@@ -180,18 +239,29 @@ def main() -> None:
     parser.add_argument("--db", default=None, help="SQLAlchemy URL (default: SQLite)")
     parser.add_argument("--crash-seconds", type=float, default=30, help="crash phase length")
     parser.add_argument("--kill-after", type=float, default=8, help="SIGKILL this far in")
+    parser.add_argument(
+        "--conditions", type=int, default=None, help="one scene with this many images"
+    )
+    parser.add_argument("--sampling", choices=("balanced", "active"), default="balanced")
+    parser.add_argument("--no-crash", action="store_true", help="skip the crash test")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="jod-load-"))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = start_server(home, port, args.db)
-    add_users(home, args.db, args.observers)
+    add_users(home, args.db, args.observers, args.conditions, args.sampling)
     nxt, sub, acked, errors, _ = collect(*run_load(base, args.observers, args.seconds))
     p = lambda xs, q: float(np.percentile(xs, q)) if xs else float("nan")  # noqa: E731
     print(f"backend: {'PostgreSQL' if args.db else 'SQLite'}; observers {args.observers}")
     print(f"judgments/s: {len(acked) / args.seconds:.1f} ({len(acked)} in {args.seconds:.0f} s)")
     print(f"next  p50 {p(nxt, 50):.1f} ms  p99 {p(nxt, 99):.1f} ms")
     print(f"submit p50 {p(sub, 50):.1f} ms  p99 {p(sub, 99):.1f} ms; client errors {errors}")
+    if args.sampling == "active":
+        taken, normal = planned_share(home, args.db)
+        print(f"active sampling: {taken} of {normal} normal trials came from planned batches")
+    if args.no_crash:
+        server.kill()
+        return
 
     # Crash test: SIGKILL mid-load, restart at once while the clients keep going (they
     # resend unacknowledged answers and log in again), then every acknowledged judgment
