@@ -40,7 +40,7 @@ from asap_reference import AsapReference
 from scipy.stats import spearmanr
 from tqdm import tqdm
 
-from scaling.api import DisconnectedGraphWarning, pw_scale
+from scaling.api import pw_scale
 from scaling.select import INITIAL_PRIOR_SD, plan_batch, random_pairs, round_robin_pairs
 from scaling.simulate import ObserverPanel, make_true_scores
 
@@ -110,7 +110,7 @@ def run_experiment(method: str, n: int, jod_range: float, rep: int, asap_full_ma
 def _accuracy(counts: np.ndarray, truth: np.ndarray, prior: str) -> tuple[float, float]:
     """RMSE after centring and Spearman of the pwcmp-compatible scale against the truth."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DisconnectedGraphWarning)
+        warnings.simplefilter("ignore", UserWarning)  # components, undetermined scores
         jod = pw_scale(counts, prior).jod
     jod = np.where(np.isfinite(jod), jod, np.nanmean(jod))  # never compared: the mean
     error = (jod - jod.mean()) - (truth - truth.mean())
@@ -296,6 +296,7 @@ def speed(args: argparse.Namespace) -> None:
           f"{'ASAP/cold':>10}")  # fmt: skip
     for n in args.speed_conditions:
         counts = _answered(n, 5)
+        warnings.simplefilter("ignore", UserWarning)  # ASAP's and the scale's notes
         start = time.perf_counter()
         previous = plan_batch(counts)
         print(f"{n:>5} first call {time.perf_counter() - start:.3f} s", end="\r", flush=True)

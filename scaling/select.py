@@ -40,10 +40,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import linalg, optimize, sparse
-from scipy.sparse.csgraph import minimum_spanning_tree
+from scipy import linalg
+from scipy.linalg import lapack
 
-from scaling.api import DisconnectedGraphWarning, _default_by, pw_scale
+from scaling.api import _default_by, pw_scale
 from scaling.errors import InputError
 from scaling.formats import ScaleOptions, image_keys, scene_name_problem
 from scaling.io import METADATA_KEY, counts_from_trials, read_any_table, validate_trials
@@ -185,44 +185,76 @@ def laplace_posterior(
 def _laplace_at_mode(
     objective: ThurstoneObjective, start: np.ndarray, prior_sd: float, total: float
 ) -> ScorePosterior:
-    """Mode of half the objective plus the weak prior, and the covariance there."""
-    n = start.size
+    """Mode of half the objective plus the weak prior (damped Newton with the exact
+    Hessian, clipped where pwcmp's prior makes it indefinite), and the covariance there."""
     ridge = 1.0 / prior_sd**2
+    diagonal = np.diag_indices(start.size)
 
-    def fun(q: np.ndarray) -> tuple[float, np.ndarray]:
+    def value_and_grad(q: np.ndarray) -> tuple[float, np.ndarray]:
         value, grad = objective.value_and_grad(q)
-        return 0.5 * value + 0.5 * ridge * q @ q, 0.5 * grad + ridge * q
+        return 0.5 * value + 0.5 * ridge * (q @ q), 0.5 * grad + ridge * q
 
-    def hess(q: np.ndarray) -> np.ndarray:
-        return 0.5 * objective.hessian(q) + ridge * np.eye(n)
+    def hessian(q: np.ndarray) -> np.ndarray:
+        h = objective.hessian(q)
+        h = 0.25 * (h + h.T)
+        h[diagonal] += ridge
+        return h
 
-    mode = optimize.minimize(
-        fun, start, jac=True, hess=hess, method="trust-exact", options={"gtol": 1e-6}
-    ).x
-    precision = hess(mode)
-    cov = _spd_inverse(0.5 * (precision + precision.T), floor=ridge)
-    return ScorePosterior(mode, cov, total, prior_sd)
+    mode = start.copy()
+    value, grad = value_and_grad(mode)
+    for _ in range(MODE_ITERATIONS):
+        step = _spd_solve(hessian(mode), grad, floor=ridge)
+        slope, size = float(grad @ step), 1.0
+        while True:  # backtracking: the step is a descent direction (positive definite)
+            trial_value, trial_grad = value_and_grad(mode - size * step)
+            if trial_value <= value - 1e-4 * size * slope or size < 1e-6:
+                break
+            size *= 0.5
+        mode -= size * step
+        value, grad = trial_value, trial_grad
+        if size * np.abs(step).max() < MODE_TOL:
+            break
+    return ScorePosterior(mode, _spd_inverse(hessian(mode), floor=ridge), total, prior_sd)
+
+
+MODE_ITERATIONS = 100
+MODE_TOL = 1e-8
+"""Newton stops when no score moves by more than this (JOD)."""
 
 
 def _start(counts: np.ndarray, prior: str, q0: np.ndarray | None) -> np.ndarray:
-    """Where the mode search starts: ``q0``, else pwcmp's scores (0 where undefined)."""
+    """Where the mode search starts: ``q0``; without it 0 for the likelihood alone (with
+    the weak prior the problem is strictly convex: Newton needs no better start), and
+    pwcmp's scores (0 where undefined) for its non-convex distance prior."""
     if q0 is not None:
         return np.nan_to_num(np.asarray(q0, dtype=float))
+    if prior == "none":
+        return np.zeros(counts.shape[0])
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DisconnectedGraphWarning)
+        warnings.simplefilter("ignore", UserWarning)  # components, undetermined scores
         return np.nan_to_num(pw_scale(counts, prior).jod)
 
 
 def _spd_inverse(precision: np.ndarray, floor: float) -> np.ndarray:
-    """Inverse of a symmetric matrix that should be positive definite; if it is not
-    (non-convex prior), eigenvalues below ``floor`` are raised to it first."""
+    """Inverse of a symmetric matrix that should be positive definite, from its Cholesky
+    factor (LAPACK potri); if it is not (non-convex prior), eigenvalues below ``floor`` are
+    raised to it first."""
+    factor, info = lapack.dpotrf(precision, lower=1, clean=1)
+    if info == 0:
+        inverse, info = lapack.dpotri(factor, lower=1)
+    if info != 0:
+        values, vectors = linalg.eigh(precision)
+        return (vectors / np.maximum(values, floor)) @ vectors.T
+    return np.tril(inverse) + np.tril(inverse, -1).T
+
+
+def _spd_solve(precision: np.ndarray, rhs: np.ndarray, floor: float) -> np.ndarray:
+    """``precision``^-1 ``rhs`` by Cholesky, eigenvalues raised to ``floor`` if needed."""
     try:
-        factor = linalg.cho_factor(precision, lower=True, check_finite=False)
-        cov = linalg.cho_solve(factor, np.eye(precision.shape[0]), check_finite=False)
+        return linalg.cho_solve(linalg.cho_factor(precision, lower=True), rhs)
     except linalg.LinAlgError:
         values, vectors = linalg.eigh(precision)
-        cov = (vectors / np.maximum(values, floor)) @ vectors.T
-    return 0.5 * (cov + cov.T)
+        return vectors @ ((vectors.T @ rhs) / np.maximum(values, floor))
 
 
 # --------------------------------------------------------------------------- gains
@@ -305,16 +337,40 @@ def _target_variance(
 def spanning_tree_pairs(
     first: np.ndarray, second: np.ndarray, gains: np.ndarray, n: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """Indices into the candidates of a maximum spanning tree (forest) of the gains, best
-    first. Ties are broken at random, so equal gains (no data yet) give a random tree."""
+    """Indices into the candidates of a maximum spanning tree (a forest when the candidates
+    do not connect every condition) of the gains, best first.
+
+    Prim's algorithm on the dense N x N gain matrix: N steps of O(N) vector work, O(N^2)
+    memory. Ties are broken at random (a jitter of 1e-12 of the largest gain), so equal gains
+    (no data yet) give a random tree; the tree starts from a random condition.
+    """
     if gains.size == 0:
         return np.zeros(0, dtype=np.intp)
-    order = np.lexsort((rng.random(gains.size), -gains))
-    rank = np.empty(gains.size)
-    rank[order] = np.arange(1, gains.size + 1)  # minimum spanning tree of the ranks
-    graph = sparse.coo_matrix((rank, (first, second)), shape=(n, n)).tocsr()
-    chosen = np.sort(minimum_spanning_tree(graph).tocoo().data)
-    return order[(chosen - 1).astype(np.intp)]
+    weight = np.full((n, n), -np.inf)
+    jitter = 1e-12 * (np.abs(gains).max() + 1e-300) * rng.random(gains.size)
+    weight[first, second] = weight[second, first] = gains + jitter
+    index = np.full((n, n), -1, dtype=np.intp)
+    index[first, second] = index[second, first] = np.arange(gains.size)
+    inside = np.zeros(n, dtype=bool)
+    best = np.full(n, -np.inf)
+    link = np.full(n, -1, dtype=np.intp)
+    chosen = []
+    node = int(rng.integers(n))
+    for _ in range(n):
+        inside[node] = True
+        if link[node] >= 0:
+            chosen.append(index[link[node], node])
+        closer = ~inside & (weight[node] > best)
+        best[closer], link[closer] = weight[node][closer], node
+        best[node] = -np.inf
+        if inside.all():
+            break
+        node = int(np.argmax(np.where(inside, -np.inf, best)))
+        if not np.isfinite(best[node]):  # nothing links the rest: start the next tree
+            node = int(np.flatnonzero(~inside)[0])
+            link[node] = -1
+    tree = np.array(chosen, dtype=np.intp)
+    return tree[np.argsort(-gains[tree], kind="stable")]
 
 
 def eig_pairs(
@@ -323,12 +379,14 @@ def eig_pairs(
     rng: np.random.Generator,
     candidates: tuple[np.ndarray, np.ndarray] | None = None,
     target: AlignmentTarget | None = None,
+    gains: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The batch: maximum spanning trees of the expected gains until ``n_pairs`` pairs.
 
     After each tree, its pairs' expected information is folded into the posterior and the
     gains are recomputed, so a further tree favours what the first leaves uncertain. No
-    pair appears twice. Returns (candidate indices, their gains when chosen).
+    pair appears twice. ``gains``: the candidates' gains under ``posterior`` when known.
+    Returns (candidate indices, their gains when chosen).
     """
     n = posterior.mean.size
     first, second = candidates if candidates is not None else np.triu_indices(n, k=1)
@@ -337,7 +395,8 @@ def eig_pairs(
     gains_picked: list[np.ndarray] = []
     while sum(p.size for p in picked) < n_pairs and free.any():
         pool = np.flatnonzero(free)
-        gains = candidate_gains(posterior, first[pool], second[pool], target)
+        if gains is None or gains.size != pool.size:
+            gains = candidate_gains(posterior, first[pool], second[pool], target)
         tree = spanning_tree_pairs(first[pool], second[pool], gains, n, rng)
         tree = tree[: n_pairs - sum(p.size for p in picked)]
         picked.append(pool[tree])
@@ -345,6 +404,7 @@ def eig_pairs(
         free[pool[tree]] = False
         if sum(p.size for p in picked) < n_pairs:
             posterior = posterior.with_comparisons(first[pool[tree]], second[pool[tree]])
+            gains = None
     index = np.concatenate(picked) if picked else np.zeros(0, dtype=np.intp)
     gain = np.concatenate(gains_picked) if gains_picked else np.zeros(0)
     return index, gain
@@ -482,7 +542,7 @@ def plan_batch(
     if status.done:
         return Batch(np.zeros((0, 2), dtype=np.intp), np.zeros(0), status, *next_start)
     if method == "eig":
-        index, gains = eig_pairs(posterior, n_pairs, rng, (first, second), target)
+        index, gains = eig_pairs(posterior, n_pairs, rng, (first, second), target, all_gains)
     elif method == "random":
         index = random_pairs(first.size, n_pairs, rng)
         gains = all_gains[index]

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.polynomial.hermite_e import hermegauss
 from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
+from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 from scipy.stats import norm
 
 import scaling
@@ -33,6 +33,7 @@ from scaling.select import (
     plan_batch,
     select_cross_pairs,
     select_pairs,
+    spanning_tree_pairs,
 )
 from scaling.simulate import make_true_scores, simulate_trials
 
@@ -213,6 +214,26 @@ def test_eig_batches_are_spanning_trees_without_repeats(seed, n, density, extra)
     bigger = plan_batch(counts, n_pairs, rng=np.random.default_rng(seed))
     assert len(bigger.pairs) == n_pairs == len(_unordered(bigger.pairs))
     assert _is_spanning_tree(bigger.pairs[: n - 1], n)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(2, 30), keep=st.floats(0.2, 1.0))
+def test_spanning_tree_is_scipys_maximum_spanning_forest(seed, n, keep):
+    """Prim's dense tree against scipy's minimum spanning tree of the negated gains, on
+    random distinct gains over a random candidate set (a forest when it falls apart)."""
+    rng = np.random.default_rng(seed)
+    first, second = np.triu_indices(n, k=1)
+    subset = rng.random(first.size) < keep
+    first, second = first[subset], second[subset]
+    gains = rng.random(first.size) + 0.1
+    tree = spanning_tree_pairs(first, second, gains, n, np.random.default_rng(seed))
+    reference = minimum_spanning_tree(
+        coo_matrix((10.0 - gains, (first, second)), shape=(n, n))
+    ).tocoo()
+    assert {(int(first[k]), int(second[k])) for k in tree} == set(
+        zip(reference.row.tolist(), reference.col.tolist(), strict=True)
+    )
+    assert np.all(np.diff(gains[tree]) <= 0)
 
 
 def test_a_disconnected_graph_gets_a_batch_that_connects_it():
