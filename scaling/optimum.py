@@ -214,16 +214,18 @@ def _starts(
 ) -> list[dict]:
     """Newton's starts (keyword arguments of :func:`scaling.solvers.solve_exact`).
 
-    The first is the given warm start, or the cold one (the convex problem on
-    continuity-corrected counts, then every one-sided condition at the minimum of its own
-    profile). Where conditions lie outside the core, pwcmp's prior can hold them in
-    several basins (or in none): Newton also starts from the convex optimum unplaced and
-    from pwcmp's own start, all scores 0, and the lowest limit wins. Measured on random
-    sparse designs (``tests/scaling/test_optimum.py``), each of the three is the only one
-    to reach the lowest objective on some of them.
+    A warm start (a bootstrap resample starts from the full data's scores) is the only
+    one. A cold start is the convex problem on continuity-corrected counts, then every
+    one-sided condition at the minimum of its own profile; where conditions lie outside
+    the core, pwcmp's prior can hold them in several basins (or in none), so Newton also
+    starts from pwcmp's crude arcsine estimate and from pwcmp's own start, all scores 0,
+    and the lowest limit wins. On 108 random sparse designs with conditions outside the
+    core (8-60 conditions, 3-30 comparisons each, 2-25 JOD), each of the three was the only
+    one to reach the lowest objective on 2-3 of them (``python
+    benchmarks/scaling_accuracy.py --studies starts``).
     """
     first = {"q0": q0, "chord": chord}
-    if not several:
+    if not several or q0 is not None:
         return [first]
     return [first, {"q0": arcsine - arcsine.mean()}, {"q0": np.zeros(arcsine.size), "place": False}]
 
@@ -299,7 +301,21 @@ def _descend(
 
 
 PROFILE_STEP = 0.5
-"""JOD between the points at which a falling ray's profile is searched for a basin."""
+"""JOD between the first points at which a falling ray's profile is searched for a basin;
+the steps grow by PROFILE_GROWTH beyond, since basins sit near the conditions a ray met."""
+
+PROFILE_GROWTH = 1.25
+
+
+def _profile_grid(gap: float) -> np.ndarray:
+    """How far back (JOD) a ray's profile is evaluated: from PROFILE_STEP to 1 JOD past
+    its nearest comparison ``gap`` away, in growing steps."""
+    steps, t, step = [], PROFILE_STEP, PROFILE_STEP
+    while t <= max(gap, 0.0) + 1.0:
+        steps.append(t)
+        step = max(PROFILE_STEP, step * PROFILE_GROWTH) if t > 4.0 else PROFILE_STEP
+        t += step
+    return np.array(steps)
 
 
 def _test_rays(
@@ -333,7 +349,7 @@ def _test_rays(
                 continue
             met = (counts + counts.T)[np.ix_(members, ~members)] > 0
             gaps = direction * (q[members][:, None] - q[~members][None, :])[met]
-            back = np.arange(PROFILE_STEP, max(float(gaps.min()), 0.0) + 1.0, PROFILE_STEP)
+            back = _profile_grid(float(gaps.min()))
             values = np.array([objective.value(q - t * ray) for t in back])
             if values.size and values.min() < here - tolerance:
                 return q - back[np.argmin(values)] * ray, []

@@ -60,8 +60,11 @@ def plot_rankings(scale_table: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     """One ranking figure per group: conditions sorted by JOD, with confidence intervals.
 
     Colour tells the comparison-graph component (scores in different components share no
-    offset); hollow grey markers are undetermined scores (no win, no loss, or off the main
-    component). Without a bootstrap (NaN intervals) no error bars are drawn.
+    offset). Hollow grey markers are scores outside the determined core: circles where
+    pwcmp's prior alone holds them, triangles (diamonds) where their optimum lies at
+    infinity and they are placed (``bound``), pointing where it lies. A one-sided interval
+    (an infinite end) is drawn as an arrow to the edge. Without a bootstrap (NaN
+    intervals) no error bars are drawn.
 
     Parameters
     ----------
@@ -118,6 +121,11 @@ def plot_overview(scale_table: pd.DataFrame, path: str | Path, *, max_groups: in
     return _save(fig, Path(path))
 
 
+_PLACED = {"lower": (">", "+inf"), "upper": ("<", "-inf"), "none": ("D", "infinity")}
+"""Marker of a placed score (``bound`` column), pointing where its optimum lies, and where
+that is."""
+
+
 def _draw_ranking(ax, group: pd.DataFrame, title: str, *, labelled: bool) -> None:
     g = group.sort_values("jod", kind="stable").reset_index(drop=True)
     n = len(g)
@@ -125,8 +133,12 @@ def _draw_ranking(ax, group: pd.DataFrame, title: str, *, labelled: bool) -> Non
     jod = g["jod"].to_numpy(float)
     low, high = g["ci_low"].to_numpy(float), g["ci_high"].to_numpy(float)
     has_ci = np.isfinite(low) & np.isfinite(high)
+    # One-sided intervals (a score unbounded on a side in the bootstrap) run to the edge.
+    open_above = (high == np.inf) & (low < np.inf)
+    open_below = (low == -np.inf) & (high > -np.inf)
     component = g["component"].fillna(-1).astype(int).to_numpy()
     determined = g["determined"].astype(bool).to_numpy()
+    bound = g["bound"].astype(str).to_numpy() if "bound" in g else np.full(n, "two-sided")
     colours = np.array(
         [
             _COMPONENT_COLOURS[c % len(_COMPONENT_COLOURS)] if c >= 0 else _UNDETERMINED
@@ -146,17 +158,36 @@ def _draw_ranking(ax, group: pd.DataFrame, title: str, *, labelled: bool) -> Non
                 capsize=2.5 if labelled else 0,
                 alpha=0.8,
             )
+    seen = np.concatenate([jod, low[np.isfinite(low)], high[np.isfinite(high)]])
+    span = max(float(np.ptp(seen)), 1.0)
+    left, right = float(seen.min()) - 0.08 * span, float(seen.max()) + 0.08 * span
+    ax.set_xlim(left, right)
+    for k in np.flatnonzero(open_above | open_below):
+        start = low[k] if open_above[k] else high[k]
+        start = jod[k] if not np.isfinite(start) else start
+        for edge, opened in ((right, open_above[k]), (left, open_below[k])):
+            if opened:
+                ax.annotate(
+                    "",
+                    xy=(edge, y[k]),
+                    xytext=(start, y[k]),
+                    arrowprops={"arrowstyle": "->", "color": colours[k], "lw": 1.2},
+                )
     marker_size = 28 if labelled else 10
-    ax.scatter(jod[determined], y[determined], s=marker_size, c=colours[determined], zorder=3)
-    ax.scatter(
-        jod[~determined],
-        y[~determined],
-        s=marker_size,
-        facecolors="white",
-        edgecolors=_UNDETERMINED,
-        linewidths=1.2,
-        zorder=3,
-    )
+    two_sided = bound == "two-sided"
+    solid = determined & two_sided
+    ax.scatter(jod[solid], y[solid], s=marker_size, c=colours[solid], zorder=3)
+    for kind, selected in (("o", ~determined & two_sided), *_placed(bound)):
+        ax.scatter(
+            jod[selected],
+            y[selected],
+            s=marker_size,
+            marker=kind,
+            facecolors="white",
+            edgecolors=_UNDETERMINED,
+            linewidths=1.2,
+            zorder=3,
+        )
     if labelled:
         ax.set_yticks(y, g["condition"].astype(str).tolist(), fontsize=8)
     else:
@@ -166,7 +197,8 @@ def _draw_ranking(ax, group: pd.DataFrame, title: str, *, labelled: bool) -> Non
     ax.axvline(0.0, color="0.75", linewidth=0.8, zorder=0)
     ax.grid(axis="x", color="0.9", linewidth=0.8)
     ax.set_axisbelow(True)
-    ax.set_xlabel("JOD" + (" (95% bootstrap CI)" if has_ci.any() else ""))
+    has_interval = has_ci | open_above | open_below
+    ax.set_xlabel("JOD" + (" (95% bootstrap CI)" if has_interval.any() else ""))
     ax.set_title(title, fontsize=11, loc="left")
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
@@ -183,20 +215,31 @@ def _draw_ranking(ax, group: pd.DataFrame, title: str, *, labelled: bool) -> Non
     ]
     if len(handles) == 1:
         handles = []
-    if (~determined).any():
-        handles.append(
-            Line2D(
-                [],
-                [],
-                marker="o",
-                linestyle="",
-                markerfacecolor="white",
-                markeredgecolor=_UNDETERMINED,
-                label="undetermined",
+    legend = [("o", "prior only / undetermined", ~determined & two_sided)]
+    legend += [
+        (marker, f"placed: optimum at {where}", bound == name)
+        for name, (marker, where) in _PLACED.items()
+    ]
+    for marker, label, selected in legend:
+        if selected.any():
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    marker=marker,
+                    linestyle="",
+                    markerfacecolor="white",
+                    markeredgecolor=_UNDETERMINED,
+                    label=label,
+                )
             )
-        )
     if handles:
         ax.legend(handles=handles, loc="lower right", fontsize=8, frameon=False)
+
+
+def _placed(bound: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """(marker, rows) of the placed scores, by which way their optimum lies."""
+    return [(marker, bound == name) for name, (marker, _) in _PLACED.items()]
 
 
 def plot_comparison_counts(

@@ -142,3 +142,24 @@ def test_overview_names_the_missing_column(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="field 'determined'"):
         plot_overview(scale_table().drop(columns="determined"), tmp_path / "o.png")
     assert not list(tmp_path.iterdir())
+
+
+def test_one_sided_intervals_are_arrows_and_placed_scores_point_their_way(tmp_path) -> None:
+    """A score unbounded above gets an arrow from its lower end to the right edge, one
+    unbounded below an arrow to the left edge; two-sided ones stay error bars."""
+    from scaling.plots import _ranking_figure
+
+    table = scale_table(6).drop(columns=["scene", "attribute"])
+    table["bound"] = ["two-sided"] * 4 + ["lower", "upper"]
+    table.loc[4, ["jod", "ci_low", "ci_high"]] = [5.0, 4.0, np.inf]
+    table.loc[5, ["jod", "ci_low", "ci_high"]] = [-5.0, -np.inf, -4.0]
+    figure = _ranking_figure(table, "one-sided")
+    ax = figure.axes[0]
+    left, right = ax.get_xlim()
+    arrows = sorted((a.xy[0], a.xyann[0]) for a in ax.texts)
+    assert arrows == [(left, -4.0), (right, 4.0)]
+    markers = {
+        tuple(np.round(c.get_offsets()[0], 6)) for c in ax.collections if len(c.get_offsets())
+    }
+    assert (5.0, 5.0) in markers and (-5.0, 0.0) in markers  # sorted by jod: rows 5 and 0
+    assert plot_rankings(table, tmp_path)[0].read_bytes().startswith(PNG_SIGNATURE)
