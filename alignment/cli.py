@@ -14,7 +14,6 @@ written; so do failed checks under ``--strict``. Errors raise ``InputError`` (or
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -22,9 +21,10 @@ import typer
 
 from alignment.options import METHODS, NEEDS_STD
 from scaling.errors import InputError
+from scaling.options import choice_type
 
 DEFAULT_SCALE_BOOTSTRAP = 200
-Method = Enum("Method", {m: m for m in METHODS}, type=str)
+Method = choice_type("Method", METHODS)
 
 
 def align_command(

@@ -104,18 +104,7 @@ class PwScaleResult:
 
 
 def pw_scale(
-    counts: np.ndarray,
-    prior: str = "gaussian",
-    anchor: str = "mean0",
-    *,
-    solver: str = "exact",
-    constraints: Sequence[Ordering | FixedScore] = (),
-    disconnected: str = "separate",
-    q0: np.ndarray | None = None,
-    conditions: Sequence[str] | None = None,
-    step_tol: float = STEP_TOL,
-    chord: ChordStart | None = None,
-    confirm_final: bool = True,
+    counts: np.ndarray, prior: str = "gaussian", anchor: str = "mean0", **options: Any
 ) -> PwScaleResult:
     """Scale one count matrix to JOD (pwcmp's ``pw_scale``, made safe).
 
@@ -144,21 +133,12 @@ def pw_scale(
     step_tol, chord, confirm_final
         Passed to :func:`scaling.solvers.solve_exact` (``chord``, made at ``q0``, only when
         the graph is connected: it covers all N scores); bootstrap re-solves loosen them.
+
+    The keyword options (all but ``counts``, ``prior`` and ``anchor``) are those of
+    :func:`_pw_scale`, which this calls once the matrix is checked.
     """
-    matrix = count_matrix(counts, conditions, source="pw_scale counts")
-    return _pw_scale(
-        matrix,
-        prior,
-        anchor,
-        solver=solver,
-        constraints=constraints,
-        disconnected=disconnected,
-        q0=q0,
-        conditions=conditions,
-        step_tol=step_tol,
-        chord=chord,
-        confirm_final=confirm_final,
-    )
+    matrix = count_matrix(counts, options.get("conditions"), source="pw_scale counts")
+    return _pw_scale(matrix, prior, anchor, **options)
 
 
 def _pw_scale(

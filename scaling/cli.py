@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +16,7 @@ from scaling.options import (
     RESAMPLE_UNITS,
     SOLVERS,
     TIE_POLICIES,
+    choice_type,
 )
 
 
@@ -47,17 +47,12 @@ def _parse_fixed(values: list[str]):
     return specs
 
 
-def _choice(name: str, values: tuple[str, ...]) -> type[Enum]:
-    """An option type whose values ``--help`` lists and the command line checks."""
-    return Enum(name, {value: value for value in values}, type=str)
-
-
-Resample = _choice("Resample", RESAMPLE_UNITS)
-Prior = _choice("Prior", PRIORS)
-Anchor = _choice("Anchor", ANCHORS)
-Ties = _choice("Ties", TIE_POLICIES)
-Solver = _choice("Solver", SOLVERS)
-Disconnected = _choice("Disconnected", DISCONNECTED_POLICIES)
+Resample = choice_type("Resample", RESAMPLE_UNITS)
+Prior = choice_type("Prior", PRIORS)
+Anchor = choice_type("Anchor", ANCHORS)
+Ties = choice_type("Ties", TIE_POLICIES)
+Solver = choice_type("Solver", SOLVERS)
+Disconnected = choice_type("Disconnected", DISCONNECTED_POLICIES)
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 
 

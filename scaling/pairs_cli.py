@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from scaling.cli import Prior, Ties, _choice
-from scaling.options import SELECTION_METHODS
+from scaling.cli import Prior, Ties
+from scaling.options import SELECTION_METHODS, choice_type
 
-Method = _choice("Method", SELECTION_METHODS)
+Method = choice_type("Method", SELECTION_METHODS)
 
 
 def pairs_command(

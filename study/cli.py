@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from alignment.options import METHODS
+from scaling.options import choice_type
 
-Method = Enum("Method", {value: value for value in METHODS}, type=str)
+Method = choice_type("Method", METHODS)
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 
 

@@ -3,13 +3,14 @@ inside the commands, so ``jod --help`` stays fast without the train extra."""
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-Task = Enum("Task", {"score": "score", "pairwise": "pairwise"}, type=str)
+from scaling.options import choice_type
+
+Task = choice_type("Task", ("score", "pairwise"))
 
 
 def train_command(
