@@ -246,3 +246,18 @@ def test_one_sided_intervals_carry_no_weight(method):
     nan.loc[3, "jod_std"] = np.nan
     _assert_error(scenes, nan, "needs a jod_std for every cross-content image", "jod_std",
                   method=method)  # fmt: skip
+
+
+def test_a_cross_content_scale_in_pieces_is_refused():
+    scenes, cross = make_tables()
+    cross["component"] = 0
+    cross.loc[cross["condition"].str.startswith("s2/"), "component"] = 1
+    err = _assert_error(scenes, cross, "separate components", "component")
+    first = int(np.flatnonzero(cross["condition"].str.startswith("s2/"))[0])
+    assert str(err) == (
+        f"cross-content scale table, row {first + 1}, field 'component': the cross-content "
+        "scale has 2 separate components: their scores share no offset, so scenes cannot be "
+        "aligned through them; add cross-content trials that link them"
+    )
+    cross["component"] = 0
+    assert len(align(scenes, cross)) == len(scenes)
