@@ -30,6 +30,7 @@ _EXPORTS = {
         "scale",
         "scale_counts",
     ),
+    "scaling.config": ("ScaleConfig",),
     "scaling.bootstrap": ("BootstrapJob", "bootstrap_many", "bootstrap_scores"),
     "scaling.errors": ("InputError",),
     "scaling.io": (

@@ -23,8 +23,9 @@ from scipy.sparse import csr_matrix
 from tqdm.auto import tqdm
 
 from scaling.bootstrap import BootstrapJob, BootstrapResult, bootstrap_many, worker_count
+from scaling.config import FixedSpec, OrderingSpec, ScaleConfig
 from scaling.errors import InputError
-from scaling.formats import SCALE_COLUMNS, ScaleOptions
+from scaling.formats import SCALE_COLUMNS
 from scaling.graph import component_labels, link_like_pwcmp
 from scaling.io import (
     METADATA_KEY,
@@ -37,7 +38,6 @@ from scaling.io import (
     validate_trials,
 )
 from scaling.optimum import BOUND_NAMES, TWO_SIDED, estimate_component
-from scaling.options import DISCONNECTED_POLICIES, RESAMPLE_UNITS, SOLVERS
 from scaling.solvers import (
     BOOTSTRAP_STEP_TOL,
     STEP_TOL,
@@ -52,25 +52,6 @@ from scaling.version import __version__
 
 class DisconnectedGraphWarning(UserWarning):
     """The comparison graph of a group falls apart into components."""
-
-
-@dataclass(frozen=True)
-class OrderingSpec:
-    """Known ordering by condition name: each condition scores at least as high as the next.
-
-    ``OrderingSpec(("noise_0", "noise_1", "noise_2"))`` says more noise is never better.
-    """
-
-    chain: tuple[str, ...]
-    margin: float = 0.0
-
-
-@dataclass(frozen=True)
-class FixedSpec:
-    """Condition ``condition`` has exactly ``value`` JOD."""
-
-    condition: str
-    value: float
 
 
 class UndeterminedScoresWarning(UserWarning):
@@ -158,16 +139,7 @@ def _pw_scale(
     """:func:`pw_scale` on a matrix already checked (each group of a trial table, each
     bootstrap resample): the data are checked once at the boundary, not at each of the
     thousands of re-solves."""
-    ScaleOptions(prior=prior, anchor=anchor)  # refuses an unknown prior or anchor
-    if solver not in SOLVERS:
-        raise ValueError(f"solver must be one of {SOLVERS}, not {solver!r}")
-    if disconnected not in DISCONNECTED_POLICIES:
-        raise ValueError(f"disconnected must be one of {DISCONNECTED_POLICIES}")
-    if solver == "cvxpy" and prior != "none":
-        raise ValueError(
-            "the cvxpy solver handles the convex problem only: use prior='none' "
-            "(pwcmp's Gaussian prior is not convex)"
-        )
+    ScaleConfig(prior=prior, anchor=anchor, solver=solver, disconnected=disconnected)
     if constraints and solver != "cvxpy":
         raise ValueError("constraints need solver='cvxpy'")
     counts = np.asarray(counts, dtype=float)
@@ -363,6 +335,7 @@ def scale(
     orderings: Sequence[OrderingSpec] = (),
     fixed: Sequence[FixedSpec] = (),
     disconnected: str = "separate",
+    config: ScaleConfig | None = None,
     n_jobs: int | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
@@ -392,6 +365,9 @@ def scale(
         Constraints by condition name, applied in every group that has those conditions.
     disconnected : {"separate", "pwcmp"}
         See :func:`pw_scale`.
+    config : ScaleConfig, optional
+        All the options above in one validated object (e.g. read back from a table's
+        metadata with :meth:`ScaleConfig.from_metadata`), instead of the keywords.
     n_jobs : int, optional
         Worker processes for the bootstrap and, when the groups are many and large
         (:data:`POOL_WORK`), for their point estimates (default: all cores).
@@ -403,11 +379,21 @@ def scale(
     DataFrame
         The scale table: group keys, then ``scaling.formats.SCALE_COLUMNS``.
     """
-    options = ScaleOptions(prior=prior, anchor=anchor, ties=ties)
-    if resample not in RESAMPLE_UNITS:
-        raise ValueError(f"resample must be one of {RESAMPLE_UNITS}, not {resample!r}")
-    if bootstrap < 0:
-        raise ValueError(f"bootstrap must be >= 0, not {bootstrap}")
+    keywords = ScaleConfig(
+        prior=prior,
+        anchor=anchor,
+        ties=ties,
+        solver=solver,
+        disconnected=disconnected,
+        orderings=tuple(orderings),
+        fixed=tuple(fixed),
+        bootstrap=bootstrap,
+        resample=resample,
+        seed=seed,
+    )
+    if config is not None and keywords != ScaleConfig():
+        raise ValueError("give the scaling options either as config or as keywords, not both")
+    config = config or keywords
     worker_count(n_jobs)  # refuse a bad n_jobs before any group is solved
     source = "DataFrame" if isinstance(trials, pd.DataFrame) else str(trials)
     raw = trials if isinstance(trials, pd.DataFrame) else read_any_table(trials)
@@ -421,27 +407,20 @@ def scale(
         raise InputError("has no trials left to scale (all are training trials)", source=source)
 
     groups = list(frame.groupby(keys, sort=True)) if keys else [((), frame)]
-    solver_options = {
-        "prior": prior,
-        "anchor": anchor,
-        "solver": solver,
-        "orderings": orderings,
-        "fixed": fixed,
-        "disconnected": disconnected,
-    }
     prepared = []
     for key, group in groups:
         key = key if isinstance(key, tuple) else (key,)
         conditions = sorted(set(group["condition_A"]) | set(group["condition_B"]))
-        prepared.append((key, conditions, counts_from_trials(group, conditions, ties), group))
-    _check_constraint_names(orderings, fixed, {c for _, names, _, _ in prepared for c in names})
+        counts = counts_from_trials(group, conditions, config.ties)
+        prepared.append((key, conditions, counts, group))
+    known = {c for _, names, _, _ in prepared for c in names}
+    _check_constraint_names(config.orderings, config.fixed, known)
     tasks = [
         (counts, conditions, f"group {dict(zip(keys, key, strict=True))}")
         for key, conditions, counts, _ in prepared
     ]
-    solved = _solve_groups(
-        tasks, solver_options, bool(bootstrap) and solver == "exact", n_jobs, progress
-    )
+    with_chord = bool(config.bootstrap) and config.solver == "exact"
+    solved = _solve_groups(tasks, config, with_chord, n_jobs, progress)
     results, jobs, notes = [], [], []
     for (key, conditions, _, group), (result, chord, messages) in zip(
         prepared, solved, strict=True
@@ -451,21 +430,23 @@ def scale(
             warnings.warn(f"{label}: {message}", category, stacklevel=2)
         notes += [f"{label}: {note}" for note in result.notes]
         results.append((key, conditions, result))
-        if bootstrap:
+        if config.bootstrap:
             solve = partial(
                 _solve_for_bootstrap,
-                prior=prior,
-                anchor=anchor,
+                prior=config.prior,
+                anchor=config.anchor,
                 chord=chord,
-                solver=solver,
-                constraints=_resolve_constraints(orderings, fixed, conditions),
-                disconnected=disconnected,
+                solver=config.solver,
+                constraints=_resolve_constraints(config.orderings, config.fixed, conditions),
+                disconnected=config.disconnected,
             )
-            units = _unit_counts(group, conditions, ties, resample)
+            units = _unit_counts(group, conditions, config.ties, config.resample)
             jobs.append(BootstrapJob(units, solve, q0=result.jod))
     boots = (
-        bootstrap_many(jobs, n_samples=bootstrap, seed=seed, n_jobs=n_jobs, progress=progress)
-        if bootstrap
+        bootstrap_many(
+            jobs, n_samples=config.bootstrap, seed=config.seed, n_jobs=n_jobs, progress=progress
+        )
+        if config.bootstrap
         else [None] * len(results)
     )
     tables = []
@@ -476,9 +457,7 @@ def scale(
         tables.append(table)
 
     out = pd.concat(tables, ignore_index=True)[[*keys, *SCALE_COLUMNS]]
-    out.attrs[METADATA_KEY] = _metadata(
-        options, keys, bootstrap, resample, seed, solver, disconnected, n_training, notes
-    )
+    out.attrs[METADATA_KEY] = _metadata(config, keys, n_training, notes)
     return out
 
 
@@ -497,29 +476,16 @@ def _unit_counts(
 
 
 def _metadata(
-    options: ScaleOptions,
-    keys: list[str],
-    bootstrap: int,
-    resample: str,
-    seed: int,
-    solver: str,
-    disconnected: str,
-    n_training: int,
-    notes: list[str],
+    config: ScaleConfig, keys: list[str], n_training: int, notes: list[str]
 ) -> dict[str, Any]:
+    """The run metadata written beside a scale table: the configuration's
+    (:meth:`ScaleConfig.metadata`) and what the run found."""
     return {
         "stage": "scaling",
         "jodkit_version": __version__,
         "model": "Thurstone Case V, 1 JOD = 75% preference (sigma = 1.4826)",
-        "prior": options.prior,
-        "anchor": options.anchor,
-        "ties": options.ties,
+        **config.metadata(),
         "group_by": keys,
-        "bootstrap_samples": bootstrap,
-        "bootstrap_unit": resample if bootstrap else None,
-        "seed": seed,
-        "solver": solver,
-        "disconnected": disconnected,
         "training_trials_excluded": n_training,
         "notes": notes,
     }
@@ -531,7 +497,7 @@ pool: about five groups of 200 conditions, 0.3 s of solving, well above the pool
 
 
 def _solve_group(
-    task: tuple[np.ndarray, list[str], str], options: dict[str, Any], with_chord: bool
+    task: tuple[np.ndarray, list[str], str], config: ScaleConfig, with_chord: bool
 ) -> tuple[PwScaleResult, ChordStart | None, list[tuple[type[Warning], str]]]:
     """One group's point estimate and, for the exact solver's bootstrap, its chord start,
     with the warnings it raised as text (they cross process boundaries so)."""
@@ -539,9 +505,9 @@ def _solve_group(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DisconnectedGraphWarning)
         warnings.simplefilter("always", UndeterminedScoresWarning)
-        result = _scale_matrix(counts, conditions, source=source, **options)
+        result = _scale_matrix(counts, conditions, config, source)
     chord = (
-        chord_start(counts, result.jod, options["prior"], options["anchor"])
+        chord_start(counts, result.jod, config.prior, config.anchor)
         if with_chord and result.component.max() == 0
         else None
     )
@@ -550,13 +516,13 @@ def _solve_group(
 
 def _solve_groups(
     tasks: list[tuple[np.ndarray, list[str], str]],
-    options: dict[str, Any],
+    config: ScaleConfig,
     with_chord: bool,
     n_jobs: int | None,
     progress: bool,
 ) -> list[tuple[PwScaleResult, ChordStart | None, list[tuple[type[Warning], str]]]]:
     """:func:`_solve_group` for every group, on all cores when the work is worth a pool."""
-    solve = partial(_solve_group, options=options, with_chord=with_chord)
+    solve = partial(_solve_group, config=config, with_chord=with_chord)
     workers = min(worker_count(n_jobs), len(tasks))
     pooled = workers > 1 and sum(task[0].shape[0] ** 2 for task in tasks) >= POOL_WORK
     pool = ProcessPoolExecutor(max_workers=workers) if pooled else contextlib.nullcontext()
@@ -572,26 +538,17 @@ def _solve_groups(
 
 
 def _scale_matrix(
-    counts: np.ndarray,
-    conditions: list[str],
-    *,
-    prior: str,
-    anchor: str,
-    solver: str,
-    orderings: Sequence[OrderingSpec],
-    fixed: Sequence[FixedSpec],
-    disconnected: str,
-    source: str,
+    counts: np.ndarray, conditions: list[str], config: ScaleConfig, source: str
 ) -> PwScaleResult:
     """Validate one count matrix, resolve constraints by name, and scale it."""
     validate_counts(counts, conditions, source)
     return _pw_scale(
         counts,
-        prior,
-        anchor,
-        solver=solver,
-        constraints=_resolve_constraints(orderings, fixed, conditions),
-        disconnected=disconnected,
+        config.prior,
+        config.anchor,
+        solver=config.solver,
+        constraints=_resolve_constraints(config.orderings, config.fixed, conditions),
+        disconnected=config.disconnected,
         conditions=conditions,
     )
 
@@ -641,29 +598,16 @@ def scale_counts(
     There is no per-observer data in a matrix, so no bootstrap.
     """
     conditions = list(conditions)
-    _check_constraint_names(orderings, fixed, set(conditions))
-    result = _scale_matrix(
-        np.asarray(counts, dtype=float),
-        conditions,
+    config = ScaleConfig(
         prior=prior,
         anchor=anchor,
         solver=solver,
-        orderings=orderings,
-        fixed=fixed,
         disconnected=disconnected,
-        source=source,
+        orderings=tuple(orderings),
+        fixed=tuple(fixed),
     )
+    _check_constraint_names(config.orderings, config.fixed, set(conditions))
+    result = _scale_matrix(np.asarray(counts, dtype=float), conditions, config, source)
     table = _table(conditions, result, None)
-    meta = _metadata(
-        ScaleOptions(prior=prior, anchor=anchor),
-        [],
-        0,
-        "observer",
-        0,
-        solver,
-        disconnected,
-        0,
-        result.notes,
-    )
-    table.attrs[METADATA_KEY] = meta
+    table.attrs[METADATA_KEY] = _metadata(config, [], 0, result.notes)
     return table

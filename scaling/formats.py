@@ -48,11 +48,7 @@ schema, and for CSV in a sidecar file ``<name>.meta.json``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pandas as pd
-
-from scaling.options import ANCHORS, PRIORS, TIE_POLICIES
 
 TRIAL_REQUIRED = (
     "observer",
@@ -123,26 +119,3 @@ SCALE_DIAGNOSTIC_COLUMNS = ("n_wins", "n_losses", "component", "determined", "bo
 SCALE_COLUMNS = SCALE_VALUE_COLUMNS + SCALE_DIAGNOSTIC_COLUMNS
 
 TRAINING_COLUMNS = ("image_path", "scene", "attribute", "jod", "jod_std")
-
-
-@dataclass(frozen=True)
-class ScaleOptions:
-    """pwcmp's options, plus the ones jodkit adds.
-
-    ``prior``: ``"gaussian"`` (pwcmp's default distance prior) or ``"none"``.
-    ``anchor``: ``"mean0"`` (mean pulled to 0, pwcmp's default) or ``"fix0"`` (first
-    condition fixed at 0).
-    ``ties``: ``"drop"`` or ``"split"`` (half a win each way).
-    """
-
-    prior: str = "gaussian"
-    anchor: str = "mean0"
-    ties: str = "drop"
-
-    def __post_init__(self) -> None:
-        if self.prior not in PRIORS:
-            raise ValueError(f"prior must be one of {PRIORS}, not {self.prior!r}")
-        if self.anchor not in ANCHORS:
-            raise ValueError(f"anchor must be one of {ANCHORS}, not {self.anchor!r}")
-        if self.ties not in TIE_POLICIES:
-            raise ValueError(f"ties must be one of {TIE_POLICIES}, not {self.ties!r}")

@@ -21,12 +21,12 @@ from scaling.errors import InputError
 from scaling.formats import (
     CROSS_SCENE_COLUMNS,
     IMAGE_KEY_SEP,
-    TIE_POLICIES,
     TRIAL_OPTIONAL,
     TRIAL_REQUIRED,
     image_keys,
     scene_name_problem,
 )
+from scaling.options import TIE_POLICIES
 from scaling.outputs import output_file, staged
 
 METADATA_KEY = "jodkit"
