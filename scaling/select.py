@@ -44,8 +44,9 @@ from scipy import linalg
 from scipy.linalg import lapack
 
 from scaling.api import _default_by, pw_scale
+from scaling.config import ScaleConfig
 from scaling.errors import InputError
-from scaling.formats import ScaleOptions, image_keys, scene_name_problem
+from scaling.formats import image_keys, scene_name_problem
 from scaling.io import METADATA_KEY, counts_from_trials, read_any_table, validate_trials
 from scaling.likelihood import ThurstoneObjective
 from scaling.options import SELECTION_METHODS
@@ -636,7 +637,7 @@ def select_pairs(
         ``n_conditions, n_comparisons, interval_width, max_gain, further_judgments, done,
         reason`` (see :class:`GroupStatus`).
     """
-    ScaleOptions(prior=prior, ties=ties)
+    ScaleConfig(prior=prior, ties=ties)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     _check_positive(target_width=target_width, min_gain=min_gain, prior_sd=prior_sd)
@@ -866,7 +867,7 @@ def select_cross_pairs(
         [``attribute``], ``scene_A, condition_A, scene_B, condition_B, expected_gain``;
         the status per attribute in ``attrs["jodkit"]["status"]``.
     """
-    ScaleOptions(prior=prior, ties=ties)
+    ScaleConfig(prior=prior, ties=ties)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     _check_positive(target_width=target_width, min_gain=min_gain, prior_sd=prior_sd)
