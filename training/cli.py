@@ -134,9 +134,12 @@ def compare_command(
     model_dir: Annotated[Path, typer.Argument(help="A comparator written by `jod train`.")],
     first: Annotated[Path, typer.Argument(help="The first image.")],
     second: Annotated[Path, typer.Argument(help="The second image.")],
-    attribute: Annotated[str, typer.Option("--attribute", "-a", help="What to compare.")] = (
-        "quality"
-    ),
+    attribute: Annotated[
+        str | None,
+        typer.Option(
+            "--attribute", "-a", help="What to compare [default: the one the model knows]."
+        ),
+    ] = None,
 ) -> None:
     """Ask a comparator which of two images is better: P(first better) and its answer.
 

@@ -416,15 +416,21 @@ def predict_pairs(
 
 
 def compare_images(
-    model_dir: str | Path, first: str | Path, second: str | Path, attribute: str
+    model_dir: str | Path, first: str | Path, second: str | Path, attribute: str | None = None
 ) -> tuple[float, str]:
-    """``jod compare``: P(first better) (both orders averaged) and the answer sentence."""
+    """``jod compare``: P(first better) (both orders averaged) and the answer sentence;
+    ``attribute`` may be left out when the comparator knows one only."""
     for path in (first, second):
         if not Path(path).is_file():
             raise InputError("image file not found", source=str(path))
     if Path(first).resolve() == Path(second).resolve():
         raise InputError(f"both images are {first}: compare two different images")
     loaded, config, card = load_comparator(model_dir)
+    known = card.get("attributes", [])
+    if attribute is None:
+        if len(known) != 1:
+            raise InputError(f"name the attribute (--attribute): the comparator knows {known}")
+        attribute = known[0]
     check_attributes(card, [attribute])
     rows = pd.DataFrame(
         {"image_A": [str(first)], "image_B": [str(second)], "attribute": [attribute]}

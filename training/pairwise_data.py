@@ -31,6 +31,7 @@ import scaling
 from scaling.errors import InputError
 from scaling.formats import image_key, split_image_keys
 from scaling.io import read_any_table
+from scaling.thurstone import preference_probability
 from training.data import SPLITS, resolve_images, split_scenes
 
 INDEX_COLUMNS = ("scene", "condition", "image_path")
@@ -344,7 +345,7 @@ def attach_scale(
             )
         out[f"{prefix}_{side}"] = values
     if prefix == "jod":
-        out["p_thurstone"] = thurstone_probability(out["jod_A"] - out["jod_B"])
+        out["p_thurstone"] = preference_probability(out["jod_A"] - out["jod_B"])
     return out
 
 
@@ -369,13 +370,6 @@ def _scores(table: pd.DataFrame, cross: bool, name: str) -> dict[tuple[str, str,
             table["attribute"], table["scene"], table["condition"], table["jod"], strict=True
         )
     }
-
-
-def thurstone_probability(difference: np.ndarray | pd.Series) -> np.ndarray:
-    """P(A better than B) = Phi((q_A - q_B) / SIGMA), scaling's model (1 JOD = 75%)."""
-    from scipy.special import ndtr
-
-    return ndtr(np.asarray(difference, dtype=float) / scaling.SIGMA)
 
 
 def soft_target(pairs: pd.DataFrame, kind: Target = "thurstone", blend: float = 0.5) -> np.ndarray:

@@ -24,7 +24,8 @@ from scipy.stats import binom
 
 import scaling
 from scaling.errors import InputError
-from training.pairwise_data import pair_table, soft_target, thurstone_probability
+from scaling.thurstone import preference_probability
+from training.pairwise_data import pair_table, soft_target
 
 PAIR_METRICS = (
     "accuracy",
@@ -189,7 +190,7 @@ def score_model_probability(pairs: pd.DataFrame, predictions: pd.DataFrame) -> n
                 field="image_path",
             )
         sides.append(np.array([jod[k] for k in keys]))
-    return thurstone_probability(sides[0] - sides[1])
+    return preference_probability(sides[0] - sides[1])
 
 
 def comparator_probability(pairs: pd.DataFrame, predictions: pd.DataFrame) -> np.ndarray:

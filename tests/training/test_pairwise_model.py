@@ -182,7 +182,7 @@ def test_predict_pairs_and_compare(trained, pair_study, tmp_path):
     pred = predict_pairs(trained, root / "two_pairs.csv", progress=False)
     assert list(pred["note"]) == ["clean first", "noisy first"]  # other columns are kept
     assert pred["p_a_better"].iloc[0] == pytest.approx(1 - pred["p_a_better"].iloc[1], abs=1e-6)
-    p, sentence = compare_images(trained, root / "chelsea0_0.png", root / "chelsea0_4.png", "noise")
+    p, sentence = compare_images(trained, root / "chelsea0_0.png", root / "chelsea0_4.png")
     assert p == pytest.approx(pred["p_a_better"].iloc[0], abs=1e-6)
     word = "First" if p >= 0.5 else "Second"
     assert sentence.startswith(f"{word}. The {word.lower()} image has better noise")
@@ -382,3 +382,17 @@ def test_validation_selects_by_the_held_out_trials_log_likelihood(tiny, pair_stu
     assert (tmp_path / "out" / "curves.png").is_file()
     with pytest.raises(ValueError, match="'srcc' is not a metric of task 'pairwise'"):
         pair_config(tiny, pair_study, tmp_path / "x", run={"select_metric": "srcc"})
+
+
+def test_compare_needs_the_attribute_when_the_model_knows_several(trained, pair_study, tmp_path):
+    import json
+    import shutil
+
+    several = tmp_path / "several"
+    shutil.copytree(trained, several)
+    card = json.loads((several / "jodkit_model.json").read_text())
+    card["attributes"] = ["detail", "noise"]
+    (several / "jodkit_model.json").write_text(json.dumps(card))
+    root = pair_study["index"].parent
+    with pytest.raises(InputError, match=r"name the attribute .*knows \['detail', 'noise'\]"):
+        compare_images(several, root / "coffee0_0.png", root / "coffee0_4.png")
