@@ -9,6 +9,7 @@ the one error path of :mod:`jodkit.reporting`.
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -16,6 +17,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from jodkit.commands import COMMANDS, PANELS, Subcommand
 from jodkit.reporting import (
+    CLICK_EXCEPTION,
     MissingExtra,
     passes_through,
     report,
@@ -81,6 +83,27 @@ class LazyGroup(TyperGroup):
         if isinstance(command, _Unloaded):
             command = load_command(self.registry[name], self.rich_markup_mode)
         return name, command, rest
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """Run ``jod``; a usage error (unknown option, a value outside its choices) is one line.
+
+        Click would print a boxed panel of several lines; the error path promises one line and
+        exit code 2 for everything the user can fix, so usage errors are printed here instead.
+        """
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            outcome = super().main(*args, standalone_mode=False, **kwargs)
+        except CLICK_EXCEPTION as err:
+            command = err.ctx.command_path if getattr(err, "ctx", None) else "jod"
+            # Typer validates values through pydantic, which prefixes "Value error, ".
+            message = " ".join(err.format_message().replace("Value error, ", "").split())
+            typer.echo(f"error: {message} (see '{command} --help')", err=True)
+            sys.exit(err.exit_code)
+        except typer.Abort:
+            typer.echo("interrupted", err=True)
+            sys.exit(130)
+        sys.exit(outcome if isinstance(outcome, int) else 0)
 
     def invoke(self, ctx: Any) -> Any:
         debug = bool(ctx.params.get("debug"))

@@ -29,7 +29,7 @@ BUG = 1
 
 PACKAGES = ("jodkit", "scaling", "alignment", "study", "annotation_app", "training")
 _ROOTS = tuple(Path(__file__).resolve().parents[1] / name for name in PACKAGES)
-_CLICK_EXCEPTION = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+CLICK_EXCEPTION = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 """Click's (or Typer's vendored Click's) base class of usage errors: these pass through."""
 
 _OS_REASONS = {
@@ -104,7 +104,7 @@ def report(err: BaseException, command: str | None = None) -> int:
 
 def passes_through(err: BaseException) -> bool:
     """Exceptions the command-line framework handles itself (exit, abort, usage errors)."""
-    return isinstance(err, (typer.Exit, typer.Abort, _CLICK_EXCEPTION))
+    return isinstance(err, (typer.Exit, typer.Abort, CLICK_EXCEPTION))
 
 
 class _LevelPrefix(logging.Formatter):

@@ -121,8 +121,24 @@ def test_bad_paths_and_options(folder, args, line):
 def test_a_choice_outside_its_set_is_a_usage_error_listing_the_choices(folder):
     result = runner.invoke(app, ["scale", "t.csv", "--prior", "flat"])
     assert result.exit_code == 2
-    assert "Invalid value for '--prior'" in result.output
-    assert "'flat' is not one of 'gaussian'," in result.output and "'none'" in result.output
+    assert result.output == (
+        "error: Invalid value for '--prior': 'flat' is not one of 'gaussian', 'none'. "
+        "(see 'jod scale --help')\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["scale", "--nope"], "error: No such option: --nope"),
+        (["nosuch"], "error: No such command 'nosuch'. (see 'jod --help')"),
+        (["scale"], "error: Missing argument 'INPUT'. (see 'jod scale --help')"),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_code_2(args, line):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert result.output.startswith(line) and result.output.count("\n") == 1, result.output
 
 
 def test_options_that_cannot_apply_to_a_count_matrix_are_named(folder):
