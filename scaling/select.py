@@ -637,10 +637,7 @@ def select_pairs(
         ``n_conditions, n_comparisons, interval_width, max_gain, further_judgments, done,
         reason`` (see :class:`GroupStatus`).
     """
-    ScaleConfig(prior=prior, ties=ties)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
-    _check_positive(target_width=target_width, min_gain=min_gain, prior_sd=prior_sd)
+    _check_options(method, prior, ties, target_width, min_gain, prior_sd)
     if isinstance(trials_or_counts, np.ndarray):
         keys: list[str] = []
         groups = [((), *_matrix_group(trials_or_counts, conditions))]
@@ -681,8 +678,20 @@ def select_pairs(
     return out
 
 
-def _check_positive(**values: float | None) -> None:
-    for name, value in values.items():
+def _check_options(
+    method: str,
+    prior: str,
+    ties: str,
+    target_width: float | None,
+    min_gain: float | None,
+    prior_sd: float | None,
+) -> None:
+    """Refuse bad options before any work, naming the option."""
+    ScaleConfig(prior=prior, ties=ties)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    for name, value in (("target_width", target_width), ("min_gain", min_gain),
+                        ("prior_sd", prior_sd)):  # fmt: skip
         if value is not None and not value > 0:
             raise ValueError(f"{name} must be positive, not {value}")
 
@@ -867,10 +876,7 @@ def select_cross_pairs(
         [``attribute``], ``scene_A, condition_A, scene_B, condition_B, expected_gain``;
         the status per attribute in ``attrs["jodkit"]["status"]``.
     """
-    ScaleConfig(prior=prior, ties=ties)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
-    _check_positive(target_width=target_width, min_gain=min_gain, prior_sd=prior_sd)
+    _check_options(method, prior, ties, target_width, min_gain, prior_sd)
     table = _checked_images(images)
     keys = ["attribute"] if "attribute" in table.columns else []
     trials = _cross_trials(cross_trials, keys)
