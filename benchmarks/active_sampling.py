@@ -18,6 +18,8 @@ Sections:
             Spearman. Then: comparisons each method needs to reach ASAP's accuracy at 2 per
             pair-equivalent (interpolated between checkpoints on log-log axes). Runs are
             written to a CSV as they finish (``--out``), so a long run can be resumed.
+  calibration  The selection posterior's standard deviations against the spread of its
+            modes over repeated simulated experiments (ratio 1: honest).
   speed     One batch (N - 1 pairs) from a count matrix with 5 N random comparisons
             already answered: ``scaling.select.plan_batch`` at 20 ... 1000 conditions (best
             of 3, peak traced memory), ASAP and ASAP-approx beside it up to 100 conditions.
@@ -316,6 +318,34 @@ def speed(args: argparse.Namespace) -> None:
               f"{full / cold:>10.0f}", flush=True)  # fmt: skip
 
 
+def calibration(args: argparse.Namespace) -> None:
+    """Is the selection's posterior honest? Its standard deviation of each centred score
+    against the spread of the posterior modes over repeated experiments (same truth, same
+    random design, new answers)."""
+    from scaling.select import laplace_posterior
+
+    n, experiments = 15, args.calibration_experiments
+    truth = make_true_scores(n, jod_range=6.0, seed=1)["jod"].to_numpy()
+    first, second = np.triu_indices(n, k=1)
+    pick = np.random.default_rng(0).integers(0, first.size, 40 * n)
+    modes, sds = [], []
+    for k in tqdm(range(experiments), desc="calibration", unit="experiment"):
+        rng = np.random.default_rng([k, 99])
+        a, b = first[pick], second[pick]
+        chose_a = ObserverPanel.draw(1, rng=rng).choose_a(
+            truth[a], truth[b], np.zeros(a.size, dtype=int), np.ones(a.size, bool), rng
+        )
+        counts = np.zeros((n, n))
+        np.add.at(counts, (np.where(chose_a, a, b), np.where(chose_a, b, a)), 1.0)
+        posterior = laplace_posterior(counts)
+        modes.append(posterior.mean - posterior.mean.mean())
+        sds.append(np.sqrt(np.diag(posterior.centred_cov())))
+    ratio = np.mean(sds, axis=0) / np.std(modes, axis=0)
+    print(f"\nLaplace sd / spread of the modes over {experiments} experiments ({n} conditions "
+          f"over 6 JOD, {40 * n} random comparisons each): median {np.median(ratio):.2f}, "
+          f"range {ratio.min():.2f}-{ratio.max():.2f}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sections", nargs="+", default=["accuracy", "speed"])
@@ -337,6 +367,7 @@ def main() -> None:
         "--speed-conditions", nargs="+", type=int, default=[20, 50, 100, 200, 500, 1000]
     )
     parser.add_argument("--asap-max", type=int, default=100)
+    parser.add_argument("--calibration-experiments", type=int, default=100)
     args = parser.parse_args()
     if "accuracy" in args.sections:
         if args.report_only:
@@ -345,6 +376,8 @@ def main() -> None:
             accuracy(args)
     if "speed" in args.sections:
         speed(args)
+    if "calibration" in args.sections:
+        calibration(args)
 
 
 if __name__ == "__main__":
