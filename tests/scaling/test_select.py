@@ -537,3 +537,26 @@ def test_pending_pairs_count_as_expected_information():
     chosen = _unordered(busy.pairs)
     assert not chosen >= _unordered(best)  # at least one of them gives way
     assert busy.gains[0] <= free.gains[0]
+
+
+def test_jod_pairs_plans_cross_content_pairs_from_an_empty_start(tmp_path):
+    from typer.testing import CliRunner
+
+    from jodkit.cli import app
+    from scaling.io import read_table
+
+    images = tmp_path / "cross_images.csv"
+    _cross_images(3, 3).to_csv(images, index=False)
+    trials = tmp_path / "cross_trials.csv"
+    pd.DataFrame(
+        columns=["observer", "scene_A", "scene_B", "condition_A", "condition_B", "is_A_selected"]
+    ).to_csv(trials, index=False)
+    out = tmp_path / "next_cross.csv"
+    result = CliRunner().invoke(
+        app, ["pairs", str(trials), "--cross-images", str(images), "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    pairs = read_table(out)
+    assert list(pairs.columns) == list(CROSS_PAIR_COLUMNS) and len(pairs) == 8
+    assert (pairs.scene_A != pairs.scene_B).all()
+    assert "all: 9 conditions, 0 judgments" in result.output
