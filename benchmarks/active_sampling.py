@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import time
 import tracemalloc
 import warnings
@@ -109,11 +110,32 @@ def run_experiment(method: str, n: int, jod_range: float, rep: int, asap_full_ma
     return rows
 
 
+SCALE_TIMEOUT_S = 120
+"""A checkpoint whose scaling takes longer than this is recorded as NaN (and counted in the
+report) instead of stalling the whole benchmark."""
+
+
+class _ScalingTimeout(Exception):
+    pass
+
+
+def _alarm(_signum, _frame):
+    raise _ScalingTimeout
+
+
 def _accuracy(counts: np.ndarray, truth: np.ndarray, prior: str) -> tuple[float, float]:
     """RMSE after centring and Spearman of the pwcmp-compatible scale against the truth."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # components, undetermined scores
-        jod = pw_scale(counts, prior).jod
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(SCALE_TIMEOUT_S)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # components, undetermined scores
+            jod = pw_scale(counts, prior).jod
+    except _ScalingTimeout:
+        return np.nan, np.nan
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
     jod = np.where(np.isfinite(jod), jod, np.nanmean(jod))  # never compared: the mean
     error = (jod - jod.mean()) - (truth - truth.mean())
     return float(np.sqrt(np.mean(error**2))), float(spearmanr(jod, truth).statistic)
@@ -177,6 +199,11 @@ def report(results: pd.DataFrame, args: argparse.Namespace) -> None:
     and the comparisons each method needs to reach ASAP's accuracy at 2 per pair."""
     results = results[results.n.isin(args.conditions) & results.jod_range.isin(args.ranges)]
     methods = [m for m in METHODS if m in results.method.unique()]
+    stalled = results[results.rmse.isna() | results.rmse_flat.isna()]
+    if len(stalled):
+        print(f"\n{len(stalled)} checkpoint(s) whose scaling took over {SCALE_TIMEOUT_S} s, "
+              "left out of the means:")  # fmt: skip
+        print(stalled[["method", "n", "jod_range", "rep", "checkpoint"]].to_string(index=False))
     for suffix, label in SCALES.items():
         rmse, rho = f"rmse{suffix}", f"spearman{suffix}"
         mean = results.groupby(["n", "jod_range", "method", "checkpoint"]).agg(
