@@ -34,6 +34,7 @@ import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache, partial
 from itertools import combinations
 from typing import TYPE_CHECKING, Protocol
 
@@ -136,7 +137,9 @@ class BalancedScheduler:
         history = list(
             db.scalars(select(Trial).where(Trial.session_id == sess.id).order_by(Trial.seq))
         )
-        candidates = self._candidate_pairs(images, spec, sess)
+        # Built only when a trial needs them (training, the balanced design): an actively
+        # sampled trial reads its planned pair instead, whatever the number of pairs.
+        candidates = cache(partial(self._candidate_pairs, images, spec, sess))
         counts = {
             (row.image_a_id, row.image_b_id): row
             for row in db.scalars(
@@ -185,7 +188,7 @@ class BalancedScheduler:
         images: list[Img],
         by_id: dict[int, Img],
         history: list[Trial],
-        candidates: list[tuple[Img, Img]],
+        candidates: Callable[[], list[tuple[Img, Img]]],
         state: _PlanState,
     ) -> Trial:
         rng = random.Random(f"{spec.seed}:{sess.id}:{seq}")
@@ -197,7 +200,7 @@ class BalancedScheduler:
             attribute=sess.attribute,
         )
         if seq < sess.n_training:
-            a, b = rng.choice(candidates)
+            a, b = rng.choice(candidates())
             return self._fill(trial, a.id, b.id, "training", rng.choice("AB"))
         draw = rng.random()
         if draw < spec.golden.rate and sess.session_type == "per_scene":
@@ -242,7 +245,7 @@ class BalancedScheduler:
             )
             if pair is not None:
                 return self._fill(trial, *pair, "normal", state.balanced_side(*pair, rng))
-        return self._normal(trial, spec, candidates, last_scenes, rng, state)
+        return self._normal(trial, spec, candidates(), last_scenes, rng, state)
 
     def _normal(
         self,
