@@ -326,9 +326,7 @@ def speed(args: argparse.Namespace) -> None:
     for n in args.speed_conditions:
         counts = _answered(n, 5)
         warnings.simplefilter("ignore", UserWarning)  # ASAP's and the scale's notes
-        start = time.perf_counter()
         previous = plan_batch(counts)
-        print(f"{n:>5} first call {time.perf_counter() - start:.3f} s", end="\r", flush=True)
         cold = _best_time(partial(plan_batch, counts), 3)
         warm = _best_time(
             partial(plan_batch, counts, q0=previous.scores, start_sd=previous.prior_sd), 3
