@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -15,6 +15,12 @@ from annotation_app.sessions import NotYours, progress, sitting, start_session
 from scaling.errors import InputError
 
 bp = Blueprint("pages", __name__)
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    """Browsers ask for it on pages without a <link rel=icon> (error pages)."""
+    return current_app.send_static_file("favicon.png")
 
 
 @bp.get("/")

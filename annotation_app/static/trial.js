@@ -9,10 +9,11 @@
   const panels = ["left", "right"].map((side) => {
     const el = document.getElementById(`panel-${side}`);
     return { side, el, viewport: el.querySelector(".viewport"), img: el.querySelector("img"),
-             original: el.querySelector(".original"), view: { zoom: 1, x: 0, y: 0 } };
+             original: el.querySelector(".original"), readout: el.querySelector(".readout"),
+             view: { x: 0, y: 0 } };
   });
   const $ = (id) => document.getElementById(id);
-  const state = { trials: [], current: null, shownAt: 0, busy: true, locked: true, pixel: false,
+  const state = { trials: [], current: null, shownAt: 0, busy: true, locked: true, scale: 1,
                   flicked: false, zooms: 0, flickers: 0, cache: new Map() };
 
   const token = () => Array.from(crypto.getRandomValues(new Uint8Array(16)),
@@ -22,6 +23,10 @@
     <p>The server cannot be reached. Your answer is saved on this device and will be sent as
        soon as the connection returns; the next pair appears once it is stored.</p>
     <p class="muted">Keep this page open, or reopen it later on this computer.</p>`;
+  const IMAGE_PROBLEM = `<h2>This pair cannot be shown</h2>
+    <p>An image of this pair could not be loaded or decoded by this browser. All your answers
+       so far are stored; the page keeps trying. If this message stays, please tell the
+       experimenter.</p>`;
   const WAITING = `<h2>Waiting for the server</h2>
     <p>All your answers so far are stored. The next pair appears as soon as the server can be
        reached again.</p>`;
@@ -42,59 +47,83 @@
     if (!state.cache.has(src)) {
       const im = new Image();
       im.src = src;
-      state.cache.set(src, im.decode().then(() => im));
+      state.cache.set(src, im.decode().then(() => im, () => {
+        state.cache.delete(src);  // fetched again on the next try
+        const error = new Error("an image of this pair could not be loaded or decoded");
+        error.image = true;
+        throw error;
+      }));
     }
     return state.cache.get(src);
   }
 
-  // ---- zoom and pan -------------------------------------------------------------------
-  function fitScale(panel) {
-    const { clientWidth: w, clientHeight: h } = panel.viewport;
-    const { naturalWidth: iw, naturalHeight: ih } = panel.img;
-    return iw && ih ? Math.min(w / iw, h / ih) : 1;
+  // ---- magnification and pan ------------------------------------------------------------
+  // One magnification for both panels, in device pixels per image pixel: 1 is the camera's
+  // pixels 1:1. A pair opens at 1:1 when both images fit their panels, otherwise downscaled
+  // (by the browser, never upscaled anywhere) just enough to fit, and says so. Zooming in
+  // goes through 1:1 to whole multiples (pixels enlarged, drawn as blocks).
+  function fitScale() {
+    const dpr = window.devicePixelRatio;
+    let fit = Infinity;
+    for (const panel of panels) {
+      const { clientWidth: w, clientHeight: h } = panel.viewport;
+      const { naturalWidth: iw, naturalHeight: ih } = panel.img;
+      if (iw && ih) fit = Math.min(fit, (w * dpr) / iw, (h * dpr) / ih);
+    }
+    return Number.isFinite(fit) ? fit : 1;
   }
-  function cssScale(panel) {
-    // CSS px per image px: 1/devicePixelRatio in 1:1 mode, otherwise fit x zoom.
-    return state.pixel ? panel.view.zoom / window.devicePixelRatio : fitScale(panel) * panel.view.zoom;
+  const defaultScale = () => Math.min(1, fitScale());
+  // A percentage that never rounds a downscale up to "100%".
+  const percent = (scale) => `${(scale * 100).toFixed(scale > 0.99 ? 1 : 0)}%`;
+  function describe(scale) {
+    if (Math.abs(scale - 1) < 1e-6) return "1:1";
+    return scale > 1 ? `×${Math.round(scale)} (pixels enlarged)` : percent(scale);
   }
   function render() {
     const dpr = window.devicePixelRatio;
-    let resampled = false;
+    const scale = state.scale;
     for (const panel of panels) {
-      const s = cssScale(panel);
       const { clientWidth: w, clientHeight: h } = panel.viewport;
-      const iw = panel.img.naturalWidth * s, ih = panel.img.naturalHeight * s;
+      const { naturalWidth: iw, naturalHeight: ih } = panel.img;
+      const cw = (iw * scale) / dpr, ch = (ih * scale) / dpr;
       // Snap to device pixels so that 1:1 really maps one image pixel to one screen pixel.
       const snap = (v) => Math.round(v * dpr) / dpr;
-      const x = snap((w - iw) / 2 + panel.view.x), y = snap((h - ih) / 2 + panel.view.y);
-      panel.img.style.width = `${iw}px`;
-      panel.img.style.height = `${ih}px`;
+      const x = snap((w - cw) / 2 + panel.view.x), y = snap((h - ch) / 2 + panel.view.y);
+      panel.img.style.width = `${cw}px`;
+      panel.img.style.height = `${ch}px`;
       panel.img.style.transform = `translate(${x}px, ${y}px)`;
-      const devicePerImage = s * dpr;
-      panel.img.classList.toggle("pixelated", devicePerImage >= 2);
-      if (Math.abs(devicePerImage - Math.round(devicePerImage)) > 1e-3 || devicePerImage < 1) resampled = true;
+      panel.img.classList.toggle("pixelated", scale > 1);
+      panel.readout.textContent = iw ? `${iw}×${ih} px at ${describe(scale)}` : "";
     }
-    const s = cssScale(panels[0]) * dpr;
-    $("zoom-info").textContent = state.pixel ? `1:1 ×${panels[0].view.zoom}` : `fit ×${panels[0].view.zoom.toFixed(2)} (${(s * 100).toFixed(0)}%)`;
-    $("resample").hidden = !resampled;
-    // The zoom read-out already gives the scale; the warning says what to do about it.
-    $("resample").textContent = resampled ? "resampled · P for 1:1 pixels" : "";
-    $("lock").textContent = state.locked ? "locked" : "unlocked";
+    const downscaled = scale < 1 - 1e-6;
+    root.dataset.scale = scale.toFixed(4);
+    $("zoom-info").textContent = `both: ${describe(scale)}`;
+    $("resample").hidden = !downscaled;
+    $("resample").textContent = downscaled
+      ? `downscaled to ${percent(scale)} by the browser: P for 1:1 pixels`
+      : "";
+    $("lock").textContent = state.locked ? "pan locked" : "pan unlocked";
+  }
+  function setScale(scale) {
+    state.scale = Math.min(16, Math.max(0.05, scale));
+    render();
+  }
+  function zoomIn() {
+    const s = state.scale;
+    // below 1:1 in steps of 1.5, stopping at 1:1; above it whole multiples only
+    setScale(s < 1 - 1e-6 ? Math.min(1, s * 1.5) : Math.floor(s + 1e-6) + 1);
+    state.zooms += 1;
+  }
+  function zoomOut() {
+    const s = state.scale;
+    setScale(s > 1 + 1e-6 ? Math.ceil(s - 1e-6) - 1 : s / 1.5);
+    state.zooms += 1;
+  }
+  function resetView(scale = defaultScale()) {
+    for (const p of panels) p.view = { x: 0, y: 0 };
+    setScale(scale);
   }
   function targets(panel) { return state.locked ? panels : [panel]; }
-  function zoomBy(factor, panel = panels[0]) {
-    for (const p of targets(panel)) {
-      p.view.zoom = Math.min(32, Math.max(0.25, p.view.zoom * factor));
-      if (state.pixel) p.view.zoom = Math.max(1, Math.round(p.view.zoom));
-      p.view.x *= factor; p.view.y *= factor;
-    }
-    state.zooms += 1;
-    render();
-  }
-  function resetView() {
-    for (const p of panels) p.view = { zoom: 1, x: 0, y: 0 };
-    render();
-  }
   for (const panel of panels) {
     let drag = null;
     panel.viewport.addEventListener("pointerdown", (e) => {
@@ -110,7 +139,7 @@
     panel.viewport.addEventListener("pointerup", () => { drag = null; });
     panel.viewport.addEventListener("wheel", (e) => {
       e.preventDefault();
-      zoomBy(e.deltaY < 0 ? 1.25 : 0.8, panel);
+      if (e.deltaY < 0) zoomIn(); else zoomOut();
     }, { passive: false });
   }
 
@@ -193,8 +222,8 @@
   function retryLater(error) {
     state.busy = true;
     delete root.dataset.ready;
-    overlay(WAITING);
-    setStatus(`connection problem (${error.message}); retrying…`);
+    overlay(error.image ? IMAGE_PROBLEM : WAITING);
+    setStatus(`${error.image ? "image problem" : "connection problem"} (${error.message}); retrying…`);
     sleep(2000).then(() => next().then(() => setStatus("")).catch(retryLater));
   }
 
@@ -237,22 +266,29 @@
 
   document.addEventListener("keydown", (e) => {
     if (e.ctrlKey || e.metaKey || e.altKey) return;
+    // Enter is no answer key: without this, a button clicked last keeps the focus and Enter
+    // (or Space) would press it again on the next pair.
+    if (e.key === "Enter" && e.target.closest("#trial")) { e.preventDefault(); return; }
     const actions = {
       ArrowLeft: () => answer("left"), 1: () => answer("left"),
       ArrowRight: () => answer("right"), 2: () => answer("right"),
       ArrowDown: () => answer("tie"),
       " ": () => { if (!state.busy) flicker(); },
-      "+": () => zoomBy(1.5), "=": () => zoomBy(1.5), "-": () => zoomBy(1 / 1.5),
-      0: () => { state.pixel = false; resetView(); },
-      p: () => { state.pixel = !state.pixel; resetView(); },
+      "+": zoomIn, "=": zoomIn, "-": zoomOut,
+      0: () => resetView(),
+      p: () => resetView(Math.abs(state.scale - 1) < 1e-6 ? defaultScale() : 1),
       l: () => { state.locked = !state.locked; render(); },
     };
     const action = actions[e.key];
     if (action) { e.preventDefault(); if (!e.repeat) action(); }
   });
-  $("choose-left").addEventListener("click", () => answer("left"));
-  $("choose-right").addEventListener("click", () => answer("right"));
-  if ($("choose-tie")) $("choose-tie").addEventListener("click", () => answer("tie"));
+  for (const [id, choice] of [["choose-left", "left"], ["choose-right", "right"], ["choose-tie", "tie"]]) {
+    const button = $(id);
+    if (!button) continue;
+    // A click must not leave the focus on the button (Enter or Space would answer again).
+    button.addEventListener("mousedown", (e) => e.preventDefault());
+    button.addEventListener("click", () => { button.blur(); answer(choice); });
+  }
   window.addEventListener("resize", render);
 
   async function start() {

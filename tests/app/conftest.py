@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import threading
 import uuid
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 from PIL import Image as PILImage
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from werkzeug.serving import make_server
 
 from annotation_app import create_app
 from annotation_app.accounts import add_user, assign
@@ -224,3 +227,72 @@ def run_session():
         return sid
 
     return run_session
+
+
+# ---- real Chromium (Playwright) --------------------------------------------------------
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def live(app):
+    """The app served on a free port picked at run time."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture
+def chromium():
+    """Chromium from /usr/bin, driven by Playwright."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("no /usr/bin/chromium")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def new_page(chromium, width: int = 1400, height: int = 860, dpr: float = 1):
+    """A page of that size; ``page.problems`` collects console errors (a CSP violation
+    included) and uncaught exceptions."""
+    page = chromium.new_page(viewport={"width": width, "height": height}, device_scale_factor=dpr)
+    page.problems = []
+    page.on("console", lambda m: m.type == "error" and page.problems.append(m.text))
+    page.on("response", lambda r: r.status >= 400 and page.problems.append(f"{r.status} {r.url}"))
+    page.on("pageerror", lambda e: page.problems.append(str(e)))
+    return page
+
+
+@pytest.fixture
+def page(chromium):
+    return new_page(chromium)
+
+
+def shot(page, tmp_path: Path, name: str, db_url: str, **kwargs) -> Path:
+    """Screenshot into tmp_path; SQLite runs also keep it under test-artifacts/ (one copy,
+    so that parallel workers never write the same file)."""
+    path = tmp_path / name
+    page.screenshot(path=str(path), **kwargs)
+    if db_url.startswith("sqlite"):
+        ARTIFACTS.mkdir(exist_ok=True)
+        shutil.copy(path, ARTIFACTS / name)
+    return path
+
+
+def browser_login(page, live: str, username: str, password: str = PASSWORD) -> None:
+    page.goto(f"{live}/auth/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("#login")

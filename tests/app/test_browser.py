@@ -4,70 +4,15 @@ screenshots (SQLite runs) saved under test-artifacts/."""
 
 from __future__ import annotations
 
-import shutil
-import threading
-from pathlib import Path
-
 import pytest
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
 
 from annotation_app.db import get_db
 from annotation_app.models import Trial
-from tests.app.conftest import Browser, add_observer
+from tests.app.conftest import Browser, add_observer, browser_login, shot
 from tests.app.test_dashboard import answer_truthfully
 
-PASSWORD = "correct-horse-1"  # the fixtures' password (tests/app/conftest.py)
-
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@pytest.fixture
-def live(app):
-    """The app served on a free port picked at run time."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-
-
-@pytest.fixture
-def page(tmp_path):
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("no /usr/bin/chromium")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 860})
-        yield page
-        browser.close()
-
-
-def shot(page, tmp_path: Path, name: str, db_url: str, **kwargs) -> None:
-    """Screenshot into tmp_path; SQLite runs also keep it under test-artifacts/ (one copy,
-    so that parallel workers never write the same file)."""
-    path = tmp_path / name
-    page.screenshot(path=str(path), **kwargs)
-    if db_url.startswith("sqlite"):
-        ARTIFACTS.mkdir(exist_ok=True)
-        shutil.copy(path, ARTIFACTS / name)
-
-
-def login(page, live: str, username: str) -> None:
-    page.goto(f"{live}/auth/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("#login")
 
 
 def answered(app) -> int:
@@ -77,7 +22,7 @@ def answered(app) -> int:
 
 def test_expert_session_end_to_end(app, db_url, campaign, live, page, tmp_path):
     cid = campaign(length=6)
-    login(page, live, "obs1")
+    browser_login(page, live, "obs1")
     page.click("text=noise · per-scene")
     assert "Look at flat areas." in page.inner_text(".instructions")
     page.click("#start")
@@ -95,14 +40,15 @@ def test_expert_session_end_to_end(app, db_url, campaign, live, page, tmp_path):
     assert page.is_visible("#panel-left .swapped")
     page.keyboard.press("Space")
     assert page.get_attribute("#panel-left img", "src") == left_src
-    page.keyboard.press("+")  # zoom: both panels move together while locked
+    assert page.inner_text("#zoom-info") == "both: 1:1"  # small images open 1:1
+    page.keyboard.press("+")  # zoom: both panels at the same magnification
     widths = [
         page.eval_on_selector(f"#panel-{s} img", "e => e.style.width") for s in ("left", "right")
     ]
     assert widths[0] == widths[1]
-    assert "×1.50" in page.inner_text("#zoom-info")
-    page.keyboard.press("p")  # true 1:1 pixels
-    assert page.inner_text("#zoom-info").startswith("1:1")
+    assert page.inner_text("#zoom-info") == "both: ×2 (pixels enlarged)"
+    page.keyboard.press("p")  # back to the camera's pixels 1:1
+    assert page.inner_text("#zoom-info") == "both: 1:1"
     page.keyboard.press("ArrowLeft")
     page.wait_for_function(f"() => document.querySelector('#trial').dataset.trial !== '{first}'")
     assert count.inner_text() == "1 / 6"
@@ -142,7 +88,7 @@ def test_expert_session_end_to_end(app, db_url, campaign, live, page, tmp_path):
         answer_truthfully(app, Browser(app, name), cid, 30, flip)
 
     page.context.clear_cookies()  # a second person at another desk
-    login(page, live, "exp")
+    browser_login(page, live, "exp")
     page.goto(f"{live}/dashboard/{cid}")
     observers = page.inner_text("#observers")
     assert "obs1" in observers and "outlier score" in observers
@@ -156,7 +102,7 @@ def test_network_loss_mid_answer(app, db_url, campaign, live, page, tmp_path):
     blind answers), keeps the answer, sends it once when back online and moves on to the
     right pair."""
     campaign(length=4)
-    login(page, live, "obs1")
+    browser_login(page, live, "obs1")
     page.click("text=noise · per-scene")
     page.click("#start")
     page.wait_for_selector("#trial[data-ready=true]")

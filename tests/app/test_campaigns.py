@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+
+import numpy as np
 import pytest
+from PIL import Image as PILImage
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -113,3 +117,124 @@ def test_cli_user_add_and_its_refusals(tmp_path):
             jod, ["user", "add", *args, *home], env={"JODKIT_PASSWORD": password}
         )
         assert refused.exit_code == 2 and reason in refused.output, refused.output
+
+
+# ---- every image decoded and checked at creation (issue 13, defect 11) -------------------
+
+
+def spec_images(make_spec, tmp_path):
+    """A valid spec and its image folder (scenes s1, s2, s3 of c0..c3)."""
+    spec = make_spec()
+    return spec, tmp_path / "campaign" / "images"
+
+
+def test_a_truncated_image_is_refused_with_its_name(app, make_spec, tmp_path):
+    """Before: a truncated PNG was accepted and shown blank."""
+    spec, images = spec_images(make_spec, tmp_path)
+    data = (images / "s2" / "c1.png").read_bytes()
+    (images / "s2" / "c1.png").write_bytes(data[: len(data) // 2])
+    with app.app_context(), pytest.raises(InputError, match=r"not a readable image: .*s2/c1.png"):
+        create_campaign(get_db(), spec, tmp_path / "store")
+    (images / "s2" / "c1.png").write_bytes(b"not an image at all")
+    with app.app_context(), pytest.raises(InputError, match="not a readable image"):
+        create_campaign(get_db(), spec, tmp_path / "store")
+    assert counts(app) == (0, 0)
+
+
+@pytest.mark.parametrize(("dtype", "bits"), [(np.uint8, 8), (np.uint16, 16)])
+def test_tiff_is_stored_as_lossless_png_and_the_conversion_recorded(
+    app, make_spec, tmp_path, dtype, bits
+):
+    """Before: a TIFF was accepted and the trial page waited forever."""
+    import cv2
+
+    spec, images = spec_images(make_spec, tmp_path)
+    top = np.iinfo(dtype).max
+    pixels = np.random.default_rng(1).integers(0, top, (48, 64, 3), dtype=dtype)
+    (images / "s2" / "c1.png").unlink()
+    cv2.imwrite(str(images / "s2" / "c1.tif"), pixels)
+    with app.app_context():
+        result = create_campaign(get_db(), spec, tmp_path / "store")
+        im = next(i for i in result.campaign.images if (i.scene, i.condition) == ("s2", "c1"))
+        assert im.filename.endswith(".png") and im.source_path.endswith("c1.tif")
+        assert im.conversion.startswith(f"TIFF RGB {bits}-bit -> PNG {bits}-bit")
+        assert "lossless" in im.conversion
+        stored = cv2.imread(str(tmp_path / "store" / im.filename), cv2.IMREAD_UNCHANGED)
+        assert stored.dtype == dtype and np.array_equal(stored, pixels)  # every bit kept
+        others = [i for i in result.campaign.images if i.id != im.id]
+        assert all(i.conversion is None for i in others)  # PNGs are stored byte for byte
+
+
+def test_a_float_tiff_is_refused(app, make_spec, tmp_path):
+    import cv2
+
+    spec, images = spec_images(make_spec, tmp_path)
+    (images / "s3" / "c0.png").unlink()
+    cv2.imwrite(
+        str(images / "s3" / "c0.tif"), np.random.default_rng(2).random((48, 64)).astype(np.float32)
+    )
+    with app.app_context(), pytest.raises(InputError, match="cannot be stored as PNG without loss"):
+        create_campaign(get_db(), spec, tmp_path / "store")
+    assert counts(app) == (0, 0)
+
+
+def test_warnings_for_mixed_resolutions_identical_files_and_large_images(
+    app, make_spec, tmp_path, monkeypatch
+):
+    """Before: all three passed silently."""
+    import annotation_app.campaigns as campaigns
+
+    spec, images = spec_images(make_spec, tmp_path)
+    PILImage.new("RGB", (80, 60), "gray").save(images / "s2" / "c3.png")  # s2: two sizes
+    shutil.copy(images / "s3" / "c0.png", images / "s3" / "c2.png")  # identical bytes
+    monkeypatch.setattr(campaigns, "LARGE_PIXELS", 4000)  # 80x60 counts as large here
+    with app.app_context():
+        warnings = create_campaign(get_db(), spec, tmp_path / "store").warnings
+    text = "\n".join(warnings)
+    assert "scene 's2': images at different resolutions (64x48: c0, c1, c2; 80x60: c3)" in text
+    assert "byte-identical images: s3/c0, s3/c2" in text
+    assert "s2/c3 (c3.png): 80x60 is 0 megapixels: slow to decode" in text
+    assert len(warnings) == 3
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["../outside.png", "/etc/passwd", "link-out.png"],
+)
+def test_paths_outside_image_root_are_refused(app, make_spec, tmp_path, entry):
+    spec, images = spec_images(make_spec, tmp_path)
+    PILImage.new("RGB", (64, 48)).save(tmp_path / "campaign" / "outside.png")
+    (images / "link-out.png").symlink_to(tmp_path / "campaign" / "outside.png")
+    text = spec.read_text().replace("    images: s3\n", f"    images: [s3/c0.png, {entry}]\n")
+    spec.write_text(text)
+    with app.app_context(), pytest.raises(InputError, match="outside image_root"):
+        create_campaign(get_db(), spec, tmp_path / "store")
+    assert counts(app) == (0, 0)
+
+
+def test_an_image_changed_on_disk_is_detected(app, make_spec, tmp_path):
+    """Before: re-creating kept the stale image and said 'unchanged'."""
+    spec, images = spec_images(make_spec, tmp_path)
+    with app.app_context():
+        create_campaign(get_db(), spec, tmp_path / "store")
+        assert create_campaign(get_db(), spec, tmp_path / "store").created is False
+        PILImage.new("RGB", (64, 48), "white").save(images / "s1" / "c2.png")
+        with pytest.raises(InputError, match=r"c2.png \(s1/c2\) changed on disk"):
+            create_campaign(get_db(), spec, tmp_path / "store")
+
+
+def test_cli_prints_conversions_and_warnings(make_spec, tmp_path):
+    import cv2
+
+    spec, images = spec_images(make_spec, tmp_path)
+    (images / "s2" / "c1.png").unlink()
+    cv2.imwrite(str(images / "s2" / "c1.tif"), np.zeros((48, 64), np.uint16) + 1000)
+    shutil.copy(images / "s3" / "c0.png", images / "s3" / "c2.png")
+    result = CliRunner().invoke(
+        jod, ["campaign", "create", str(spec), "--home", str(tmp_path / "h")]
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        "converted s2/c1: TIFF I;16 16-bit -> PNG 16-bit, 1 channel(s), lossless" in result.output
+    )
+    assert "warning: byte-identical images: s3/c0, s3/c2" in result.output
