@@ -115,6 +115,7 @@ def create_app(config: dict | None = None) -> Flask:
         session_cookie_secure=secure,
         frame_options="DENY",
         content_security_policy=CONTENT_SECURITY_POLICY,
+        content_security_policy_nonce_in=["style-src"],  # the dashboard's colour scale
         referrer_policy="same-origin",
     )
     db.init_app(app)

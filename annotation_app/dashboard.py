@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import zipfile
+from collections import Counter
 from dataclasses import dataclass
 
 import pandas as pd
@@ -17,7 +18,15 @@ from annotation_app.campaigns import load_campaign_spec
 from annotation_app.db import get_db
 from annotation_app.export import campaign_report, count_matrices, trials_frame
 from annotation_app.models import Campaign
-from annotation_app.quality import coverage, cross_scene_components, observer_quality
+from annotation_app.quality import (
+    campaign_coverage,
+    colour_scale,
+    coverage,
+    cross_scene_components,
+    observer_quality,
+)
+from annotation_app.scheduler import coverage_target
+from annotation_app.spec import CampaignSpec
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 STAFF = ("admin", "experimenter")
@@ -39,17 +48,28 @@ def campaign(campaign_id: int):
     camp = db.get(Campaign, campaign_id) or abort(404)
     spec = load_campaign_spec(camp)
     live = current_app.extensions["jodkit_live"].get(db, camp)
+    target = per_scene_target(camp, spec)
+    heatmaps = coverage(db, camp, [a.name for a in spec.attributes], target)
     return render_template(
         "dashboard/campaign.html",
         campaign=camp,
         spec=spec,
-        coverage=coverage(db, camp, [a.name for a in spec.attributes]),
+        coverage=heatmaps,
+        total=campaign_coverage(heatmaps),
+        scale=colour_scale(target),
         cross=cross_scene_components(db, camp),
         observers=observer_quality(db, camp, live.screening),
         screening_note=screening_note(live.screening),
         scales=scale_groups(live.scales),
         active=group_rows(db, camp.id) if spec.sampling == "active" else None,
     )
+
+
+def per_scene_target(campaign: Campaign, spec: CampaignSpec) -> float:
+    """The per-scene design's comparisons wanted per pair, as the scheduler reads it."""
+    per_scene: dict[str, int] = Counter(im.scene for im in campaign.images)
+    n_pairs = sum(n * (n - 1) // 2 for n in per_scene.values())
+    return coverage_target(spec, len(campaign.images), n_pairs)
 
 
 def screening_note(screening: pd.DataFrame | str) -> str:

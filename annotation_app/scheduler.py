@@ -78,6 +78,13 @@ class Img:
     condition: str
 
 
+def coverage_target(spec: CampaignSpec, n_images: int, n_pairs: int) -> float:
+    """Comparisons wanted per pair: given directly, or derived from per-image."""
+    if spec.comparisons.per_pair is not None:
+        return spec.comparisons.per_pair
+    return math.ceil(spec.comparisons.per_image * n_images / 2 / max(n_pairs, 1))
+
+
 def spread_along_range(images: Sequence[Img], scores: dict[int, float], k: int) -> list[Img]:
     """Pick ``k`` images per scene spread along each scene's current score range.
 
@@ -278,11 +285,8 @@ class BalancedScheduler:
 
     @staticmethod
     def _target(spec: CampaignSpec, candidates: list[tuple[Img, Img]]) -> float:
-        """Comparisons wanted per pair: given directly, or derived from per-image."""
-        if spec.comparisons.per_pair is not None:
-            return spec.comparisons.per_pair
         n_images = len({im.id for pair in candidates for im in pair})
-        return math.ceil(spec.comparisons.per_image * n_images / 2 / max(len(candidates), 1))
+        return coverage_target(spec, n_images, len(candidates))
 
     def _candidate_pairs(
         self, images: list[Img], spec: CampaignSpec, sess: ObserverSession

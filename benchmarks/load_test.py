@@ -1,24 +1,33 @@
-"""Load and crash test of the annotation app over its real HTTP API.
+"""Capacity curve and crash test of the annotation app over its real HTTP API.
 
-Starts ``jod serve`` (waitress) on SQLite or PostgreSQL, lets N simulated observers (one
-process each) answer as fast as they can for D seconds, reports judgments/s and p50/p99
-latency of next-pair and submit, then SIGKILLs the server mid-load, restarts it while the
-clients keep answering (resending unacknowledged answers, as the browser does) and checks
-that every acknowledged judgment, before and after the kill, is in the export exactly once.
-Traffic goes to 127.0.0.1 only; the number of clients and the duration are bounded.
+Starts ``jod serve`` (gunicorn, ``--workers`` processes x ``--threads`` threads) on SQLite or
+PostgreSQL and drives it from ONE asyncio process (aiohttp): ``--observers`` simulated
+observers, each logged in once with its own cookie and connection, each judgment a
+next-pair request followed by an answer. For every offered rate (judgments/s over all
+observers, Poisson: exponential pauses between an observer's judgments) it prints the
+achieved rate, p50/p99 latency of next-pair and submit, errors, and the server's CPU per
+judgment (all its processes, from /proc) next to the load generator's and PostgreSQL's.
 
-    python benchmarks/load_test.py --observers 50 --seconds 60 [--db postgresql+psycopg://...]
+Then the crash test: at ``--kill-rate`` the server's whole process group is SIGKILLed
+``--kill-after`` seconds in and restarted at once while the observers go on; like the
+browser's outbox, an observer keeps an answer that was not acknowledged and resends it with
+the same token. At the end every acknowledged answer must be stored under its token and
+exported exactly once (``check_ledger``; tests/app/test_load_check.py shows it failing on
+duplicates, and docs/performance.md a run against a deliberately broken export).
 
-``--conditions N --sampling active|balanced`` runs the observers on a campaign of one scene
-with N images instead of the example campaign (``--no-crash``: the latency phase only),
-to compare the next-pair latency of active sampling with the balanced design's.
+    python benchmarks/load_test.py --db postgresql+psycopg://u:pw@127.0.0.1/db \\
+        --workers 4 --rates 50,100,150,200,250 --step-seconds 20
+
+Traffic goes to 127.0.0.1 only.
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
+import asyncio
+import contextlib
 import os
+import random
 import re
 import signal
 import socket
@@ -27,15 +36,16 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import numpy as np
-import requests
 
 PASSWORD = "load-test-pw"
-CAMPAIGN = {"id": 1, "attribute": "detail"}
-"""The campaign and attribute the observers judge (the example campaign unless
-``--conditions`` creates another)."""
+CAMPAIGN = "example-portraits"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -44,254 +54,395 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(home: Path, port: int, db: str | None) -> subprocess.Popen:
-    code = "from jodkit.cli import app; app()"
-    cmd = [sys.executable, "-c", code, "serve", "--home", str(home), "--port", str(port)]
-    cmd += ["--threads", "32"] + (["--db", db] if db else [])
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(1200):  # the first start renders the example campaign
-        try:
-            requests.get(f"http://127.0.0.1:{port}/auth/login", timeout=1)
-            return proc
-        except requests.RequestException:  # refused, or (restart under load) slow to answer
+# ---- the server -------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    home: Path
+    port: int
+    db: str | None
+    workers: int
+    threads: int
+    proc: subprocess.Popen | None = None
+
+    def start(self) -> float:
+        """Start ``jod serve`` in its own process group; seconds until it answers."""
+        cmd = [sys.executable, "-m", "jodkit", "serve", "--home", str(self.home)]
+        cmd += ["--port", str(self.port), "--workers", str(self.workers)]
+        cmd += ["--threads", str(self.threads)] + (["--db", self.db] if self.db else [])
+        t0 = time.monotonic()
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        import requests
+
+        for _ in range(1200):  # the first start renders the example campaign
+            try:
+                if requests.get(f"http://127.0.0.1:{self.port}/auth/login", timeout=1).ok:
+                    return time.monotonic() - t0
+            except requests.RequestException:
+                pass
             time.sleep(0.1)
-    raise RuntimeError("server did not start")
+        raise RuntimeError("server did not start")
+
+    def kill(self) -> None:
+        """SIGKILL every process of the server (gunicorn's master and its workers)."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of every live process in the server's process group."""
+        return cpu_seconds(lambda _name, pgrp: pgrp == self.proc.pid)
 
 
-def observer(
-    base: str, name: str, until: float, kill_at: float, out: mp.Queue, campaign: dict
-) -> None:
-    """Log in once, answer as fast as possible; keep an unacknowledged answer and resend it.
-
-    Like the browser's outbox: an answer whose response never came is resent with the same
-    token until acknowledged, so a server-side "duplicate" means it had been stored before
-    the connection dropped. After a connection failure the client logs in again once.
-    """
-    CAMPAIGN.update(campaign)  # a spawned process starts from the module's defaults
-    next_ms, submit_ms, acked, errors, duplicates = [], [], [], 0, 0
-    s, sid, outbox, relogin = None, None, None, True
-    while time.time() < until:
+def cpu_seconds(match) -> float:
+    """User + system CPU seconds of the live processes for which ``match(name, pgrp)``."""
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
         try:
-            if relogin:
-                s, sid = login_and_start(base, name)
-                relogin = False
-            if outbox is not None:
-                trial_id, answer = outbox
-                r = s.post(f"{base}/api/trials/{trial_id}/answer", json=answer, timeout=30)
-                if r.status_code == 200:
-                    duplicates += r.json()["status"] == "duplicate"
-                    acked.append((trial_id, answer["token"], time.time() < kill_at))
-                outbox = None
-                continue
-            if sid is None:
-                sid = start_sitting(base, s)
-            t0 = time.perf_counter()
-            body = s.get(f"{base}/api/sessions/{sid}/next", timeout=30).json()
-            next_ms.append(1000 * (time.perf_counter() - t0))
-            if not body["trials"]:
-                sid = None  # sitting finished: open the next one (no new login)
-                continue
-            trial = body["trials"][0]
-            outbox = (trial["id"], {"token": uuid.uuid4().hex, "choice": "left", "rt_ms": 300})
-            t0 = time.perf_counter()
-            r = s.post(f"{base}/api/trials/{trial['id']}/answer", json=outbox[1], timeout=30)
-            submit_ms.append(1000 * (time.perf_counter() - t0))
-            if r.status_code == 200:
-                acked.append((trial["id"], outbox[1]["token"], time.time() < kill_at))
-                outbox = None
-        except (requests.RequestException, ValueError, AttributeError, KeyError):
-            errors += 1
-            relogin = True  # the outbox survives: it is resent after logging in again
-            time.sleep(0.2)
-    out.put((next_ms, submit_ms, acked, errors, duplicates))
+            text = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()  # state, ppid, pgrp, ...
+        if match(name, int(fields[2])):
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLK_TCK
 
 
-def login_and_start(base: str, name: str) -> tuple[requests.Session, str]:
-    """A logged-in HTTP session with the CSRF header set, and an open sitting's id."""
-    s = requests.Session()
-    page = s.get(f"{base}/auth/login", timeout=30).text
-    token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
-    s.post(
-        f"{base}/auth/login",
-        data={"username": name, "password": PASSWORD, "csrf_token": token},
-        timeout=30,
-    )
-    # The login starts a new session cookie, and with it a new CSRF token.
-    page = s.get(f"{base}/", timeout=30).text
-    s.headers["X-CSRFToken"] = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
-    return s, start_sitting(base, s)
+def postgres_seconds() -> float:
+    """CPU of every PostgreSQL process on the machine (other users' queries included)."""
+    return cpu_seconds(lambda name, _pgrp: name.startswith("postgres"))
 
 
-def start_sitting(base: str, s: requests.Session) -> str:
-    """Open (or resume) a per-scene sitting on the campaign; its session id."""
-    url = f"{base}/campaigns/{CAMPAIGN['id']}/per_scene/{CAMPAIGN['attribute']}"
-    start = s.post(url, allow_redirects=False, timeout=30)
-    return start.headers["Location"].rsplit("/", 1)[1]
-
-
-def add_users(
-    home: Path, db: str | None, n: int, conditions: int | None = None, sampling: str = ""
-) -> None:
-    """Observer accounts lt0..lt{n-1}, created through the app's own code and assigned to
-    the campaign; with ``conditions``, first a campaign of one scene with that many images."""
-    from PIL import Image as PILImage
-
+def add_observers(home: Path, db: str | None, n: int) -> None:
+    """Accounts lt0..lt{n-1}, assigned to the example campaign, through the app's code."""
     from annotation_app import create_app, default_config
     from annotation_app.accounts import add_user, assign
-    from annotation_app.campaigns import create_campaign
     from annotation_app.db import get_db
-    from annotation_app.models import Campaign
 
     config = default_config(home) | ({"DATABASE_URL": db} if db else {})
-    app = create_app(config | {"ACTIVE_BACKGROUND": False})
+    app = create_app(config)
     with app.app_context():
-        if conditions:
-            folder = home / "load-images" / "scene"
-            folder.mkdir(parents=True, exist_ok=True)
-            rng = np.random.default_rng(0)
-            for k in range(conditions):
-                pixels = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
-                PILImage.fromarray(pixels).save(folder / f"c{k:03d}.png")
-            spec = home / "load.yaml"
-            spec.write_text(
-                f"name: load-{conditions}-{sampling}\nimage_root: load-images\n"
-                "scenes: [{name: scene, images: scene}]\n"
-                "attributes: [{name: detail, question: 'Which is sharper?'}]\n"
-                f"sampling: {sampling}\nsession: {{length: 200}}\ndisplay: {{size: 64}}\n"
-            )
-            created = create_campaign(get_db(), spec, Path(config["IMAGE_STORE"])).campaign
-            CAMPAIGN.update(id=created.id, attribute="detail")
-        name = get_db().get(Campaign, CAMPAIGN["id"]).name
         for i in range(n):
             add_user(get_db(), f"lt{i}", PASSWORD, "observer")
-            assign(get_db(), f"lt{i}", name)
+            assign(get_db(), f"lt{i}", CAMPAIGN)
+    app.extensions["jodkit_db"].kw["bind"].dispose()
 
 
-def planned_share(home: Path, db: str | None) -> tuple[int, int]:
-    """Planned pairs handed out, and normal trials, in the campaign."""
-    from sqlalchemy import func, select
+# ---- one simulated observer -------------------------------------------------------------
+
+
+@dataclass
+class Record:
+    """What the observers measured and what the server acknowledged."""
+
+    next_ms: list[float] = field(default_factory=list)
+    submit_ms: list[float] = field(default_factory=list)
+    errors: Counter = field(default_factory=Counter)
+    acked: list[tuple[int, str, str]] = field(default_factory=list)
+    """(trial id, token, "stored" or "duplicate") for every 200 answer."""
+    judgments: int = 0
+
+
+class Observer:
+    """A logged-in observer with its own cookies and connection, and an outbox."""
+
+    def __init__(self, base: str, name: str) -> None:
+        self.base, self.name = base, name
+        self.http: aiohttp.ClientSession | None = None
+        self.csrf = ""
+        self.sid: str | None = None
+        self.outbox: tuple[int, dict] | None = None
+
+    async def login(self) -> None:
+        if self.http is not None:
+            await self.http.close()
+        self.http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=1),
+            timeout=aiohttp.ClientTimeout(total=30),
+        )
+        for attempt in range(200):
+            async with self.http.get(f"{self.base}/auth/login") as r:
+                token = _csrf(await r.text())
+            form = {"username": self.name, "password": PASSWORD, "csrf_token": token}
+            async with self.http.post(
+                f"{self.base}/auth/login", data=form, allow_redirects=False
+            ) as r:
+                if r.status == 302:
+                    break
+                if r.status != 429:  # the global login limit: wait and retry
+                    raise RuntimeError(f"login of {self.name}: HTTP {r.status}")
+            await asyncio.sleep(0.2 + 0.05 * attempt)
+        async with self.http.get(f"{self.base}/") as r:
+            self.csrf = _csrf(await r.text())
+        await self.start_sitting()
+
+    async def start_sitting(self) -> None:
+        url = f"{self.base}/campaigns/1/per_scene/detail"
+        async with self.http.post(
+            url, headers={"X-CSRFToken": self.csrf}, allow_redirects=False
+        ) as r:
+            if r.status != 302:
+                raise RuntimeError(f"sitting of {self.name}: HTTP {r.status}")
+            self.sid = r.headers["Location"].rsplit("/", 1)[1]
+
+    async def send(self, record: Record, timed: bool) -> bool:
+        """Send the outbox; True when acknowledged (it is then emptied)."""
+        trial_id, body = self.outbox
+        t0 = time.perf_counter()
+        async with self.http.post(
+            f"{self.base}/api/trials/{trial_id}/answer",
+            json=body,
+            headers={"X-CSRFToken": self.csrf},
+        ) as r:
+            reply = await r.json() if r.status in (200, 400, 404, 409) else {}
+        if timed:
+            record.submit_ms.append(1000 * (time.perf_counter() - t0))
+        if r.status == 200:
+            record.acked.append((trial_id, body["token"], reply["status"]))
+            self.outbox = None
+            return True
+        if r.status in (400, 404, 409):
+            record.errors[f"answer {r.status}: {reply.get('error')}"] += 1
+            self.outbox = None  # refused for good: the page drops it too
+            return False
+        record.errors[f"answer HTTP {r.status}"] += 1
+        return False
+
+    async def judge(self, record: Record) -> None:
+        """One judgment: the next pair, then its answer (or a pending answer first)."""
+        if self.outbox is not None:
+            await self.send(record, timed=False)
+            return
+        t0 = time.perf_counter()
+        async with self.http.get(f"{self.base}/api/sessions/{self.sid}/next") as r:
+            body = await r.json() if r.status == 200 else None
+        record.next_ms.append(1000 * (time.perf_counter() - t0))
+        if body is None:
+            record.errors[f"next HTTP {r.status}"] += 1
+            return
+        if not body["trials"]:
+            await self.start_sitting()  # finished (or on a break): the next sitting
+            return
+        trial = body["trials"][0]
+        answer = {
+            "token": uuid.uuid4().hex,
+            "choice": random.choice(("left", "right")),
+            "rt_ms": random.randint(400, 4000),
+        }
+        self.outbox = (trial["id"], answer)
+        if await self.send(record, timed=True):
+            record.judgments += 1
+
+
+def _csrf(page: str) -> str:
+    return re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+
+
+async def drive(observers: list[Observer], rate: float, seconds: float) -> Record:
+    """Every observer judges with exponential pauses (mean n/rate) for ``seconds``."""
+    record = Record()
+    end = time.monotonic() + seconds
+    mean_pause = len(observers) / rate
+
+    async def run(obs: Observer) -> None:
+        await asyncio.sleep(random.expovariate(1 / mean_pause))
+        while time.monotonic() < end:
+            started = time.monotonic()
+            try:
+                await obs.judge(record)
+            except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as err:
+                record.errors[type(err).__name__] += 1
+                await asyncio.sleep(0.5)
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError, RuntimeError):
+                    await obs.login()  # the outbox survives and is resent
+            pause = random.expovariate(1 / mean_pause) - (time.monotonic() - started)
+            await asyncio.sleep(max(0.0, pause))
+
+    await asyncio.gather(*(run(obs) for obs in observers))
+    return record
+
+
+# ---- the curve --------------------------------------------------------------------------
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+async def curve(args, server: Server, observers: list[Observer]) -> None:
+    print(
+        "offered/s  achieved/s  next p50/p99 ms   submit p50/p99 ms   errors  "
+        "server CPU ms/judgment  client CPU ms/j  postgres CPU ms/j"
+    )
+    for rate in args.rates:
+        cpu0, pg0, me0 = server.cpu_seconds(), postgres_seconds(), time.process_time()
+        t0 = time.monotonic()
+        record = await drive(observers, rate, args.step_seconds)
+        elapsed = time.monotonic() - t0
+        n = max(record.judgments, 1)
+        server_ms = 1000 * (server.cpu_seconds() - cpu0) / n
+        client_ms = 1000 * (time.process_time() - me0) / n
+        pg_ms = 1000 * (postgres_seconds() - pg0) / n
+        print(
+            f"{rate:9.0f}  {record.judgments / elapsed:10.1f}  "
+            f"{pct(record.next_ms, 50):7.1f} / {pct(record.next_ms, 99):7.1f}   "
+            f"{pct(record.submit_ms, 50):7.1f} / {pct(record.submit_ms, 99):7.1f}   "
+            f"{sum(record.errors.values()):6d}  {server_ms:22.2f}  {client_ms:15.2f}  "
+            f"{pg_ms if args.db else float('nan'):17.2f}",
+            flush=True,
+        )
+        for error, count in record.errors.most_common(3):
+            print(f"           {count} x {error}")
+
+
+# ---- the crash test ---------------------------------------------------------------------
+
+
+@dataclass
+class Verdict:
+    acknowledged: int
+    stored: int
+    exported: int
+    lost: int
+    twice: int
+
+    @property
+    def ok(self) -> bool:
+        return self.lost == 0 and self.twice == 0 and self.exported == self.stored
+
+
+def check_ledger(
+    acked: list[tuple[int, str, str]],
+    stored: list[tuple[int, str]],
+    exported: int,
+) -> Verdict:
+    """Compare what the observers were told with what the database and the export hold.
+
+    ``acked``: (trial, token, "stored"/"duplicate") per acknowledgment; ``stored``: (trial,
+    token) per answered trial row; ``exported``: rows in the exported trial tables.
+    Lost: an acknowledged token not stored on its trial. Twice: a token on more than one
+    row, a trial on more than one row, a token the server reported "stored" more than
+    once, or export rows beyond the stored answers.
+    """
+    token_of = dict(stored)
+    lost = sum(1 for trial, token, _ in acked if token_of.get(trial) != token)
+    per_token = Counter(token for _, token in stored)
+    per_trial = Counter(trial for trial, _ in stored)
+    stored_acks = Counter(token for _, token, status in acked if status == "stored")
+    twice = (
+        sum(n - 1 for n in per_token.values())
+        + sum(n - 1 for n in per_trial.values())
+        + sum(n - 1 for n in stored_acks.values())
+        + max(0, exported - len(stored))
+    )
+    distinct = len({token for _, token, _ in acked})
+    return Verdict(distinct, len(stored), exported, lost, twice)
+
+
+def database_rows(home: Path, db: str | None) -> tuple[list[tuple[int, str]], int]:
+    """(trial, token) of every answered trial, by plain SQL, and the number of rows the
+    app's export (``trials_frame``, what ``jod export`` writes) gives."""
+    from sqlalchemy import select, text
 
     from annotation_app import create_app, default_config
     from annotation_app.db import get_db
-    from annotation_app.models import ActivePair, Trial
+    from annotation_app.export import trials_frame
+    from annotation_app.models import Campaign
 
-    config = default_config(home) | ({"DATABASE_URL": db} if db else {})
-    with create_app(config | {"ACTIVE_BACKGROUND": False}).app_context():
-        taken = get_db().scalar(
-            select(func.count()).where(
-                ActivePair.campaign_id == CAMPAIGN["id"], ActivePair.session_id.is_not(None)
-            )
+    app = create_app(default_config(home) | ({"DATABASE_URL": db} if db else {}))
+    with app.app_context():
+        session = get_db()
+        rows = session.execute(
+            text("SELECT id, answer_token FROM trials WHERE answered_at IS NOT NULL")
+        ).all()
+        campaign = session.scalar(select(Campaign).where(Campaign.name == CAMPAIGN))
+        exported = sum(
+            len(trials_frame(session, campaign, t)) for t in ("per_scene", "cross_content")
         )
-        normal = get_db().scalar(
-            select(func.count()).where(Trial.campaign_id == CAMPAIGN["id"], Trial.kind == "normal")
-        )
-    return taken, normal
+    app.extensions["jodkit_db"].kw["bind"].dispose()
+    return [(int(i), t) for i, t in rows], exported
 
 
-def run_load(base: str, n: int, seconds: float, kill_at: float = float("inf")):
-    """n observer processes for ``seconds``; merged latencies, acks, errors, duplicates."""
-    out: mp.Queue = mp.Queue()
-    until = time.time() + seconds
-    args = [(base, f"lt{i}", until, kill_at, out, dict(CAMPAIGN)) for i in range(n)]
-    procs = [mp.Process(target=observer, args=a) for a in args]
-    for p in procs:
-        p.start()
-    return procs, out
-
-
-def collect(procs: list, out: mp.Queue) -> tuple[list, list, list, int, int]:
-    results = [out.get() for _ in procs]
-    for p in procs:
-        p.join()
-    merged = [[x for r in results for x in r[k]] for k in range(3)]
-    return *merged, sum(r[3] for r in results), sum(r[4] for r in results)
-
-
-def export_rows(home: Path, db: str | None) -> tuple[list[tuple[int, str]], int]:
-    """(trial id, answer token) of every answered trial, and the number of rows in the
-    exported trial tables (``trials_frame``, what ``jod export`` writes)."""
-    env = {**os.environ, "JODKIT_HOME": str(home)}
-    code = (
-        "import sys; from annotation_app import create_app, default_config;"
-        "from annotation_app.db import get_db; from annotation_app.models import Trial, Campaign;"
-        "from annotation_app.export import trials_frame;"
-        "from sqlalchemy import select; from pathlib import Path;"
-        "c = default_config(Path(sys.argv[1]));"
-        "c.update({'DATABASE_URL': sys.argv[2]} if sys.argv[2] else {});"
-        "app = create_app(c); ctx = app.app_context(); ctx.push(); db = get_db();"
-        "camp = db.get(Campaign, 1);"
-        "print(sum(len(trials_frame(db, camp, t)) for t in ('per_scene', 'cross_content')));"
-        "print('\\n'.join(f'{i} {k}' for i, k in db.execute("
-        "select(Trial.id, Trial.answer_token).where(Trial.answered_at.is_not(None)))))"
+async def crash(args, server: Server, observers: list[Observer], acked_before: list) -> bool:
+    loop_task = asyncio.ensure_future(drive(observers, args.kill_rate, args.crash_seconds))
+    await asyncio.sleep(args.kill_after)
+    server.kill()
+    restart_s = await asyncio.to_thread(server.start)
+    record = await loop_task
+    pending = [obs for obs in observers if obs.outbox is not None]
+    for obs in pending:  # what was still unacknowledged at the end: sent until it is
+        for _ in range(20):
+            try:
+                if await obs.send(record, timed=False) or obs.outbox is None:
+                    break
+            except (aiohttp.ClientError, TimeoutError, OSError):
+                await asyncio.sleep(0.5)
+    stored, exported = await asyncio.to_thread(database_rows, server.home, args.db)
+    verdict = check_ledger(acked_before + record.acked, stored, exported)
+    resent = sum(1 for *_, status in record.acked if status == "duplicate")
+    print(
+        f"crash test: SIGKILL of the whole server at +{args.kill_after:.0f} s of "
+        f"{args.crash_seconds:.0f} s at {args.kill_rate:.0f} judgments/s offered, restart "
+        f"{restart_s:.1f} s; {verdict.acknowledged} answers acknowledged in all, "
+        f"{verdict.stored} stored, {verdict.exported} exported; {verdict.lost} acknowledged "
+        f"but lost, {verdict.twice} stored twice; {resent} resent answers recognised as "
+        f"duplicates; {sum(record.errors.values())} failed requests during the outage"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(home), db or ""], capture_output=True, text=True, env=env
+    return verdict.ok
+
+
+async def main_async(args) -> int:
+    home = Path(tempfile.mkdtemp(prefix="jod-load-"))
+    server = Server(home, free_port(), args.db, args.workers, args.threads)
+    server.start()
+    add_observers(home, args.db, args.observers)
+    base = f"http://127.0.0.1:{server.port}"
+    observers = [Observer(base, f"lt{i}") for i in range(args.observers)]
+    t0 = time.monotonic()
+    await asyncio.gather(*(obs.login() for obs in observers))
+    backend = "PostgreSQL" if args.db else "SQLite (synchronous=FULL)"
+    print(
+        f"{backend}; jod serve --workers {args.workers} --threads {args.threads}; "
+        f"{args.observers} observers in one asyncio process; logins took "
+        f"{time.monotonic() - t0:.1f} s; {args.step_seconds:.0f} s per rate; "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
-    lines = done.stdout.split("\n")
-    rows = [(int(i), k) for i, k in (line.split() for line in lines[1:] if line.strip())]
-    return rows, int(lines[0])
+    ok = True
+    try:
+        if args.rates:
+            await curve(args, server, observers)
+        if args.kill_rate:
+            ok = await crash(args, server, observers, [])
+    finally:
+        for obs in observers:
+            await obs.http.close()
+        server.kill()
+    return 0 if ok else 1
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--observers", type=int, default=50)
-    parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--db", default=None, help="SQLAlchemy URL (default: SQLite)")
-    parser.add_argument("--crash-seconds", type=float, default=30, help="crash phase length")
-    parser.add_argument("--kill-after", type=float, default=8, help="SIGKILL this far in")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--observers", type=int, default=50)
     parser.add_argument(
-        "--conditions", type=int, default=None, help="one scene with this many images"
+        "--rates",
+        type=lambda s: [float(x) for x in s.split(",") if x],
+        default=[25, 50, 100, 150, 200],
+        help="offered judgments/s, comma-separated ('' for none)",
     )
-    parser.add_argument("--sampling", choices=("balanced", "active"), default="balanced")
-    parser.add_argument("--no-crash", action="store_true", help="skip the crash test")
+    parser.add_argument("--step-seconds", type=float, default=20)
+    parser.add_argument("--kill-rate", type=float, default=50, help="0: no crash test")
+    parser.add_argument("--crash-seconds", type=float, default=30)
+    parser.add_argument("--kill-after", type=float, default=10)
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="jod-load-"))
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = start_server(home, port, args.db)
-    add_users(home, args.db, args.observers, args.conditions, args.sampling)
-    nxt, sub, acked, errors, _ = collect(*run_load(base, args.observers, args.seconds))
-    p = lambda xs, q: float(np.percentile(xs, q)) if xs else float("nan")  # noqa: E731
-    print(f"backend: {'PostgreSQL' if args.db else 'SQLite'}; observers {args.observers}")
-    print(f"judgments/s: {len(acked) / args.seconds:.1f} ({len(acked)} in {args.seconds:.0f} s)")
-    print(f"next  p50 {p(nxt, 50):.1f} ms  p99 {p(nxt, 99):.1f} ms")
-    print(f"submit p50 {p(sub, 50):.1f} ms  p99 {p(sub, 99):.1f} ms; client errors {errors}")
-    if args.sampling == "active":
-        taken, normal = planned_share(home, args.db)
-        print(f"active sampling: {taken} of {normal} normal trials came from planned batches")
-    if args.no_crash:
-        server.kill()
-        return
-
-    # Crash test: SIGKILL mid-load, restart at once while the clients keep going (they
-    # resend unacknowledged answers and log in again), then every acknowledged judgment
-    # must be in the export exactly once.
-    kill_at = time.time() + args.kill_after
-    procs, out = run_load(base, args.observers, args.crash_seconds, kill_at)
-    time.sleep(max(0.0, kill_at - time.time()))
-    os.kill(server.pid, signal.SIGKILL)
-    server.wait()
-    t0 = time.time()
-    server = start_server(home, port, args.db)
-    restart_s = time.time() - t0
-    _, _, acked2, errors2, duplicates = collect(procs, out)
-    rows, exported = export_rows(home, args.db)
-    server.kill()
-    stored = [trial for trial, _ in rows]
-    token_of = dict(rows)
-    all_acked = [(trial, token) for trial, token, _ in acked + acked2]
-    missing = [t for t, k in all_acked if token_of.get(t) != k]
-    before = sum(1 for *_, pre in acked2 if pre)
-    print(
-        f"crash test ({args.crash_seconds:.0f} s, SIGKILL at +{args.kill_after:.0f} s, "
-        f"restart took {restart_s:.1f} s): {before} acknowledged before the kill, "
-        f"{len(acked2) - before} after the restart; {len(all_acked)} acknowledged in all, "
-        f"{len(stored)} stored, {exported} rows exported, {len(missing)} acknowledged but "
-        f"missing, {len(stored) - len(set(stored))} stored twice; {duplicates} resent answers "
-        f"recognised as duplicates by the server; client errors during the outage {errors2}"
-    )
-    bad = missing or len(stored) != len(set(stored)) or exported != len(stored)
-    sys.exit(1 if bad or len(all_acked) != len(set(all_acked)) else 0)
+    sys.exit(asyncio.run(main_async(args)))
 
 
 if __name__ == "__main__":
