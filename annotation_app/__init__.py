@@ -31,6 +31,9 @@ DEFAULTS = {
     "PERMANENT_SESSION_LIFETIME": timedelta(hours=8),
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
+    # The cookie is signed again only when it changes: its expiry is fixed at login, like
+    # the login session's own (PERMANENT_SESSION_LIFETIME).
+    "SESSION_REFRESH_EACH_REQUEST": False,
     # True behind HTTPS: cookies get Secure, plain HTTP is redirected, HSTS is sent.
     "SECURE_COOKIES": False,
     # Reverse proxies in front of the app whose X-Forwarded-* headers are trusted (the

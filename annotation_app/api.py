@@ -29,33 +29,38 @@ MAX_ANSWER_BYTES = 4096
 """An answer is a few short fields; anything larger is refused before it is parsed."""
 
 
-def _trial_json(trial: Served) -> dict:
-    """What the page needs: the trial, whether it is training, and one URL per side."""
+def _trial_json(trial: Served, media: str) -> dict:
+    """What the page needs: the trial, whether it is training, and one URL per side
+    (``media`` is the media route's prefix: url_for once per request, not four times per
+    trial)."""
     sides = {}
     for side in ("left", "right"):
-        sides[side] = {
-            "src": url_for("media.image", trial_id=trial.id, side=side),
-            "original": url_for("media.image", trial_id=trial.id, side=side, view="original"),
-        }
+        src = f"{media}{trial.id}/{side}"
+        sides[side] = {"src": src, "original": f"{src}?view=original"}
     return {"id": trial.id, "seq": trial.seq, "training": trial.training, **sides}
+
+
+def _trials_json(served: list) -> list[dict]:
+    media = url_for("media.image", trial_id=0, side="left").removesuffix("0/left")
+    return [_trial_json(t, media) for t, _, _ in served]
 
 
 @bp.get("/sessions/<int:session_id>/next")
 @login_required
 def next_trials(session_id: int):
     """Current trial and the next one (to prefetch); nothing during a break, or while the
-    campaign is not active."""
+    campaign is not active. The page asks when it opens; after an answer the next trials
+    come with the answer's response."""
     db = get_db()
     try:
-        sess, status = sitting(db, session_id, current_user.id)
+        sess = sitting(db, session_id, current_user.id)
     except NotYours as err:
         return {"error": str(err)}, 404
-    state = progress(sess, status)
-    if state.finished or state.break_until is not None or status != "active":
-        db.commit()
-        return {"progress": state.as_json(), "trials": []}
     served = serve(db, sess, current_app.extensions["jodkit_scheduler"])
-    return {"progress": state.as_json(), "trials": [_trial_json(t) for t, _, _ in served]}
+    return {
+        "progress": progress(sess, sess.campaign_status).as_json(),
+        "trials": _trials_json(served),
+    }
 
 
 def _json_body() -> object:
@@ -76,13 +81,19 @@ def _json_body() -> object:
 @bp.post("/trials/<int:trial_id>/answer")
 @login_required
 def answer(trial_id: int):
-    """Store one answer; a retry with the same token is acknowledged, not stored again."""
+    """Store one answer; a retry with the same token is acknowledged, not stored again.
+    The response carries the sitting's progress and the trials to show next."""
     db = get_db()
+    scheduler = current_app.extensions["jodkit_scheduler"]
     try:
-        status, state = submit(db, current_user.id, trial_id, parse_answer(_json_body()))
+        done = submit(db, current_user.id, trial_id, parse_answer(_json_body()), scheduler)
     except NotYours as err:
         return {"error": str(err)}, 404
     except InputError as err:
         code = 409 if isinstance(err, AnswerConflict) else 400
         return {"error": str(err), "field": err.field}, code
-    return {"status": status, "progress": state.as_json()}
+    return {
+        "status": done.status,
+        "progress": done.progress.as_json(),
+        "trials": _trials_json(done.served),
+    }

@@ -84,6 +84,8 @@ def init_app(app: Flask) -> None:
         return redirect(url_for("auth.login", next=request.path))
 
     limiter = Limiter(get_remote_address, app=app)
+    # Only the login form is limited: every other request skips the limiter's checks.
+    limiter.request_filter(lambda: request.endpoint != "auth.login")
     view = app.view_functions["auth.login"]
     view = limiter.limit(
         lambda: app.config["LOGIN_RATE_LIMIT"],

@@ -29,7 +29,7 @@ _READ_ONLY_OK = ("SELECT", "BEGIN", "COMMIT", "ROLLBACK", "PRAGMA", "SAVEPOINT",
 def make_engine(url: str) -> Engine:
     """An engine with the settings each backend needs for concurrent requests."""
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+        return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=False)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask_login import UserMixin
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -49,7 +48,7 @@ class Base(DeclarativeBase):
     """Declarative base; Alembic's migrations mirror these tables."""
 
 
-class User(UserMixin, Base):
+class User(Base):
     """An account; ``role`` gates pages (observers see only their own trials)."""
 
     __tablename__ = "users"
@@ -62,17 +61,6 @@ class User(UserMixin, Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """Consecutive failed logins; reset by a successful one or a password reset."""
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    login_token = None
-    """The server-side login session this request authenticated with (not a column)."""
-
-    def get_id(self) -> str:
-        """Flask-Login keeps this in the cookie: the login session's token, not the user id,
-        so that logging out, disabling the user or resetting the password ends it."""
-        return self.login_token or ""
-
-    @property
-    def is_active(self) -> bool:
-        return self.disabled_at is None
 
     def set_password(self, password: str) -> None:
         """Hash with werkzeug's default (scrypt), never store the password."""
@@ -196,6 +184,9 @@ class Trial(Base):
     zoom_count: Mapped[int] = mapped_column(Integer, default=0)
     flicker_count: Mapped[int] = mapped_column(Integer, default=0)
     answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    repeat_of: Mapped[Trial | None] = relationship(
+        remote_side="Trial.id", foreign_keys=[repeat_of_id]
+    )
     image_a: Mapped[Image] = relationship(foreign_keys=[image_a_id])
     image_b: Mapped[Image] = relationship(foreign_keys=[image_b_id])
     session: Mapped[ObserverSession] = relationship()

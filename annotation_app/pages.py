@@ -11,7 +11,7 @@ from annotation_app.accounts import is_assigned
 from annotation_app.campaigns import load_campaign_spec
 from annotation_app.db import get_db
 from annotation_app.models import Assignment, Campaign, ObserverSession
-from annotation_app.sessions import NotYours, progress, sitting, start_session
+from annotation_app.sessions import NotYours, progress, sitting, spec_of, start_session
 from scaling.errors import InputError
 
 bp = Blueprint("pages", __name__)
@@ -100,10 +100,10 @@ def trial(session_id: int):
     """The trial page; all pairs come from the JSON API."""
     db = get_db()
     try:
-        sess, _status = sitting(db, session_id, current_user.id)
+        sess = sitting(db, session_id, current_user.id)
     except NotYours:
         abort(404)
-    spec = load_campaign_spec(db.get(Campaign, sess.campaign_id))
+    spec = spec_of(db, sess)
     return render_template(
         "trial/trial.html", sess=sess, spec=spec, attribute=spec.attribute(sess.attribute)
     )

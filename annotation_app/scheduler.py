@@ -43,11 +43,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from alignment.selection import select_cross_images
-from annotation_app.models import Image, ObserverSession, PairCount, Trial
+from annotation_app.models import Image, PairCount, Trial
 from annotation_app.spec import CampaignSpec
 
 if TYPE_CHECKING:
     from annotation_app.active import ActivePlanner
+    from annotation_app.sessions import Sitting
 
 ScoreLookup = Callable[[int, str | None], dict[int, float]]
 """(campaign id, attribute or None for all) -> {image id: current JOD score}; images
@@ -63,7 +64,7 @@ class Scheduler(Protocol):
     """
 
     def plan(
-        self, db: Session, sess: ObserverSession, spec: CampaignSpec, seq: int, count: int = 1
+        self, db: Session, sess: Sitting, spec: CampaignSpec, seq: int, count: int = 1
     ) -> list[Trial]:
         """Add and return ``count`` new Trials for positions seq, seq+1, ..."""
         ...
@@ -132,7 +133,7 @@ class BalancedScheduler:
         return cached
 
     def plan(
-        self, db: Session, sess: ObserverSession, spec: CampaignSpec, seq: int, count: int = 1
+        self, db: Session, sess: Sitting, spec: CampaignSpec, seq: int, count: int = 1
     ) -> list[Trial]:
         """Plan ``count`` trials: training, gold, repeat or normal, then pair and sides.
 
@@ -181,15 +182,15 @@ class BalancedScheduler:
             if trial.kind == "normal":
                 mine[trial.image_a_id, trial.image_b_id] += 1
             db.add(trial)
-            db.flush()  # ids for repeat_of; the unique (session, seq) is checked here
             history.append(trial)
             planned.append(trial)
+        db.flush()  # one round of INSERTs; the unique (session, seq) is checked here
         return planned
 
     def _one(
         self,
         db: Session,
-        sess: ObserverSession,
+        sess: Sitting,
         spec: CampaignSpec,
         seq: int,
         images: list[Img],
@@ -223,19 +224,25 @@ class BalancedScheduler:
             # A repeat's side is fixed (the other side from its original), so only an
             # original whose swapped side is not the pair's surplus side may be repeated:
             # the pair's A-left/B-left counts, repeats included, stay within one.
-            repeated = {t.repeat_of_id for t in history if t.repeat_of_id}
+            # (trials of this batch have no id before the flush: compare objects)
+            stored = {t.id: t for t in history if t.id is not None}
+            repeated = {
+                id(stored[t.repeat_of_id] if t.repeat_of_id else t.repeat_of)
+                for t in history
+                if t.kind == "repeat"
+            }
             eligible = [
                 t
                 for t in history[:-2]
                 if t.kind == "normal"
-                and t.id not in repeated
+                and id(t) not in repeated
                 and state.side_allowed(t.image_a_id, t.image_b_id, _swapped(t.left_shown))
             ]
             if eligible:
                 original = rng.choice(eligible)
                 side = _swapped(original.left_shown)
                 self._fill(trial, original.image_a_id, original.image_b_id, "repeat", side)
-                trial.repeat_of_id = original.id
+                trial.repeat_of = original
                 return trial
         last = history[-1] if history else None
         last_scenes = (
@@ -289,7 +296,7 @@ class BalancedScheduler:
         return coverage_target(spec, n_images, len(candidates))
 
     def _candidate_pairs(
-        self, images: list[Img], spec: CampaignSpec, sess: ObserverSession
+        self, images: list[Img], spec: CampaignSpec, sess: Sitting
     ) -> list[tuple[Img, Img]]:
         """All pairs within scenes, or across scenes among range-spread images."""
         scenes: dict[str, list[Img]] = defaultdict(list)
@@ -370,7 +377,7 @@ class _PlanState:
             return 1.0 + abs(self.scores[a] - self.scores[b]) / half_at
         return 1.0
 
-    def assign(self, db: Session, sess: ObserverSession, trial: Trial) -> None:
+    def assign(self, db: Session, sess: Sitting, trial: Trial) -> None:
         """Count a planned design trial (the row is written with the batch's flush)."""
         key = (trial.image_a_id, trial.image_b_id)
         row = self.counts.get(key)

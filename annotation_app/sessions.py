@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,6 +26,7 @@ from annotation_app.models import (
     utcnow,
 )
 from annotation_app.scheduler import Scheduler
+from annotation_app.spec import CampaignSpec
 from scaling.errors import InputError
 
 LOOKAHEAD = 2
@@ -126,33 +127,137 @@ def start_session(
     return sess
 
 
-def sitting(
-    db: Session, session_id: int, user_id: int, lock: bool = False
-) -> tuple[ObserverSession, str]:
-    """The user's sitting and its campaign's status, in one read (``lock``: the row is
-    locked for the rest of the transaction). NotYours when the sitting is someone else's
-    or the user is no longer assigned to the campaign."""
-    query = (
-        select(ObserverSession, Campaign.status, Assignment.user_id)
-        .join(Campaign, Campaign.id == ObserverSession.campaign_id)
-        .outerjoin(
-            Assignment,
-            and_(
-                Assignment.campaign_id == ObserverSession.campaign_id,
-                Assignment.user_id == ObserverSession.user_id,
-            ),
-        )
-        .where(ObserverSession.id == session_id, ObserverSession.user_id == user_id)
+@dataclass
+class Sitting:
+    """A sitting as the trial path needs it, with its campaign's status and spec hash,
+    read in one query (plain values: nothing is lazily loaded or expired by a commit)."""
+
+    id: int
+    campaign_id: int
+    user_id: int
+    session_type: str
+    attribute: str
+    n_planned: int
+    n_training: int
+    n_answered: int
+    active_ms: float
+    break_until: datetime | None
+    finished_at: datetime | None
+    campaign_status: str
+    spec_hash: str
+
+
+_SITTING_COLUMNS = (
+    ObserverSession.id,
+    ObserverSession.campaign_id,
+    ObserverSession.user_id,
+    ObserverSession.session_type,
+    ObserverSession.attribute,
+    ObserverSession.n_planned,
+    ObserverSession.n_training,
+    ObserverSession.n_answered,
+    ObserverSession.active_ms,
+    ObserverSession.break_until,
+    ObserverSession.finished_at,
+    Campaign.status,
+    Campaign.spec_hash,
+)
+_ASSIGNED = and_(
+    Assignment.campaign_id == ObserverSession.campaign_id,
+    Assignment.user_id == ObserverSession.user_id,
+)
+# Statements built once and run on the session's connection (Core, not the ORM): on the
+# trial path, building expressions and ORM bookkeeping cost more than the queries.
+_SITTING = (
+    select(*_SITTING_COLUMNS)
+    .join(Campaign, Campaign.id == ObserverSession.campaign_id)
+    .join(Assignment, _ASSIGNED)
+    .where(ObserverSession.id == bindparam("sid"), ObserverSession.user_id == bindparam("uid"))
+)
+_ANSWERING = (
+    select(Trial.answer_token, Trial.served_at, Trial.left_shown, *_SITTING_COLUMNS)
+    .join(ObserverSession, ObserverSession.id == Trial.session_id)
+    .join(Campaign, Campaign.id == ObserverSession.campaign_id)
+    .join(Assignment, _ASSIGNED)
+    .where(Trial.id == bindparam("tid"), Trial.user_id == bindparam("uid"))
+    # the trial and its sitting locked: a concurrent retry waits here, then sees the token
+    .with_for_update(of=[Trial.__table__, ObserverSession.__table__], key_share=True)
+)
+_WINDOW = (
+    select(Trial.id)
+    .where(Trial.session_id == bindparam("sid"), Trial.answered_at.is_(None))
+    .order_by(Trial.seq)
+    .limit(LOOKAHEAD)
+)
+_SHOWN = (
+    select(
+        Trial.id,
+        Trial.seq,
+        Trial.kind,
+        Trial.image_a_id,
+        Trial.image_b_id,
+        Trial.left_shown,
+        Trial.served_at,
     )
-    if lock:
-        query = query.with_for_update(of=ObserverSession, key_share=True)
-    row = db.execute(query).first()
-    if row is None or row[2] is None:
+    .where(Trial.session_id == bindparam("sid"), Trial.answered_at.is_(None))
+    .order_by(Trial.seq)
+    .limit(LOOKAHEAD)
+)
+_SERVE = (
+    update(Trial)
+    .where(Trial.id.in_(_WINDOW.scalar_subquery()))
+    .values(served_at=func.coalesce(Trial.served_at, bindparam("now")))
+    .returning(
+        Trial.id, Trial.seq, Trial.kind, Trial.image_a_id, Trial.image_b_id, Trial.left_shown
+    )
+)
+_STORE = (
+    update(Trial)
+    .where(Trial.id == bindparam("tid"), Trial.answer_token.is_(None))
+    .values(
+        answer_token=bindparam("token"),
+        is_a_selected=bindparam("a_selected"),
+        tie=bindparam("tie"),
+        rt_ms=bindparam("rt_ms"),
+        zoom_count=bindparam("zooms"),
+        flicker_count=bindparam("flickers"),
+        answered_at=bindparam("now"),
+    )
+)
+_COUNT = (
+    update(ObserverSession)
+    .where(ObserverSession.id == bindparam("sid"))
+    .values(
+        n_answered=bindparam("answered"),
+        active_ms=bindparam("active"),
+        break_until=bindparam("until"),
+        finished_at=bindparam("finished"),
+    )
+)
+
+
+def sitting(db: Session, session_id: int, user_id: int) -> Sitting:
+    """The user's sitting, its campaign's status and spec hash, in one read. NotYours when
+    the sitting is someone else's or the user is no longer assigned to the campaign."""
+    row = db.connection().execute(_SITTING, {"sid": session_id, "uid": user_id}).first()
+    if row is None:
         raise NotYours("no such session")
-    return row[0], row[1]
+    return Sitting(*row)
 
 
-def progress(sess: ObserverSession, campaign_status: str = "active") -> Progress:
+_SPECS: dict[str, CampaignSpec] = {}
+
+
+def spec_of(db: Session, sitting: Sitting) -> CampaignSpec:
+    """The sitting's frozen campaign spec, parsed once per process (keyed by its hash)."""
+    spec = _SPECS.get(sitting.spec_hash)
+    if spec is None:
+        campaign = db.get(Campaign, sitting.campaign_id)
+        spec = _SPECS.setdefault(sitting.spec_hash, load_campaign_spec(campaign))
+    return spec
+
+
+def progress(sess: ObserverSession | Sitting, campaign_status: str = "active") -> Progress:
     """Answered/planned counts and the break, if one is running (no query)."""
     until = as_utc(sess.break_until)
     if until is not None and until <= utcnow():
@@ -162,30 +267,35 @@ def progress(sess: ObserverSession, campaign_status: str = "active") -> Progress
     )
 
 
-def serve(
-    db: Session, sess: ObserverSession, scheduler: Scheduler
-) -> list[tuple[Served, int, int]]:
+def serve(db: Session, sess: Sitting, scheduler: Scheduler) -> list[tuple[Served, int, int]]:
     """The trials to show next, at most LOOKAHEAD, as (trial, left image id, right image id),
-    planning a batch when fewer remain, and marking them served.
+    marked served (the first time), planning a batch when fewer remain; commits.
 
-    Usually one indexed read and one small write: trials are planned PLAN_BATCH at a time,
-    in a write transaction under the campaign lock, only when fewer than LOOKAHEAD remain.
+    A reload only reads; otherwise one UPDATE of the window that returns it. Trials are planned
+    PLAN_BATCH at a time, under the campaign lock, only when fewer than LOOKAHEAD remain.
     The same trials come back after a reload or on another device: nothing is re-drawn.
     """
-    pending = _pending(db, sess.id)
-    if len(pending) < LOOKAHEAD and sess.finished_at is None:
-        pending = _plan(db, sess, scheduler)
-    fresh = [row.id for row in pending if row.served_at is None]
-    if fresh:
-        begin_write(db)
-        db.execute(
-            update(Trial)
-            .where(Trial.id.in_(fresh), Trial.served_at.is_(None))
-            .values(served_at=utcnow())
-        )
+    window = db.connection().execute(_SHOWN, {"sid": sess.id}).all()
+    if len(window) == LOOKAHEAD and all(row.served_at is not None for row in window):
+        db.commit()  # a reload: nothing to write, and on SQLite no wait for the write lock
+        return _as_served(window) if _serving(sess) else []
+    begin_write(db)
+    served = _serve(db, sess, scheduler)
     db.commit()
+    return served
+
+
+def _serving(sess: Sitting) -> bool:
+    """Whether the sitting gets pairs now (not finished, campaign active, no break)."""
+    if sess.finished_at is not None or sess.campaign_status != "active":
+        return False
+    until = as_utc(sess.break_until)
+    return until is None or until <= utcnow()
+
+
+def _as_served(window: list) -> list[tuple[Served, int, int]]:
     out = []
-    for row in pending:
+    for row in sorted(window, key=lambda r: r.seq):
         a_left = row.left_shown == "A"
         left, right = (
             (row.image_a_id, row.image_b_id) if a_left else (row.image_b_id, row.image_a_id)
@@ -194,46 +304,35 @@ def serve(
     return out
 
 
-def _plan(db: Session, sess: ObserverSession, scheduler: Scheduler) -> list:
-    """Plan a batch under the campaign lock (a concurrent request may have done it)."""
+def _serve(db: Session, sess: Sitting, scheduler: Scheduler) -> list[tuple[Served, int, int]]:
+    """``serve`` inside the caller's write transaction."""
+    if not _serving(sess):
+        return []
+    window = db.connection().execute(_SERVE, {"sid": sess.id, "now": utcnow()}).all()
+    if len(window) < LOOKAHEAD and _plan(db, sess, scheduler):
+        window = db.connection().execute(_SERVE, {"sid": sess.id, "now": utcnow()}).all()
+    return _as_served(window)
+
+
+def _plan(db: Session, sess: Sitting, scheduler: Scheduler) -> bool:
+    """Plan a batch under the campaign lock unless a concurrent request did; whether any
+    trial was planned (none once the sitting has all its trials)."""
     for _attempt in range(3):
-        begin_write(db)
-        campaign = db.scalar(
-            select(Campaign).where(Campaign.id == sess.campaign_id).with_for_update()
+        db.execute(select(Campaign.id).where(Campaign.id == sess.campaign_id).with_for_update())
+        unanswered = db.scalar(
+            select(func.count()).where(Trial.session_id == sess.id, Trial.answered_at.is_(None))
         )
-        pending = _pending(db, sess.id)  # re-read under the lock
         planned = db.scalar(select(func.count()).where(Trial.session_id == sess.id))
         todo = min(PLAN_BATCH, sess.n_planned - planned)
-        if len(pending) >= LOOKAHEAD or todo <= 0:
-            return pending
+        if unanswered >= LOOKAHEAD or todo <= 0:
+            return unanswered > 0
         try:
-            scheduler.plan(db, sess, load_campaign_spec(campaign), planned, todo)
-            db.flush()
+            with db.begin_nested():
+                scheduler.plan(db, sess, spec_of(db, sess), planned, todo)
         except IntegrityError:
-            db.rollback()  # a concurrent request planned the same seq: re-read
-            continue
-        return _pending(db, sess.id)
+            continue  # a concurrent request planned the same seq: count again
+        return True
     raise RuntimeError("could not plan trials after three attempts")
-
-
-def _pending(db: Session, session_id: int) -> list:
-    """The next unanswered trials of a sitting, as plain rows (not expired by commits)."""
-    return list(
-        db.execute(
-            select(
-                Trial.id,
-                Trial.seq,
-                Trial.kind,
-                Trial.image_a_id,
-                Trial.image_b_id,
-                Trial.left_shown,
-                Trial.served_at,
-            )
-            .where(Trial.session_id == session_id, Trial.answered_at.is_(None))
-            .order_by(Trial.seq)
-            .limit(LOOKAHEAD)
-        )
-    )
 
 
 @dataclass
@@ -272,74 +371,91 @@ def parse_answer(payload: object) -> Answer:
     return Answer(token=token, choice=choice, **values)
 
 
-def submit(db: Session, user_id: int, trial_id: int, answer: Answer) -> tuple[str, Progress]:
-    """Store an answer once; returns ("stored" or "duplicate", the sitting's progress).
+@dataclass
+class Submitted:
+    """What an answer request gets back: whether it was stored now or before, the
+    sitting's progress, and the trials to show next (served in the same transaction)."""
 
-    The trial's row and then its sitting's row are locked, so answers of one sitting are
-    taken one at a time on every database; the unique token makes a double click or a retry
-    after a lost response harmless; a second, different answer to the same trial is
-    refused, and so is an answer to a trial that was never sent to the browser.
+    status: str
+    progress: Progress
+    served: list[tuple[Served, int, int]]
+
+
+def submit(
+    db: Session, user_id: int, trial_id: int, answer: Answer, scheduler: Scheduler
+) -> Submitted:
+    """Store an answer once and serve the next trials, in one transaction.
+
+    The trial's row and its sitting's row are locked first, so answers of one sitting are
+    taken one at a time on every database; the unique token makes a double click or a
+    retry after a lost response harmless (the retry gets the next trials too); a second,
+    different answer to the same trial is refused, and so is an answer to a trial that was
+    never sent to the browser. Returning the next trials saves the page a round trip per
+    judgment.
     """
     begin_write(db)
-    trial = db.execute(
-        select(
-            Trial.session_id,
-            Trial.campaign_id,
-            Trial.answer_token,
-            Trial.served_at,
-            Trial.left_shown,
-        )
-        .where(Trial.id == trial_id, Trial.user_id == user_id)
-        .with_for_update(key_share=True)  # a concurrent retry waits here, then sees the token
-    ).first()
-    if trial is None:
+    row = db.connection().execute(_ANSWERING, {"tid": trial_id, "uid": user_id}).first()
+    if row is None:
         raise NotYours("no such trial")
-    sess, status = sitting(db, trial.session_id, user_id, lock=True)
-    if trial.answer_token is not None:
-        if trial.answer_token == answer.token:
-            db.rollback()
-            return "duplicate", progress(sess, status)
+    token, served_at, left_shown = row[:3]
+    sess = Sitting(*row[3:])
+    if token is not None:
+        if token == answer.token:
+            served = _serve(db, sess, scheduler)
+            db.commit()
+            return Submitted("duplicate", progress(sess, sess.campaign_status), served)
         raise AnswerConflict("this trial was already answered", field="token")
-    if status in ("closed", "archived"):
-        raise AnswerConflict(f"the campaign is {status}: no more answers", field="campaign")
-    if trial.served_at is None:
+    if sess.campaign_status in ("closed", "archived"):
+        raise AnswerConflict(
+            f"the campaign is {sess.campaign_status}: no more answers", field="campaign"
+        )
+    if served_at is None:
         raise AnswerConflict("this trial was never shown", field="trial")
-    spec = load_campaign_spec(db.get(Campaign, trial.campaign_id))
+    spec = spec_of(db, sess)
     if answer.choice == "tie" and not spec.tie_allowed:
         raise InputError("this campaign does not allow ties", field="choice")
     now = utcnow()
     if as_utc(sess.break_until) and as_utc(sess.break_until) > now:
         raise InputError("the session is on a break", field="choice")
-    chose_left = answer.choice == "left"
+    sess.n_answered += 1
+    sess.active_ms += min(answer.rt_ms, MAX_ACTIVE_MS_PER_TRIAL)
+    if sess.active_ms >= spec.session.break_after_minutes * 60_000:
+        sess.active_ms = 0.0
+        sess.break_until = now + timedelta(minutes=spec.session.break_minutes)
+    if sess.n_answered >= sess.n_planned:
+        sess.finished_at = now
+    tie = answer.choice == "tie"
     try:
-        stored = db.execute(
-            update(Trial)
-            .where(Trial.id == trial_id, Trial.answer_token.is_(None))
-            .values(
-                answer_token=answer.token,
-                is_a_selected=None
-                if answer.choice == "tie"
-                else chose_left == (trial.left_shown == "A"),
-                tie=answer.choice == "tie",
-                rt_ms=answer.rt_ms,
-                zoom_count=answer.zoom_count,
-                flicker_count=answer.flicker_count,
-                answered_at=now,
-            )
+        stored = db.connection().execute(
+            _STORE,
+            {
+                "tid": trial_id,
+                "token": answer.token,
+                "a_selected": None if tie else (answer.choice == "left") == (left_shown == "A"),
+                "tie": tie,
+                "rt_ms": answer.rt_ms,
+                "zooms": answer.zoom_count,
+                "flickers": answer.flicker_count,
+                "now": now,
+            },
         )
         if stored.rowcount != 1:  # cannot happen under the row lock; never count twice
             raise RuntimeError(f"trial {trial_id} changed under its lock")
-        sess.n_answered += 1
-        sess.active_ms += min(answer.rt_ms, MAX_ACTIVE_MS_PER_TRIAL)
-        if sess.active_ms >= spec.session.break_after_minutes * 60_000:
-            sess.active_ms = 0.0
-            sess.break_until = now + timedelta(minutes=spec.session.break_minutes)
-        if sess.n_answered >= sess.n_planned:
-            sess.finished_at = now
+        db.connection().execute(
+            _COUNT,
+            {
+                "sid": sess.id,
+                "answered": sess.n_answered,
+                "active": sess.active_ms,
+                "until": sess.break_until,
+                "finished": sess.finished_at,
+            },
+        )
+        served = _serve(db, sess, scheduler)
         db.commit()
     except IntegrityError:
         db.rollback()
         raise AnswerConflict(
             "this token was already used for another trial", field="token"
         ) from None
-    return "stored", progress(sess, status)
+    return Submitted("stored", progress(sess, sess.campaign_status), served)

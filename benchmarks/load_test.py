@@ -2,11 +2,13 @@
 
 Starts ``jod serve`` (gunicorn, ``--workers`` processes x ``--threads`` threads) on SQLite or
 PostgreSQL and drives it from ONE asyncio process (aiohttp): ``--observers`` simulated
-observers, each logged in once with its own cookie and connection, each judgment a
-next-pair request followed by an answer. For every offered rate (judgments/s over all
-observers, Poisson: exponential pauses between an observer's judgments) it prints the
-achieved rate, p50/p99 latency of next-pair and submit, errors, and the server's CPU per
-judgment (all its processes, from /proc) next to the load generator's and PostgreSQL's.
+observers, each logged in once with its own cookie and connection. Like the trial page, an
+observer gets its next pair with each answer's response, and asks for one (GET next) when
+the page opens: before ``--reload-rate`` of the judgments it reloads. For every offered
+rate (judgments/s over all observers, Poisson: exponential pauses between an observer's
+judgments) it prints the achieved rate, p50/p99 latency of GET next and of the answer (which
+returns the next pair), errors, and the server's CPU per judgment (all its processes, from
+/proc) next to the load generator's and PostgreSQL's.
 
 Then the crash test: at ``--kill-rate`` the server's whole process group is SIGKILLed
 ``--kill-after`` seconds in and restarted at once while the observers go on; like the
@@ -156,6 +158,7 @@ class Observer:
         self.http: aiohttp.ClientSession | None = None
         self.csrf = ""
         self.sid: str | None = None
+        self.trial: int | None = None
         self.outbox: tuple[int, dict] | None = None
 
     async def login(self) -> None:
@@ -163,6 +166,7 @@ class Observer:
             await self.http.close()
         self.http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=1),
+            cookie_jar=aiohttp.CookieJar(unsafe=True),  # cookies from 127.0.0.1
             timeout=aiohttp.ClientTimeout(total=30),
         )
         for attempt in range(200):
@@ -189,9 +193,11 @@ class Observer:
             if r.status != 302:
                 raise RuntimeError(f"sitting of {self.name}: HTTP {r.status}")
             self.sid = r.headers["Location"].rsplit("/", 1)[1]
+        self.trial = None
 
     async def send(self, record: Record, timed: bool) -> bool:
-        """Send the outbox; True when acknowledged (it is then emptied)."""
+        """Send the outbox; True when acknowledged (it is then emptied, and the pair that
+        came with the acknowledgment is the next to judge)."""
         trial_id, body = self.outbox
         t0 = time.perf_counter()
         async with self.http.post(
@@ -205,7 +211,9 @@ class Observer:
         if r.status == 200:
             record.acked.append((trial_id, body["token"], reply["status"]))
             self.outbox = None
+            self.trial = reply["trials"][0]["id"] if reply["trials"] else None
             return True
+        self.trial = None
         if r.status in (400, 404, 409):
             record.errors[f"answer {r.status}: {reply.get('error')}"] += 1
             self.outbox = None  # refused for good: the page drops it too
@@ -213,11 +221,8 @@ class Observer:
         record.errors[f"answer HTTP {r.status}"] += 1
         return False
 
-    async def judge(self, record: Record) -> None:
-        """One judgment: the next pair, then its answer (or a pending answer first)."""
-        if self.outbox is not None:
-            await self.send(record, timed=False)
-            return
+    async def fetch_next(self, record: Record) -> None:
+        """GET the next pair, as the page does when it opens (or is reloaded)."""
         t0 = time.perf_counter()
         async with self.http.get(f"{self.base}/api/sessions/{self.sid}/next") as r:
             body = await r.json() if r.status == 200 else None
@@ -225,16 +230,27 @@ class Observer:
         if body is None:
             record.errors[f"next HTTP {r.status}"] += 1
             return
-        if not body["trials"]:
+        if body["trials"]:
+            self.trial = body["trials"][0]["id"]
+        else:
             await self.start_sitting()  # finished (or on a break): the next sitting
+
+    async def judge(self, record: Record, reload_rate: float) -> None:
+        """One judgment, as the browser makes it: the answer's response brings the next
+        pair; the page asks for one only when it opens (``reload_rate`` of judgments)."""
+        if self.outbox is not None:
+            await self.send(record, timed=False)
             return
-        trial = body["trials"][0]
+        if self.trial is None or random.random() < reload_rate:
+            await self.fetch_next(record)
+            if self.trial is None:
+                return
         answer = {
             "token": uuid.uuid4().hex,
             "choice": random.choice(("left", "right")),
             "rt_ms": random.randint(400, 4000),
         }
-        self.outbox = (trial["id"], answer)
+        self.outbox = (self.trial, answer)
         if await self.send(record, timed=True):
             record.judgments += 1
 
@@ -243,7 +259,9 @@ def _csrf(page: str) -> str:
     return re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
 
 
-async def drive(observers: list[Observer], rate: float, seconds: float) -> Record:
+async def drive(
+    observers: list[Observer], rate: float, seconds: float, reload_rate: float
+) -> Record:
     """Every observer judges with exponential pauses (mean n/rate) for ``seconds``."""
     record = Record()
     end = time.monotonic() + seconds
@@ -254,7 +272,7 @@ async def drive(observers: list[Observer], rate: float, seconds: float) -> Recor
         while time.monotonic() < end:
             started = time.monotonic()
             try:
-                await obs.judge(record)
+                await obs.judge(record, reload_rate)
             except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as err:
                 record.errors[type(err).__name__] += 1
                 await asyncio.sleep(0.5)
@@ -276,13 +294,13 @@ def pct(values: list[float], q: float) -> float:
 
 async def curve(args, server: Server, observers: list[Observer]) -> None:
     print(
-        "offered/s  achieved/s  next p50/p99 ms   submit p50/p99 ms   errors  "
+        "offered/s  achieved/s  next p50/p99 ms   answer+next p50/p99 ms  errors  "
         "server CPU ms/judgment  client CPU ms/j  postgres CPU ms/j"
     )
     for rate in args.rates:
         cpu0, pg0, me0 = server.cpu_seconds(), postgres_seconds(), time.process_time()
         t0 = time.monotonic()
-        record = await drive(observers, rate, args.step_seconds)
+        record = await drive(observers, rate, args.step_seconds, args.reload_rate)
         elapsed = time.monotonic() - t0
         n = max(record.judgments, 1)
         server_ms = 1000 * (server.cpu_seconds() - cpu0) / n
@@ -291,7 +309,7 @@ async def curve(args, server: Server, observers: list[Observer]) -> None:
         print(
             f"{rate:9.0f}  {record.judgments / elapsed:10.1f}  "
             f"{pct(record.next_ms, 50):7.1f} / {pct(record.next_ms, 99):7.1f}   "
-            f"{pct(record.submit_ms, 50):7.1f} / {pct(record.submit_ms, 99):7.1f}   "
+            f"{pct(record.submit_ms, 50):11.1f} / {pct(record.submit_ms, 99):7.1f}   "
             f"{sum(record.errors.values()):6d}  {server_ms:22.2f}  {client_ms:15.2f}  "
             f"{pg_ms if args.db else float('nan'):17.2f}",
             flush=True,
@@ -330,7 +348,8 @@ def check_ledger(
     once, or export rows beyond the stored answers.
     """
     token_of = dict(stored)
-    lost = sum(1 for trial, token, _ in acked if token_of.get(trial) != token)
+    answers = {(trial, token) for trial, token, _ in acked}
+    lost = sum(1 for trial, token in answers if token_of.get(trial) != token)
     per_token = Counter(token for _, token in stored)
     per_trial = Counter(trial for trial, _ in stored)
     stored_acks = Counter(token for _, token, status in acked if status == "stored")
@@ -369,7 +388,9 @@ def database_rows(home: Path, db: str | None) -> tuple[list[tuple[int, str]], in
 
 
 async def crash(args, server: Server, observers: list[Observer], acked_before: list) -> bool:
-    loop_task = asyncio.ensure_future(drive(observers, args.kill_rate, args.crash_seconds))
+    loop_task = asyncio.ensure_future(
+        drive(observers, args.kill_rate, args.crash_seconds, args.reload_rate)
+    )
     await asyncio.sleep(args.kill_after)
     server.kill()
     restart_s = await asyncio.to_thread(server.start)
@@ -404,7 +425,11 @@ async def main_async(args) -> int:
     base = f"http://127.0.0.1:{server.port}"
     observers = [Observer(base, f"lt{i}") for i in range(args.observers)]
     t0 = time.monotonic()
-    await asyncio.gather(*(obs.login() for obs in observers))
+    try:
+        await asyncio.gather(*(obs.login() for obs in observers))
+    except BaseException:
+        server.kill()
+        raise
     backend = "PostgreSQL" if args.db else "SQLite (synchronous=FULL)"
     print(
         f"{backend}; jod serve --workers {args.workers} --threads {args.threads}; "
@@ -420,7 +445,8 @@ async def main_async(args) -> int:
             ok = await crash(args, server, observers, [])
     finally:
         for obs in observers:
-            await obs.http.close()
+            if obs.http is not None:
+                await obs.http.close()
         server.kill()
     return 0 if ok else 1
 
@@ -438,6 +464,9 @@ def main() -> None:
         help="offered judgments/s, comma-separated ('' for none)",
     )
     parser.add_argument("--step-seconds", type=float, default=20)
+    parser.add_argument(
+        "--reload-rate", type=float, default=0.1, help="judgments preceded by a page (re)load"
+    )
     parser.add_argument("--kill-rate", type=float, default=50, help="0: no crash test")
     parser.add_argument("--crash-seconds", type=float, default=30)
     parser.add_argument("--kill-after", type=float, default=10)

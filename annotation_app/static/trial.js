@@ -195,6 +195,10 @@
   async function next() {
     const { status, body } = await request(root.dataset.nextUrl);
     if (status !== 200) throw new Error(body.error || `HTTP ${status}`);
+    await present(body);
+  }
+  async function present(body) {
+    // The next trials come from /next when the page opens, and with each answer's response.
     showProgress(body.progress);
     if (body.progress.finished) {
       state.busy = true;
@@ -214,6 +218,15 @@
       tick();
       return;
     }
+    if (body.progress.campaign !== "active") {
+      state.busy = true;
+      overlay(`<h2>The campaign is ${body.progress.campaign}</h2><p>The experimenter has stopped
+        handing out pairs for now. All your answers are stored; this page checks again every
+        half minute.</p>`);
+      sleep(30000).then(() => next().catch(retryLater));
+      return;
+    }
+    if (!body.trials.length) throw new Error("no pair to show");
     overlay("");
     state.trials = body.trials;
     if (body.trials[1]) { load(body.trials[1].left.src); load(body.trials[1].right.src); }
@@ -258,10 +271,12 @@
     localStorage.setItem(outboxKey, JSON.stringify(item));
     setStatus("saving…");
     const slow = setTimeout(() => overlay(PENDING, true), 1500);  // a hanging connection
-    await send(item);
+    const reply = await send(item);
     clearTimeout(slow);
     setStatus("");
-    await next().catch(retryLater);
+    // An acknowledged answer brings the next trials; a refused one (400/404/409) does not.
+    const ready = reply && reply.progress && reply.trials;
+    await (ready ? present(reply) : next()).catch(retryLater);
   }
 
   document.addEventListener("keydown", (e) => {

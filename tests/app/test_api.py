@@ -32,8 +32,11 @@ def test_answer_flow_and_progress(app, campaign, login):
     assert set(first) == {"id", "seq", "training", "left", "right"}  # kind stays hidden
     response = obs.answer(first["id"], "left")
     assert response.status_code == 200
-    assert response.get_json()["status"] == "stored"
-    assert obs.next(sid)["trials"][0]["id"] == body["trials"][1]["id"]
+    reply = response.get_json()
+    assert reply["status"] == "stored" and reply["progress"]["answered"] == 1
+    # the answer brings the next trials: the prefetched one first, then a new one
+    assert [t["id"] for t in reply["trials"]][0] == body["trials"][1]["id"]
+    assert reply["trials"] == obs.next(sid)["trials"]
 
 
 def test_retry_and_double_click_store_once(app, campaign, login):

@@ -103,12 +103,12 @@ def test_missing_requirements_reads_the_declared_extras(monkeypatch):
     def fake_version(name: str) -> str:
         if name == "flask":
             raise PackageNotFoundError(name)
-        return "0.1" if name == "waitress" else real_version(name)
+        return "0.1" if name == "flask-login" else real_version(name)
 
     monkeypatch.setattr(jodkit.extras, "version", fake_version)
     assert jodkit.extras.missing_requirements("app") == [
         "flask (absent)",
-        "waitress>=3.0 (found 0.1)",
+        "flask-login>=0.6 (found 0.1)",
     ]
     assert jodkit.extras.missing_requirements("train") == []
 
