@@ -99,6 +99,7 @@ def create_app(config: dict | None = None) -> Flask:
     from annotation_app.active import ActivePlanner
     from annotation_app.live import LiveScales
     from annotation_app.scheduler import BalancedScheduler
+    from annotation_app.sessions import Planner
 
     app = Flask(__name__)
     app.config.update(DEFAULTS)
@@ -134,7 +135,9 @@ def create_app(config: dict | None = None) -> Flask:
         background=bool(app.config["ACTIVE_BACKGROUND"]),
     )
     app.extensions["jodkit_active"] = active
-    app.extensions["jodkit_scheduler"] = BalancedScheduler(scores=live.scores, active=active)
+    scheduler = BalancedScheduler(scores=live.scores, active=active)
+    app.extensions["jodkit_scheduler"] = scheduler
+    app.extensions["jodkit_planner"] = Planner(app.extensions["jodkit_db"], scheduler)
     for blueprint in (auth.bp, pages.bp, api.bp, media.bp, dashboard.bp, admin.bp):
         app.register_blueprint(blueprint)
     auth.init_app(app)

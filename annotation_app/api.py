@@ -56,7 +56,7 @@ def next_trials(session_id: int):
         sess = sitting(db, session_id, current_user.id)
     except NotYours as err:
         return {"error": str(err)}, 404
-    served = serve(db, sess, current_app.extensions["jodkit_scheduler"])
+    served = serve(db, sess, current_app.extensions["jodkit_planner"])
     return {
         "progress": progress(sess, sess.campaign_status).as_json(),
         "trials": _trials_json(served),
@@ -84,9 +84,9 @@ def answer(trial_id: int):
     """Store one answer; a retry with the same token is acknowledged, not stored again.
     The response carries the sitting's progress and the trials to show next."""
     db = get_db()
-    scheduler = current_app.extensions["jodkit_scheduler"]
+    planner = current_app.extensions["jodkit_planner"]
     try:
-        done = submit(db, current_user.id, trial_id, parse_answer(_json_body()), scheduler)
+        done = submit(db, current_user.id, trial_id, parse_answer(_json_body()), planner)
     except NotYours as err:
         return {"error": str(err)}, 404
     except InputError as err:

@@ -7,6 +7,10 @@ consistent design; answering locks the sitting's row.
 
 from __future__ import annotations
 
+import logging
+import queue
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -174,6 +178,11 @@ _SITTING = (
     .join(Assignment, _ASSIGNED)
     .where(ObserverSession.id == bindparam("sid"), ObserverSession.user_id == bindparam("uid"))
 )
+_SITTING_BY_ID = (
+    select(*_SITTING_COLUMNS)
+    .join(Campaign, Campaign.id == ObserverSession.campaign_id)
+    .where(ObserverSession.id == bindparam("sid"))
+)
 _ANSWERING = (
     select(Trial.answer_token, Trial.served_at, Trial.left_shown, *_SITTING_COLUMNS)
     .join(ObserverSession, ObserverSession.id == Trial.session_id)
@@ -267,7 +276,7 @@ def progress(sess: ObserverSession | Sitting, campaign_status: str = "active") -
     )
 
 
-def serve(db: Session, sess: Sitting, scheduler: Scheduler) -> list[tuple[Served, int, int]]:
+def serve(db: Session, sess: Sitting, planner: Planner) -> list[tuple[Served, int, int]]:
     """The trials to show next, at most LOOKAHEAD, as (trial, left image id, right image id),
     marked served (the first time), planning a batch when fewer remain; commits.
 
@@ -280,7 +289,7 @@ def serve(db: Session, sess: Sitting, scheduler: Scheduler) -> list[tuple[Served
         db.commit()  # a reload: nothing to write, and on SQLite no wait for the write lock
         return _as_served(window) if _serving(sess) else []
     begin_write(db)
-    served = _serve(db, sess, scheduler)
+    served = _serve(db, sess, planner)
     db.commit()
     return served
 
@@ -304,28 +313,36 @@ def _as_served(window: list) -> list[tuple[Served, int, int]]:
     return out
 
 
-def _serve(db: Session, sess: Sitting, scheduler: Scheduler) -> list[tuple[Served, int, int]]:
-    """``serve`` inside the caller's write transaction."""
+def _serve(db: Session, sess: Sitting, planner: Planner) -> list[tuple[Served, int, int]]:
+    """``serve`` inside the caller's write transaction. Half-way through a batch the next
+    one is planned in the background; here only when the page would otherwise wait (a
+    sitting's first pairs, or the background planner behind)."""
     if not _serving(sess):
         return []
     window = db.connection().execute(_SERVE, {"sid": sess.id, "now": utcnow()}).all()
-    if len(window) < LOOKAHEAD and _plan(db, sess, scheduler):
+    if len(window) < LOOKAHEAD and plan_ahead(db, sess, planner.scheduler, LOOKAHEAD):
         window = db.connection().execute(_SERVE, {"sid": sess.id, "now": utcnow()}).all()
+    if any(row.seq % PLAN_BATCH == PLAN_BATCH // 2 for row in window):
+        planner.request(sess.id)
     return _as_served(window)
 
 
-def _plan(db: Session, sess: Sitting, scheduler: Scheduler) -> bool:
-    """Plan a batch under the campaign lock unless a concurrent request did; whether any
-    trial was planned (none once the sitting has all its trials)."""
-    for _attempt in range(3):
-        db.execute(select(Campaign.id).where(Campaign.id == sess.campaign_id).with_for_update())
+def plan_ahead(db: Session, sess: Sitting, scheduler: Scheduler, keep: int) -> bool:
+    """Plan a batch under the campaign lock when fewer than ``keep`` trials of the sitting
+    are unanswered (a concurrent request or the background planner may have done it);
+    whether any trial is left to serve."""
+    for attempt in range(4):
+        if attempt:  # counted once without the lock: most calls find enough and stop here
+            db.execute(select(Campaign.id).where(Campaign.id == sess.campaign_id).with_for_update())
         unanswered = db.scalar(
             select(func.count()).where(Trial.session_id == sess.id, Trial.answered_at.is_(None))
         )
         planned = db.scalar(select(func.count()).where(Trial.session_id == sess.id))
         todo = min(PLAN_BATCH, sess.n_planned - planned)
-        if unanswered >= LOOKAHEAD or todo <= 0:
+        if unanswered >= keep or todo <= 0:
             return unanswered > 0
+        if not attempt:
+            continue  # take the lock, then count again
         try:
             with db.begin_nested():
                 scheduler.plan(db, sess, spec_of(db, sess), planned, todo)
@@ -333,6 +350,53 @@ def _plan(db: Session, sess: Sitting, scheduler: Scheduler) -> bool:
             continue  # a concurrent request planned the same seq: count again
         return True
     raise RuntimeError("could not plan trials after three attempts")
+
+
+class Planner:
+    """Plans sittings' next batches in one background thread per process, so that an
+    answer rarely waits for the scheduler: the page's next pairs are already planned.
+
+    ``request`` queues a sitting (once); the thread plans its next batch under the
+    campaign lock, as a request would (``plan_ahead``). A batch-based scheduler (active
+    sampling) plugs in as ``scheduler``; its own background work stays off the trial path.
+    """
+
+    def __init__(self, session_factory: Callable[[], Session], scheduler: Scheduler) -> None:
+        self.session_factory = session_factory
+        self.scheduler = scheduler
+        self._queue: queue.Queue[int] = queue.Queue()
+        self._queued: set[int] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def request(self, session_id: int) -> None:
+        with self._lock:
+            if session_id in self._queued:
+                return
+            self._queued.add(session_id)
+            if self._thread is None or not self._thread.is_alive():  # started after a fork
+                self._thread = threading.Thread(target=self._run, daemon=True)
+                self._thread.start()
+        self._queue.put(session_id)
+
+    def _run(self) -> None:
+        while True:
+            session_id = self._queue.get()
+            with self._lock:
+                self._queued.discard(session_id)
+            try:
+                self.plan_now(session_id)
+            except Exception:  # the page plans for itself when this fails: log, go on
+                logging.getLogger(__name__).exception("background planning failed")
+
+    def plan_now(self, session_id: int) -> None:
+        """Plan the sitting's next batch if fewer than a batch are unanswered."""
+        with self.session_factory() as db:
+            begin_write(db)
+            row = db.connection().execute(_SITTING_BY_ID, {"sid": session_id}).first()
+            if row is not None and _serving(Sitting(*row)):
+                plan_ahead(db, Sitting(*row), self.scheduler, PLAN_BATCH)
+            db.commit()
 
 
 @dataclass
@@ -381,9 +445,7 @@ class Submitted:
     served: list[tuple[Served, int, int]]
 
 
-def submit(
-    db: Session, user_id: int, trial_id: int, answer: Answer, scheduler: Scheduler
-) -> Submitted:
+def submit(db: Session, user_id: int, trial_id: int, answer: Answer, planner: Planner) -> Submitted:
     """Store an answer once and serve the next trials, in one transaction.
 
     The trial's row and its sitting's row are locked first, so answers of one sitting are
@@ -401,7 +463,7 @@ def submit(
     sess = Sitting(*row[3:])
     if token is not None:
         if token == answer.token:
-            served = _serve(db, sess, scheduler)
+            served = _serve(db, sess, planner)
             db.commit()
             return Submitted("duplicate", progress(sess, sess.campaign_status), served)
         raise AnswerConflict("this trial was already answered", field="token")
@@ -451,7 +513,7 @@ def submit(
                 "finished": sess.finished_at,
             },
         )
-        served = _serve(db, sess, scheduler)
+        served = _serve(db, sess, planner)
         db.commit()
     except IntegrityError:
         db.rollback()

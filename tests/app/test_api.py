@@ -35,7 +35,7 @@ def test_answer_flow_and_progress(app, campaign, login):
     reply = response.get_json()
     assert reply["status"] == "stored" and reply["progress"]["answered"] == 1
     # the answer brings the next trials: the prefetched one first, then a new one
-    assert [t["id"] for t in reply["trials"]][0] == body["trials"][1]["id"]
+    assert reply["trials"][0]["id"] == body["trials"][1]["id"]
     assert reply["trials"] == obs.next(sid)["trials"]
 
 

@@ -133,7 +133,7 @@ def test_a_truncated_image_is_refused_with_its_name(app, make_spec, tmp_path):
     spec, images = spec_images(make_spec, tmp_path)
     data = (images / "s2" / "c1.png").read_bytes()
     (images / "s2" / "c1.png").write_bytes(data[: len(data) // 2])
-    with app.app_context(), pytest.raises(InputError, match=r"not a readable image: .*s2/c1.png"):
+    with app.app_context(), pytest.raises(InputError, match=r"s2/c1.png: is not a readable image"):
         create_campaign(get_db(), spec, tmp_path / "store")
     (images / "s2" / "c1.png").write_bytes(b"not an image at all")
     with app.app_context(), pytest.raises(InputError, match="not a readable image"):
