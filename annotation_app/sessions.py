@@ -313,14 +313,16 @@ def _as_served(window: list) -> list[tuple[Served, int, int]]:
     return out
 
 
-def _serve(db: Session, sess: Sitting, planner: Planner) -> list[tuple[Served, int, int]]:
+def _serve(
+    db: Session, sess: Sitting, planner: Planner, plan: bool = True
+) -> list[tuple[Served, int, int]]:
     """``serve`` inside the caller's write transaction. Half-way through a batch the next
-    one is planned in the background; here only when the page would otherwise wait (a
-    sitting's first pairs, or the background planner behind)."""
+    one is planned in the background; here (``plan``) only when the page would otherwise
+    wait (a sitting's first pairs, or the background planner behind)."""
     if not _serving(sess):
         return []
     window = db.connection().execute(_SERVE, {"sid": sess.id, "now": utcnow()}).all()
-    if len(window) < LOOKAHEAD and plan_ahead(db, sess, planner.scheduler, LOOKAHEAD):
+    if plan and len(window) < LOOKAHEAD and plan_ahead(db, sess, planner.scheduler, LOOKAHEAD):
         window = db.connection().execute(_SERVE, {"sid": sess.id, "now": utcnow()}).all()
     if any(row.seq % PLAN_BATCH == PLAN_BATCH // 2 for row in window):
         planner.request(sess.id)
@@ -463,9 +465,10 @@ def submit(db: Session, user_id: int, trial_id: int, answer: Answer, planner: Pl
     sess = Sitting(*row[3:])
     if token is not None:
         if token == answer.token:
-            served = _serve(db, sess, planner)
-            db.commit()
-            return Submitted("duplicate", progress(sess, sess.campaign_status), served)
+            db.commit()  # the locks go before anything is planned (see below)
+            return Submitted(
+                "duplicate", progress(sess, sess.campaign_status), serve(db, sess, planner)
+            )
         raise AnswerConflict("this trial was already answered", field="token")
     if sess.campaign_status in ("closed", "archived"):
         raise AnswerConflict(
@@ -513,11 +516,15 @@ def submit(db: Session, user_id: int, trial_id: int, answer: Answer, planner: Pl
                 "finished": sess.finished_at,
             },
         )
-        served = _serve(db, sess, planner)
+        served = _serve(db, sess, planner, plan=False)
         db.commit()
     except IntegrityError:
         db.rollback()
         raise AnswerConflict(
             "this token was already used for another trial", field="token"
         ) from None
+    if len(served) < LOOKAHEAD:
+        # Planning takes the campaign lock: never while this transaction held the trial's
+        # row (a planner holding the campaign lock may need that row for a repeat's key).
+        served = serve(db, sess, planner)
     return Submitted("stored", progress(sess, sess.campaign_status), served)

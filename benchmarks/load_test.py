@@ -20,6 +20,11 @@ duplicates, and docs/performance.md a run against a deliberately broken export).
     python benchmarks/load_test.py --db postgresql+psycopg://u:pw@127.0.0.1/db \\
         --workers 4 --rates 50,100,150,200,250 --step-seconds 20
 
+``--conditions N --sampling active|balanced`` runs the observers on a campaign of one scene
+with N images instead of the example campaign (``--no-crash``: the curve only), to compare
+the latency of active sampling with the balanced design's; the share of normal trials that
+came from planned batches is reported.
+
 Traffic goes to 127.0.0.1 only.
 """
 
@@ -46,7 +51,6 @@ import aiohttp
 import numpy as np
 
 PASSWORD = "load-test-pw"
-CAMPAIGN = "example-portraits"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -120,19 +124,79 @@ def postgres_seconds() -> float:
     return cpu_seconds(lambda name, _pgrp: name.startswith("postgres"))
 
 
-def add_observers(home: Path, db: str | None, n: int) -> None:
-    """Accounts lt0..lt{n-1}, assigned to the example campaign, through the app's code."""
-    from annotation_app import create_app, default_config
-    from annotation_app.accounts import add_user, assign
-    from annotation_app.db import get_db
+@dataclass(frozen=True)
+class Target:
+    """The campaign the observers judge, and the attribute."""
 
-    config = default_config(home) | ({"DATABASE_URL": db} if db else {})
-    app = create_app(config)
+    id: int
+    name: str
+    attribute: str
+
+
+def setup(home: Path, db: str | None, n: int, conditions: int | None, sampling: str) -> Target:
+    """Observer accounts lt0..lt{n-1}, assigned to the campaign, through the app's code: the
+    example campaign, or with ``conditions`` a campaign of one scene with that many images."""
+    from PIL import Image as PILImage
+    from sqlalchemy import select
+
+    from annotation_app.accounts import add_user, assign
+    from annotation_app.campaigns import create_campaign
+    from annotation_app.db import get_db
+    from annotation_app.models import Campaign
+
+    app = _app(home, db)
     with app.app_context():
+        if conditions:
+            folder = home / "load-images" / "scene"
+            folder.mkdir(parents=True, exist_ok=True)
+            rng = np.random.default_rng(0)
+            for k in range(conditions):
+                pixels = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+                PILImage.fromarray(pixels).save(folder / f"c{k:03d}.png")
+            spec = home / "load.yaml"
+            spec.write_text(
+                f"name: load-{conditions}-{sampling}\nimage_root: load-images\n"
+                "scenes: [{name: scene, images: scene}]\n"
+                "attributes: [{name: detail, question: 'Which is sharper?'}]\n"
+                f"sampling: {sampling}\nsession: {{length: 200}}\ndisplay: {{size: 64}}\n"
+            )
+            campaign = create_campaign(get_db(), spec, Path(app.config["IMAGE_STORE"])).campaign
+        else:
+            campaign = get_db().scalar(select(Campaign).order_by(Campaign.id).limit(1))
+        target = Target(campaign.id, campaign.name, "detail")
         for i in range(n):
             add_user(get_db(), f"lt{i}", PASSWORD, "observer")
-            assign(get_db(), f"lt{i}", CAMPAIGN)
+            assign(get_db(), f"lt{i}", target.name)
     app.extensions["jodkit_db"].kw["bind"].dispose()
+    return target
+
+
+def _app(home: Path, db: str | None):
+    from annotation_app import create_app, default_config
+
+    config = default_config(home) | ({"DATABASE_URL": db} if db else {})
+    return create_app(config | {"ACTIVE_BACKGROUND": False})
+
+
+def planned_share(home: Path, db: str | None, target: Target) -> tuple[int, int]:
+    """Pairs of active-sampling batches handed out, and normal trials, in the campaign."""
+    from sqlalchemy import func, select
+
+    from annotation_app.db import get_db
+    from annotation_app.models import ActivePair, Trial
+
+    app = _app(home, db)
+    with app.app_context():
+        taken = get_db().scalar(
+            select(func.count()).where(
+                ActivePair.campaign_id == target.id, ActivePair.session_id.is_not(None)
+            )
+        )
+        normal = get_db().scalar(
+            select(func.count()).where(Trial.campaign_id == target.id, Trial.kind == "normal")
+        )
+    app.extensions["jodkit_db"].kw["bind"].dispose()
+    return taken, normal
 
 
 # ---- one simulated observer -------------------------------------------------------------
@@ -153,8 +217,8 @@ class Record:
 class Observer:
     """A logged-in observer with its own cookies and connection, and an outbox."""
 
-    def __init__(self, base: str, name: str) -> None:
-        self.base, self.name = base, name
+    def __init__(self, base: str, name: str, target: Target) -> None:
+        self.base, self.name, self.target = base, name, target
         self.http: aiohttp.ClientSession | None = None
         self.csrf = ""
         self.sid: str | None = None
@@ -186,7 +250,7 @@ class Observer:
         await self.start_sitting()
 
     async def start_sitting(self) -> None:
-        url = f"{self.base}/campaigns/1/per_scene/detail"
+        url = f"{self.base}/campaigns/{self.target.id}/per_scene/{self.target.attribute}"
         async with self.http.post(
             url, headers={"X-CSRFToken": self.csrf}, allow_redirects=False
         ) as r:
@@ -363,23 +427,22 @@ def check_ledger(
     return Verdict(distinct, len(stored), exported, lost, twice)
 
 
-def database_rows(home: Path, db: str | None) -> tuple[list[tuple[int, str]], int]:
+def database_rows(home: Path, db: str | None, target: Target) -> tuple[list[tuple[int, str]], int]:
     """(trial, token) of every answered trial, by plain SQL, and the number of rows the
     app's export (``trials_frame``, what ``jod export`` writes) gives."""
-    from sqlalchemy import select, text
+    from sqlalchemy import text
 
-    from annotation_app import create_app, default_config
     from annotation_app.db import get_db
     from annotation_app.export import trials_frame
     from annotation_app.models import Campaign
 
-    app = create_app(default_config(home) | ({"DATABASE_URL": db} if db else {}))
+    app = _app(home, db)
     with app.app_context():
         session = get_db()
         rows = session.execute(
             text("SELECT id, answer_token FROM trials WHERE answered_at IS NOT NULL")
         ).all()
-        campaign = session.scalar(select(Campaign).where(Campaign.name == CAMPAIGN))
+        campaign = session.get(Campaign, target.id)
         exported = sum(
             len(trials_frame(session, campaign, t)) for t in ("per_scene", "cross_content")
         )
@@ -403,7 +466,9 @@ async def crash(args, server: Server, observers: list[Observer], acked_before: l
                     break
             except (aiohttp.ClientError, TimeoutError, OSError):
                 await asyncio.sleep(0.5)
-    stored, exported = await asyncio.to_thread(database_rows, server.home, args.db)
+    stored, exported = await asyncio.to_thread(
+        database_rows, server.home, args.db, observers[0].target
+    )
     verdict = check_ledger(acked_before + record.acked, stored, exported)
     resent = sum(1 for *_, status in record.acked if status == "duplicate")
     print(
@@ -421,9 +486,9 @@ async def main_async(args) -> int:
     home = Path(tempfile.mkdtemp(prefix="jod-load-"))
     server = Server(home, free_port(), args.db, args.workers, args.threads)
     server.start()
-    add_observers(home, args.db, args.observers)
+    target = setup(home, args.db, args.observers, args.conditions, args.sampling)
     base = f"http://127.0.0.1:{server.port}"
-    observers = [Observer(base, f"lt{i}") for i in range(args.observers)]
+    observers = [Observer(base, f"lt{i}", target) for i in range(args.observers)]
     t0 = time.monotonic()
     try:
         await asyncio.gather(*(obs.login() for obs in observers))
@@ -441,7 +506,10 @@ async def main_async(args) -> int:
     try:
         if args.rates:
             await curve(args, server, observers)
-        if args.kill_rate:
+        if args.sampling == "active":
+            taken, normal = planned_share(home, args.db, target)
+            print(f"active sampling: {taken} of {normal} normal trials came from planned batches")
+        if args.kill_rate and not args.no_crash:
             ok = await crash(args, server, observers, [])
     finally:
         for obs in observers:
@@ -470,6 +538,11 @@ def main() -> None:
     parser.add_argument("--kill-rate", type=float, default=50, help="0: no crash test")
     parser.add_argument("--crash-seconds", type=float, default=30)
     parser.add_argument("--kill-after", type=float, default=10)
+    parser.add_argument(
+        "--conditions", type=int, default=None, help="one scene with this many images"
+    )
+    parser.add_argument("--sampling", choices=("balanced", "active"), default="balanced")
+    parser.add_argument("--no-crash", action="store_true", help="skip the crash test")
     args = parser.parse_args()
     sys.exit(asyncio.run(main_async(args)))
 
