@@ -222,9 +222,8 @@ def export_command(
     home: Home = Path("jod-app"),
     db_url: DbUrl = None,
 ) -> None:
-    """Write the trial CSVs (ready for `jod scale`), count matrices and a report.
-
-    Archived campaigns are exported like any other."""
+    """Write the trial CSVs (ready for `jod scale`), count matrices and a report (archived
+    campaigns included)."""
     from annotation_app.campaigns import get_campaign
     from annotation_app.export import write_export
     from scaling.outputs import check_outputs
