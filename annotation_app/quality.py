@@ -17,10 +17,11 @@ from annotation_app.models import Campaign, Image, ObserverSession, Trial, User
 
 def _components(counts: np.ndarray) -> int:
     """Connected components of the graph whose edges are the compared pairs (scaling's
-    own component search, so the dashboard and the scales agree)."""
-    from scaling.graph import component_labels
+    one component search, so the dashboard and the scales agree)."""
+    from scaling.thurstone import component_labels
 
-    return int(component_labels(counts).max()) + 1 if len(counts) else 0
+    first, second = np.nonzero(counts)
+    return int(component_labels(len(counts), first, second).max()) + 1 if len(counts) else 0
 
 
 @dataclass
