@@ -1,40 +1,80 @@
-"""How close jodkit's scores come to the truth, on simulated experiments.
+"""How close jodkit's scores come to the truth and to pwcmp's optimum, on simulated data.
 
-Run from the repository root:
+Run from the repository root (each study prints its table and the time it took):
 
-    python benchmarks/scaling_accuracy.py                      # both studies
-    python benchmarks/scaling_accuracy.py --studies recovery
-    python benchmarks/scaling_accuracy.py --studies coverage --experiments 100 --prior none
+    python benchmarks/scaling_accuracy.py --studies coverage           # the default studies:
+    python benchmarks/scaling_accuracy.py --studies recovery           #   recovery, coverage
+    python benchmarks/scaling_accuracy.py --studies optimum
+    python benchmarks/scaling_accuracy.py --studies bootstrap
+    python benchmarks/scaling_accuracy.py --studies starts
     python benchmarks/scaling_accuracy.py --studies tolerance
 
 Studies:
-  recovery  RMSE between estimated and true JOD (means removed) against the number of
-            comparisons per condition, random design, 100 conditions, 5 repetitions.
-  coverage  Share of true scores inside the 95% observer-bootstrap interval, over many
-            simulated experiments (nominal: 0.95).
-  tolerance How far the bootstrap's fast re-solves (chord start, BOOTSTRAP_STEP_TOL, last
-            step unconfirmed) move std and CI bounds from fully converged re-solves (same
-            seed), on scenes of the speed benchmark (200 conditions, 6,000 comparisons).
+  recovery   RMSE between estimated and true JOD (means removed) against the number of
+             comparisons per condition, random design, 100 conditions, 5 repetitions.
+  coverage   Share of true scores inside the 95% observer-bootstrap intervals of the
+             public ``scaling.scale``, on full, random-incomplete and neighbour designs
+             (10-200 conditions, 10-40 observers), for the conditions the design determines
+             (the core) and for the others; with pwcmp's prior and without; and with the
+             small-sample correction (each interval widened about its score by
+             sqrt(U / (U - 1)), U observers). Also the bias of scores outside the core.
+  optimum    jodkit's scores against an independent exact optimiser of pwcmp's objective
+             (tests/scaling/pwcmp_reference.py): the issue's 30-condition design and
+             wide-ranged random designs (80-250 conditions over 20-25 JOD).
+  bootstrap  jodkit's bootstrap (one estimator) against pwcmp's pw_scale_bootstrp
+             (the reference's BFGS from 0) on the same observer resamples of a full design.
+  starts     How often each of the estimator's cold starts is the only one to reach the
+             lowest objective, on random sparse designs with conditions outside the core.
+  tolerance  How far the bootstrap's fast re-solves (chord start, BOOTSTRAP_STEP_TOL, last
+             step unconfirmed) move std and CI bounds from fully converged re-solves.
 
-Trials come from ``scaling.simulate`` and go through the public ``scaling.scale``.
+Trials come from ``scaling.simulate``; timings are wall-clock on whatever shares the CPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import time
-from functools import partial
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from scaling.api import _unit_counts, pw_scale
-from scaling.bootstrap import bootstrap_scores
+from scaling import scale
+from scaling.api import _solve_for_bootstrap, _unit_counts, pw_scale
+from scaling.bootstrap import bootstrap_scores, summarise
+from scaling.graph import WinOrder, component_labels
 from scaling.io import counts_from_trials
+from scaling.likelihood import arcsine_scores
+from scaling.optimum import TWO_SIDED, _descend, _starts
 from scaling.simulate import make_true_scores, simulate_observer_counts, simulate_trials
-from scaling.solvers import BOOTSTRAP_STEP_TOL, solve_exact
+from scaling.solvers import BOOTSTRAP_STEP_TOL
+from scaling.threads import single_threaded_blas
 
+REFERENCE = Path(__file__).resolve().parents[1] / "tests" / "scaling" / "pwcmp_reference.py"
 RECOVERY_COMPARISONS = (5, 10, 20, 40, 80)
+COVERAGE_CELLS = (
+    # design, conditions, observers, comparisons per condition (None: every pair once
+    # per observer), experiments
+    ("full", 10, 10, None, 40),
+    ("full", 10, 20, None, 40),
+    ("full", 10, 40, None, 20),
+    ("full", 30, 20, None, 10),
+    ("random", 50, 20, 30, 10),
+    ("random", 100, 20, 30, 4),
+    ("neighbour", 50, 20, 40, 10),
+    ("neighbour", 200, 20, 40, 3),
+)
+
+
+def _reference():
+    """tests/scaling/pwcmp_reference.py (independent of ``scaling``), loaded by path."""
+    spec = importlib.util.spec_from_file_location("pwcmp_reference", REFERENCE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _centred_error(table: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
@@ -52,8 +92,6 @@ def _centred_error(table: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
 
 def recovery(n_conditions: int, repetitions: int, prior: str) -> None:
     """RMSE to truth against comparisons per condition (through the public ``scale``)."""
-    from scaling import scale
-
     print(f"\n== recovery: {n_conditions} conditions, random design, {repetitions} repetitions")
     print(f"{'comparisons/cond':>17} {'trials':>8} {'RMSE JOD':>9} {'max abs':>8} {'s/solve':>8}")
     for per_condition in RECOVERY_COMPARISONS:
@@ -65,7 +103,9 @@ def recovery(n_conditions: int, repetitions: int, prior: str) -> None:
                 truth, n_observers=15, design="random", n_comparisons=n_trials, seed=rep
             )
             start = time.perf_counter()
-            table = scale(trials, prior=prior, progress=False)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                table = scale(trials, prior=prior, progress=False)
             seconds.append(time.perf_counter() - start)
             err = _centred_error(table, truth)
             rmse.append(float(np.sqrt(np.mean((err["est"] - err["true"]) ** 2))))
@@ -76,48 +116,207 @@ def recovery(n_conditions: int, repetitions: int, prior: str) -> None:
         )
 
 
-def _solve(counts: np.ndarray, q0: np.ndarray | None, prior: str) -> np.ndarray:
-    return solve_exact(counts, prior=prior, anchor="mean0", q0=q0).q
-
-
-def coverage(experiments: int, n_conditions: int, observers: int, samples: int, prior: str) -> None:
-    """Coverage of the 95% observer-bootstrap interval (engine level: counts, solver, bootstrap)."""
-    print(
-        f"\n== coverage: {experiments} experiments, {n_conditions} conditions, {observers}"
-        f" observers (full design), {samples}-sample observer bootstrap, prior {prior}"
-    )
-    solve = partial(_solve, prior=prior)
-    covered, widths = [], []
-    start = time.perf_counter()
+def _coverage_cell(
+    design: str, n: int, observers: int, per_condition: int | None, experiments: int, samples: int
+) -> dict[str, list]:
+    """Coverage records of one cell: per prior, hits on core / outside-core scores, widths,
+    hits of the corrected interval, and signed errors of the scores outside the core."""
+    records: dict[str, list] = {}
+    inflate = np.sqrt(observers / (observers - 1.0))
     for e in range(experiments):
-        truth = make_true_scores(n_conditions, jod_range=4.0, seed=1000 + e)["jod"].to_numpy()
-        counts = simulate_observer_counts(truth, observers, seed=1000 + e)
-        q0 = solve(counts.sum(axis=0), None)
-        result = bootstrap_scores(counts, solve, n_samples=samples, q0=q0, seed=e, progress=False)
-        # Scores are relative: compare after removing the mean of the full-data solution.
-        shift = q0.mean()
-        covered.append((result.ci_low - shift <= truth) & (truth <= result.ci_high - shift))
-        widths.append(result.ci_high - result.ci_low)
-    hits = np.concatenate(covered)
-    per_experiment = np.array([c.mean() for c in covered])
-    print(f"scores: {hits.size}; coverage: {hits.mean():.3f} (nominal 0.950)")
+        truth = make_true_scores(n, jod_range=6.0, seed=7000 + e)
+        comparisons = None if per_condition is None else per_condition * n // 2
+        trials = simulate_trials(
+            truth,
+            n_observers=observers,
+            design=design,
+            n_comparisons=comparisons,
+            neighbours=5,
+            seed=8000 + e,
+        )
+        for prior in ("gaussian", "none"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                table = scale(trials, prior=prior, bootstrap=samples, seed=e, progress=False)
+            err = _centred_error(table, truth)
+            core = err["determined"].to_numpy(bool)
+            inside = ((err["low"] <= err["true"]) & (err["true"] <= err["high"])).to_numpy()
+            low = err["est"] - inflate * (err["est"] - err["low"])
+            high = err["est"] + inflate * (err["high"] - err["est"])
+            corrected = ((low <= err["true"]) & (err["true"] <= high)).to_numpy()
+            width = (err["high"] - err["low"]).to_numpy()
+            one_sided = ~np.isfinite(width)
+            errors = (err["est"] - err["true"]).to_numpy()
+            for key, values in (
+                ("core", inside[core]),
+                ("core_corrected", corrected[core]),
+                ("outside", inside[~core]),
+                ("outside_corrected", corrected[~core]),
+                ("width", width[core]),
+                ("one_sided", one_sided[~core]),
+                ("outside_error", errors[~core]),
+                ("outside_truth_end", err["true"].to_numpy()[~core]),
+            ):
+                records.setdefault(f"{prior}:{key}", []).append(values)
+    return {k: np.concatenate(v) if v else np.empty(0) for k, v in records.items()}
+
+
+def coverage(samples: int, cells: tuple = COVERAGE_CELLS) -> None:
+    """Coverage of the 95% observer-bootstrap intervals (public ``scale``), per design."""
+    print(f"\n== coverage of the 95% observer-bootstrap interval ({samples} resamples)")
     print(
-        f"per-experiment coverage: min {per_experiment.min():.2f}, median"
-        f" {np.median(per_experiment):.2f}, max {per_experiment.max():.2f}"
+        "core: scores in the determined core; outside: the others (pwcmp's prior holds them,"
+        " or their optimum is at infinity and the interval is one-sided);\ncorrected: widened"
+        " about the score by sqrt(U / (U - 1)); bias: mean signed error of outside scores."
     )
-    print(f"median CI width: {np.median(np.concatenate(widths)):.2f} JOD")
-    print(f"time: {time.perf_counter() - start:.1f} s")
+    header = (
+        f"{'design':>9} {'N':>4} {'U':>3} {'prior':>8} {'core n':>7} {'core':>6} {'corr.':>6}"
+        f" {'width':>6} {'out n':>6} {'out':>6} {'corr.':>6} {'1-sided':>7} {'bias':>6} {'s':>5}"
+    )
+    print(header)
+    for design, n, observers, per_condition, experiments in cells:
+        start = time.perf_counter()
+        records = _coverage_cell(design, n, observers, per_condition, experiments, samples)
+        seconds = time.perf_counter() - start
+        for prior in ("gaussian", "none"):
+            r = {k.split(":", 1)[1]: v for k, v in records.items() if k.startswith(prior)}
+            outside = r["outside"]
+            print(
+                f"{design:>9} {n:>4} {observers:>3} {prior:>8} {r['core'].size:>7}"
+                f" {r['core'].mean():>6.3f} {r['core_corrected'].mean():>6.3f}"
+                f" {np.median(r['width']):>6.2f} {outside.size:>6}"
+                f" {_mean(outside):>6} {_mean(r['outside_corrected']):>6}"
+                f" {_mean(r['one_sided']):>7} {_bias(r):>6} {seconds:>5.0f}"
+            )
 
 
-def _converged(counts: np.ndarray, q0: np.ndarray | None) -> np.ndarray:
+def _mean(values: np.ndarray) -> str:
+    return f"{values.mean():.3f}" if values.size else "-"
+
+
+def _bias(records: dict[str, np.ndarray]) -> str:
+    """Mean error of the outside scores, signed towards the end of the scale they sit at
+    (positive: pushed outwards, beyond their true score)."""
+    errors, truth = records["outside_error"], records["outside_truth_end"]
+    finite = np.isfinite(errors)
+    if not finite.any():
+        return "-"
+    return f"{np.mean(np.sign(truth[finite]) * errors[finite]):.2f}"
+
+
+def optimum() -> None:
+    """Agreement with an independent exact optimiser of pwcmp's objective."""
+    reference = _reference()
+    print("\n== optimum: jodkit against an independent exact optimiser of pwcmp's objective")
+    print(
+        f"{'design':>34} {'outside core':>12} {'placed':>6} {'max |diff| JOD':>15}"
+        f" {'objective gap':>14} {'jodkit s':>9} {'reference s':>12}"
+    )
+    cases = [("issue: 30 cond., 300 trials, 10 obs.", 30, 300, 10, 14, 8.0, 4, 10)]
+    cases += [
+        (f"wide: {n} cond. over {spread:g} JOD, {15 * n} trials", n, 15 * n, 20, seed, spread, 1, j)
+        for n, spread, seed, j in ((80, 20.0, 1, 10), (150, 22.0, 2, 10), (250, 25.0, 3, 0))
+    ]
+    for label, n, trials, observers, seed, spread, starts, jumps in cases:
+        counts = reference.random_design(n, trials, observers, seed, spread=spread)[0].sum(axis=0)
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ours = pw_scale(counts)
+        mine = time.perf_counter() - start
+        start = time.perf_counter()
+        theirs, value = reference.exact_optimum(counts, starts=starts, jumps=jumps)
+        theirs_seconds = time.perf_counter() - start
+        finite = ours.bound == TWO_SIDED
+        difference = np.abs(
+            (ours.jod[finite] - ours.jod[finite].mean()) - (theirs[finite] - theirs[finite].mean())
+        ).max()
+        print(
+            f"{label:>34} {(~ours.determined).sum():>12} {(~finite).sum():>6}"
+            f" {difference:>15.1e} {ours.objective - value:>14.1e} {mine:>9.2f}"
+            f" {theirs_seconds:>12.1f}"
+        )
+
+
+def bootstrap_agreement(samples: int) -> None:
+    """jodkit's resample rule against pwcmp's pw_scale_bootstrp on the same resamples."""
+    reference = _reference()
+    print(
+        f"\n== bootstrap: 10 conditions over 12 JOD, 20 observers (full design), {samples}"
+        " observer resamples, the same for both"
+    )
+    per_observer = simulate_observer_counts(np.linspace(-6.0, 6.0, 10), 20, seed=1)
+    full = pw_scale(per_observer.sum(axis=0))
+    draws = reference.observer_resamples(20, samples, seed=2)
+    start = time.perf_counter()
+    _, low, high = reference.pwcmp_bootstrap(per_observer, draws)
+    theirs = time.perf_counter() - start
+    start = time.perf_counter()
+    scores, bounds, outside = [], [], 0
+    with single_threaded_blas():
+        for pick in draws:
+            counts = per_observer[pick].sum(axis=0)
+            order = WinOrder.from_counts(counts)
+            outside += bool((order.strong != order.core).any())
+            q, bound = _solve_for_bootstrap(counts, full.jod, "gaussian", "mean0")
+            scores.append(q)
+            bounds.append(bound)
+    mine = time.perf_counter() - start
+    ours = summarise(np.array(scores), 0.05, np.array(bounds))
+    width = high - low
+    print(f"resamples with a condition outside the core: {outside / samples:.0%}")
+    print(
+        f"max |ci_low - pwcmp| = {np.abs(ours.ci_low - low).max():.4f} JOD"
+        f" ({np.max(np.abs(ours.ci_low - low) / width):.2%} of the width);"
+        f" max |ci_high - pwcmp| = {np.abs(ours.ci_high - high).max():.4f} JOD"
+        f" ({np.max(np.abs(ours.ci_high - high) / width):.2%})"
+    )
+    print(f"time: jodkit {mine:.1f} s, reference {theirs:.1f} s")
+
+
+def starts(designs: int) -> None:
+    """Which of the estimator's cold starts reach the lowest objective."""
+    reference = _reference()
+    rng = np.random.default_rng(0)
+    only_best = np.zeros(3, dtype=int)
+    counted = 0
+    for trial in range(designs):
+        n = int(rng.integers(8, 60))
+        per_condition = int(rng.choice([3, 5, 8, 15, 30]))
+        spread = float(rng.choice([2.0, 4.0, 8.0, 15.0, 25.0]))
+        observers = int(rng.integers(3, 20))
+        per_observer, _ = reference.random_design(
+            n, n * per_condition // 2, observers, 5000 + trial, spread=spread
+        )
+        counts = per_observer.sum(axis=0)
+        order = WinOrder.from_counts(counts)
+        outside = np.unique(order.strong[order.strong != order.core])
+        if component_labels(counts).max() > 0 or order.core < 0 or not outside.size:
+            continue
+        counted += 1
+        with single_threaded_blas():
+            limits = np.array(
+                [
+                    _descend(counts, order, "mean0", outside, 1e-9, True, start).limit
+                    for start in _starts(arcsine_scores(counts), None, None, True)
+                ]
+            )
+        best = limits <= limits.min() + 1e-9 * max(1.0, abs(limits.min()))
+        if best.sum() == 1:
+            only_best[np.argmax(best)] += 1
+    print(f"\n== starts: {counted} random sparse designs with conditions outside the core")
+    for name, count in zip(("cold (convex, placed)", "arcsine", "zeros"), only_best, strict=True):
+        print(f"{name:>22}: the only one to reach the lowest objective on {count}")
+
+
+def _converged(counts: np.ndarray, q0: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """A bootstrap re-solve run to the default tolerance (1e-9 JOD), confirmed."""
-    return pw_scale(counts, q0=q0).jod
+    result = pw_scale(counts, q0=q0)
+    return result.jod, result.bound
 
 
 def tolerance(scenes: int, samples: int) -> None:
     """Fast bootstrap re-solves against converged ones, same resamples."""
-    from scaling import scale
-
     print(
         f"\n== tolerance: {scenes} scenes x 200 conditions, {samples}-sample observer bootstrap,"
         f" BOOTSTRAP_STEP_TOL = {BOOTSTRAP_STEP_TOL:g} JOD against 1e-9"
@@ -129,11 +328,13 @@ def tolerance(scenes: int, samples: int) -> None:
     print(f"{'scene':>6} {'max |d std|':>12} {'max |d ci_low|':>15} {'max |d ci_high|':>16}")
     for scene in sorted(trials["scene"].unique())[:scenes]:
         group = trials[trials["scene"] == scene]
-        fast = scale(group, bootstrap=samples, seed=0, progress=False)
-        conditions = sorted(set(group["condition_A"]) | set(group["condition_B"]))
-        full = pw_scale(counts_from_trials(group, conditions)).jod
-        units = _unit_counts(group, conditions, "drop", "observer")
-        slow = bootstrap_scores(units, _converged, n_samples=samples, q0=full, progress=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fast = scale(group, bootstrap=samples, seed=0, progress=False)
+            conditions = sorted(set(group["condition_A"]) | set(group["condition_B"]))
+            full = pw_scale(counts_from_trials(group, conditions)).jod
+            units = _unit_counts(group, conditions, "drop", "observer")
+            slow = bootstrap_scores(units, _converged, n_samples=samples, q0=full, progress=False)
         print(
             f"{scene:>6} {np.nanmax(np.abs(fast['jod_std'] - slow.std)):>12.1e}"
             f" {np.nanmax(np.abs(fast['ci_low'] - slow.ci_low)):>15.1e}"
@@ -147,26 +348,28 @@ def main() -> None:
         "--studies",
         nargs="+",
         default=["recovery", "coverage"],
-        choices=["recovery", "coverage", "tolerance"],
+        choices=["recovery", "coverage", "optimum", "bootstrap", "starts", "tolerance"],
     )
     parser.add_argument("--prior", default="gaussian", choices=["gaussian", "none"])
     parser.add_argument("--conditions", type=int, default=100, help="recovery study")
     parser.add_argument("--repetitions", type=int, default=5, help="recovery study")
-    parser.add_argument("--experiments", type=int, default=50, help="coverage study")
-    parser.add_argument("--coverage-conditions", type=int, default=15)
-    parser.add_argument("--observers", type=int, default=12)
-    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--samples", type=int, default=200, help="bootstrap resamples")
+    parser.add_argument("--designs", type=int, default=200, help="starts study")
     parser.add_argument("--tolerance-scenes", type=int, default=2)
     parser.add_argument("--tolerance-samples", type=int, default=500)
     args = parser.parse_args()
-    if "recovery" in args.studies:
-        recovery(args.conditions, args.repetitions, args.prior)
-    if "coverage" in args.studies:
-        coverage(
-            args.experiments, args.coverage_conditions, args.observers, args.samples, args.prior
-        )
-    if "tolerance" in args.studies:
-        tolerance(args.tolerance_scenes, args.tolerance_samples)
+    studies = {
+        "recovery": lambda: recovery(args.conditions, args.repetitions, args.prior),
+        "coverage": lambda: coverage(args.samples),
+        "optimum": optimum,
+        "bootstrap": lambda: bootstrap_agreement(max(args.samples, 500)),
+        "starts": lambda: starts(args.designs),
+        "tolerance": lambda: tolerance(args.tolerance_scenes, args.tolerance_samples),
+    }
+    for study in args.studies:
+        start = time.perf_counter()
+        studies[study]()
+        print(f"({study}: {time.perf_counter() - start:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -110,9 +110,12 @@ def exact_optimum(
     prior: str = "gaussian",
     starts: int = 4,
     seed: int = 0,
+    jumps: int = 10,
 ) -> tuple[np.ndarray, float]:
     """The lowest minimum of pwcmp's objective (``mean0``) found from ``starts`` starts: 0,
-    the arcsine estimate pwcmp computes first, and random ones. Returns (q, value)."""
+    the arcsine estimate pwcmp computes first, and random ones; from each, up to ``jumps``
+    times, one score moved across the scale where that lowers the objective, and descent
+    again. Returns (q, value)."""
     fun = objective(counts, prior)
     n = np.asarray(counts).shape[0]
     d = np.asarray(counts, dtype=float)
@@ -125,7 +128,7 @@ def exact_optimum(
     best, best_value = None, np.inf
     for start in candidates[:starts]:
         x = _descend(fun, start)
-        for _ in range(10):  # leave local minima one coordinate at a time
+        for _ in range(jumps):  # leave local minima one coordinate at a time
             jump = _coordinate_jump(fun, x)
             if jump is None:
                 break
