@@ -45,6 +45,7 @@ from scaling.solvers import (
     FixedScore,
     Ordering,
     chord_start,
+    restrict_constraints,
 )
 from scaling.threads import single_threaded_blas
 from scaling.version import __version__
@@ -182,10 +183,11 @@ def _pw_scale(
                 whole = members.size == n
                 estimate = estimate_component(
                     counts if whole else counts[np.ix_(members, members)],
-                    constraints=_local_constraints(constraints, members),
+                    constraints=restrict_constraints(constraints, members),
                     q0=None if q0 is None else q0[members],
                     chord=chord if whole else None,
                     confirm_final=confirm_final,
+                    names=None if conditions is None else [conditions[m] for m in members],
                     **settings,
                 )
                 jod[members], bound[members] = estimate.q, estimate.bound
@@ -230,23 +232,6 @@ def _undetermined_message(outside_core: np.ndarray, bound: np.ndarray) -> str:
             "(the 'bound' column says which side is unbounded)"
         )
     return "; ".join(parts)
-
-
-def _local_constraints(
-    constraints: Sequence[Ordering | FixedScore], members: np.ndarray
-) -> list[Ordering | FixedScore]:
-    """Constraints restated in a component's own indices; ones that span components drop."""
-    if not constraints:
-        return []
-    local_index = {int(m): k for k, m in enumerate(members)}
-    local: list[Ordering | FixedScore] = []
-    for c in constraints:
-        if isinstance(c, Ordering):
-            if c.better in local_index and c.worse in local_index:
-                local.append(Ordering(local_index[c.better], local_index[c.worse], c.margin))
-        elif c.index in local_index:
-            local.append(FixedScore(local_index[c.index], c.value))
-    return local
 
 
 def _solve_for_bootstrap(

@@ -40,6 +40,7 @@ from scaling.solvers import (
     ChordStart,
     FixedScore,
     Ordering,
+    restrict_constraints,
     solve_cvxpy,
     solve_exact,
 )
@@ -88,6 +89,7 @@ def estimate_component(
     step_tol: float = STEP_TOL,
     chord: ChordStart | None = None,
     confirm_final: bool = True,
+    names: Sequence[str] | None = None,
 ) -> ComponentEstimate:
     """pwcmp's optimum where it is finite, placement elsewhere, anchored as asked.
 
@@ -103,13 +105,15 @@ def estimate_component(
         orderings that reach outside it constrain the placement too.
     q0, step_tol, chord, confirm_final
         Warm start and Newton's options (:func:`scaling.solvers.solve_exact`).
+    names : sequence of str, optional
+        Condition names for messages.
     """
     order = WinOrder.from_counts(counts)
     core = order.strong == order.core
     args = (q0, step_tol, chord, confirm_final)
     if prior == "none" or solver == "cvxpy":
         q, bound, value, converged = _without_prior(
-            counts, order, anchor, solver, constraints, *args
+            counts, order, anchor, solver, constraints, *args, names
         )
     else:
         q, bound, value, converged = _with_prior(counts, order, anchor, *args)
@@ -118,7 +122,7 @@ def estimate_component(
             # score has a finite, numerically determined optimum; otherwise the whole
             # component is placed, as without a prior.
             q, bound, value, converged = _without_prior(
-                counts, order, anchor, solver, constraints, *args
+                counts, order, anchor, solver, constraints, *args, names
             )
     fixed = [c for c in constraints if isinstance(c, FixedScore)]
     if not fixed:
@@ -136,6 +140,7 @@ def _without_prior(
     step_tol: float,
     chord: ChordStart | None,
     confirm_final: bool,
+    names: Sequence[str] | None,
 ) -> tuple[np.ndarray, np.ndarray, float, bool]:
     """The likelihood alone: its optimum on the core, every other condition placed."""
     n = counts.shape[0]
@@ -146,7 +151,7 @@ def _without_prior(
         members = np.flatnonzero(core)
         whole = members.size == n
         sub = counts if whole else counts[np.ix_(members, members)]
-        local = _restrict(constraints, members)
+        local = restrict_constraints(constraints, members)
         if solver == "cvxpy":
             solution = solve_cvxpy(sub, anchor="mean0" if not whole else anchor, constraints=local)
         else:
@@ -170,7 +175,7 @@ def _without_prior(
     )
     value -= cut_positions * np.log1p(PRIOR_FLOOR)
     outside = np.flatnonzero(~core)
-    _refuse_fixed_outside(constraints, outside)
+    _refuse_fixed_outside(constraints, outside, names)
     extra = _orderings_touching(constraints, ~core)
     q = place(counts, q, ~core, order.strong, extra=extra)
     bound = np.zeros(n, dtype=np.int8)
@@ -406,21 +411,6 @@ def _code(up: bool, down: bool) -> int:
     return LOWER if up else UPPER if down else TWO_SIDED
 
 
-def _restrict(
-    constraints: Sequence[Ordering | FixedScore], members: np.ndarray
-) -> list[Ordering | FixedScore]:
-    """Constraints among ``members``, restated in their own indices."""
-    local_index = {int(m): k for k, m in enumerate(members)}
-    local: list[Ordering | FixedScore] = []
-    for c in constraints:
-        if isinstance(c, Ordering):
-            if c.better in local_index and c.worse in local_index:
-                local.append(Ordering(local_index[c.better], local_index[c.worse], c.margin))
-        elif c.index in local_index:
-            local.append(FixedScore(local_index[c.index], c.value))
-    return local
-
-
 def _orderings_touching(
     constraints: Sequence[Ordering | FixedScore], placed: np.ndarray
 ) -> list[Ordering]:
@@ -430,12 +420,15 @@ def _orderings_touching(
 
 
 def _refuse_fixed_outside(
-    constraints: Sequence[Ordering | FixedScore], outside: np.ndarray
+    constraints: Sequence[Ordering | FixedScore],
+    outside: np.ndarray,
+    names: Sequence[str] | None,
 ) -> None:
     for c in constraints:
         if isinstance(c, FixedScore) and c.index in set(outside.tolist()):
+            name = repr(names[c.index]) if names is not None else c.index
             raise ValueError(
-                f"condition {c.index} is outside the determined core (it never lost, never "
+                f"condition {name} is outside the determined core (it never lost, never "
                 "won, or beat every condition it met): its score has no finite optimum and "
                 "cannot be fixed"
             )

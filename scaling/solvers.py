@@ -71,6 +71,22 @@ class FixedScore:
 Constraint = Ordering | FixedScore
 
 
+def restrict_constraints(
+    constraints: Sequence[Constraint], members: np.ndarray
+) -> list[Constraint]:
+    """The constraints among ``members`` (a component, a core), restated in their own
+    indices; those reaching outside drop."""
+    local_index = {int(m): k for k, m in enumerate(members)}
+    local: list[Constraint] = []
+    for c in constraints:
+        if isinstance(c, Ordering):
+            if c.better in local_index and c.worse in local_index:
+                local.append(Ordering(local_index[c.better], local_index[c.worse], c.margin))
+        elif c.index in local_index:
+            local.append(FixedScore(local_index[c.index], c.value))
+    return local
+
+
 @dataclass(frozen=True)
 class ChordStart:
     """What re-solves of problems near a solved one (bootstrap resamples) reuse from its

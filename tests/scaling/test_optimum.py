@@ -178,3 +178,26 @@ def test_no_ridge_wide_ranged_design_matches_an_independent_optimiser(pwcmp_refe
     )
     ours = plain.jod[core] - plain.jod[core].mean()
     np.testing.assert_allclose(ours, core_reference - core_reference.mean(), atol=1e-5)
+
+
+def test_constraints_reaching_outside_the_core_bind_the_placement() -> None:
+    """With cvxpy's constraints (no prior), the core is solved by cvxpy under its own
+    constraints; an ordering that reaches a placed condition binds the placement, with its
+    margin; a fixed score outside the core (its optimum is at infinity) is refused."""
+    from scaling.solvers import FixedScore, Ordering
+
+    counts = np.zeros((6, 6))
+    for i, j in [(0, 1), (1, 2), (2, 3), (3, 0), (0, 2)]:
+        counts[i, j], counts[j, i] = 3.0, 1.0
+    counts[4, [0, 1]] = 2.0  # 4 never lost: placed above 0 and 1
+    counts[[2, 3], 5] = 2.0  # 5 never won: placed below 2 and 3
+    free = estimate_component(counts, "none", solver="cvxpy")
+    np.testing.assert_array_equal(free.bound, [0, 0, 0, 0, LOWER, UPPER])
+    bound = estimate_component(counts, "none", solver="cvxpy", constraints=[Ordering(4, 0, 3.0)])
+    assert free.q[4] - free.q[0] < 3.0 <= bound.q[4] - bound.q[0] + 1e-9
+    core = slice(0, 4)
+    np.testing.assert_allclose(
+        bound.q[core] - bound.q[core].mean(), free.q[core] - free.q[core].mean(), atol=1e-6
+    )
+    with pytest.raises(ValueError, match="outside the determined core"):
+        estimate_component(counts, "none", solver="cvxpy", constraints=[FixedScore(5, 0.0)])
