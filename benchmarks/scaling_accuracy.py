@@ -12,12 +12,13 @@ Run from the repository root (each study prints its table and the time it took):
 Studies:
   recovery   RMSE between estimated and true JOD (means removed) against the number of
              comparisons per condition, random design, 100 conditions, 5 repetitions.
-  coverage   Share of true scores inside the 95% observer-bootstrap intervals of the
-             public ``scaling.scale``, on full, random-incomplete and neighbour designs
-             (10-200 conditions, 10-40 observers), for the conditions the design determines
-             (the core) and for the others; with pwcmp's prior and without; and with the
-             small-sample correction (each interval widened about its score by
-             sqrt(U / (U - 1)), U observers). Also the bias of scores outside the core.
+  coverage   Share of true scores inside the 95% observer-bootstrap intervals (each
+             resample scaled as ``scaling.scale`` scales it), on full, random-incomplete
+             and neighbour designs (10-200 conditions, 10-40 observers), for the conditions
+             the design determines (the core) and for the others; with pwcmp's prior and
+             without; pwcmp's percentile interval and the expanded one
+             (``interval="expanded"``) from the same resamples. Also the slope of the
+             estimates against the truth and the bias of the scores outside the core.
   optimum    jodkit's scores against an independent exact optimiser of pwcmp's objective
              (tests/scaling/pwcmp_reference.py): the issue's 30-condition design and
              wide-ranged random designs (80-250 conditions over 20-25 JOD).
@@ -37,6 +38,7 @@ import argparse
 import importlib.util
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +52,9 @@ from scaling.io import counts_from_trials
 from scaling.likelihood import arcsine_scores
 from scaling.optimum import TWO_SIDED, _descend, _starts
 from scaling.simulate import make_true_scores, simulate_observer_counts, simulate_trials
-from scaling.solvers import BOOTSTRAP_STEP_TOL
+from scaling.solvers import BOOTSTRAP_STEP_TOL, chord_start
 from scaling.threads import single_threaded_blas
+from scaling.thurstone import expanded_alpha
 
 REFERENCE = Path(__file__).resolve().parents[1] / "tests" / "scaling" / "pwcmp_reference.py"
 RECOVERY_COMPARISONS = (5, 10, 20, 40, 80)
@@ -118,11 +121,11 @@ def recovery(n_conditions: int, repetitions: int, prior: str) -> None:
 
 def _coverage_cell(
     design: str, n: int, observers: int, per_condition: int | None, experiments: int, samples: int
-) -> dict[str, list]:
-    """Coverage records of one cell: per prior, hits on core / outside-core scores, widths,
-    hits of the corrected interval, and signed errors of the scores outside the core."""
+) -> dict[str, np.ndarray]:
+    """Coverage records of one cell, per prior: hits of the percentile and the expanded
+    interval (from the same resamples) on the core's scores and on the others, widths,
+    one-sidedness, and the errors against the truth (means removed)."""
     records: dict[str, list] = {}
-    inflate = np.sqrt(observers / (observers - 1.0))
     for e in range(experiments):
         truth = make_true_scores(n, jod_range=6.0, seed=7000 + e)
         comparisons = None if per_condition is None else per_condition * n // 2
@@ -134,59 +137,74 @@ def _coverage_cell(
             neighbours=5,
             seed=8000 + e,
         )
+        conditions = sorted(set(trials["condition_A"]) | set(trials["condition_B"]))
+        true = truth.set_index("condition").loc[conditions, "jod"].to_numpy()
+        true = true - true.mean()
+        counts = counts_from_trials(trials, conditions)
+        units = _unit_counts(trials, conditions, "drop", "observer")
         for prior in ("gaussian", "none"):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                table = scale(trials, prior=prior, bootstrap=samples, seed=e, progress=False)
-            err = _centred_error(table, truth)
-            core = err["determined"].to_numpy(bool)
-            inside = ((err["low"] <= err["true"]) & (err["true"] <= err["high"])).to_numpy()
-            low = err["est"] - inflate * (err["est"] - err["low"])
-            high = err["est"] + inflate * (err["high"] - err["est"])
-            corrected = ((low <= err["true"]) & (err["true"] <= high)).to_numpy()
-            width = (err["high"] - err["low"]).to_numpy()
-            one_sided = ~np.isfinite(width)
-            errors = (err["est"] - err["true"]).to_numpy()
-            for key, values in (
-                ("core", inside[core]),
-                ("core_corrected", corrected[core]),
-                ("outside", inside[~core]),
-                ("outside_corrected", corrected[~core]),
-                ("width", width[core]),
-                ("one_sided", one_sided[~core]),
-                ("outside_error", errors[~core]),
-                ("outside_truth_end", err["true"].to_numpy()[~core]),
+                result = pw_scale(counts, prior)
+                chord = (
+                    chord_start(counts, result.jod, prior) if result.component.max() == 0 else None
+                )
+                solve = partial(_solve_for_bootstrap, prior=prior, anchor="mean0", chord=chord)
+                boot = bootstrap_scores(
+                    units, solve, n_samples=samples, q0=result.jod, seed=e, progress=False
+                )
+            core = result.determined
+            estimate = result.jod - np.nanmean(result.jod)
+            for name, alpha in (
+                ("percentile", 0.05),
+                ("expanded", expanded_alpha(0.05, observers)),
             ):
-                records.setdefault(f"{prior}:{key}", []).append(values)
-    return {k: np.concatenate(v) if v else np.empty(0) for k, v in records.items()}
+                summary = summarise(boot.samples, alpha, boot.bounds)
+                shift = np.nanmean(result.jod)
+                inside = (summary.ci_low - shift <= true) & (true <= summary.ci_high - shift)
+                records.setdefault(f"{prior}:{name}:core", []).append(inside[core])
+                records.setdefault(f"{prior}:{name}:outside", []).append(inside[~core])
+                if name == "percentile":
+                    width = summary.ci_high - summary.ci_low
+                    records.setdefault(f"{prior}:width", []).append(width[core])
+                    records.setdefault(f"{prior}:one_sided", []).append(~np.isfinite(width[~core]))
+            records.setdefault(f"{prior}:true_core", []).append(true[core])
+            records.setdefault(f"{prior}:est_core", []).append(estimate[core])
+            records.setdefault(f"{prior}:true_out", []).append(true[~core])
+            records.setdefault(f"{prior}:est_out", []).append(estimate[~core])
+    return {k: np.concatenate(v) for k, v in records.items()}
 
 
 def coverage(samples: int, cells: tuple = COVERAGE_CELLS) -> None:
-    """Coverage of the 95% observer-bootstrap intervals (public ``scale``), per design."""
-    print(f"\n== coverage of the 95% observer-bootstrap interval ({samples} resamples)")
+    """Coverage of the 95% observer-bootstrap intervals, per design and prior."""
+    print(f"\n== coverage of 95% observer-bootstrap intervals ({samples} resamples)")
     print(
-        "core: scores in the determined core; outside: the others (pwcmp's prior holds them,"
-        " or their optimum is at infinity and the interval is one-sided);\ncorrected: widened"
-        " about the score by sqrt(U / (U - 1)); bias: mean signed error of outside scores."
+        "core: the scores the design determines; outside: the others (pwcmp's prior holds"
+        " them, or their optimum is at infinity);\npct: pwcmp's percentile interval; exp: the"
+        " expanded one (interval='expanded'); slope: estimated against true scores (core);\n"
+        "bias: mean error of the outside scores, positive outwards; width: median of the core."
     )
-    header = (
-        f"{'design':>9} {'N':>4} {'U':>3} {'prior':>8} {'core n':>7} {'core':>6} {'corr.':>6}"
-        f" {'width':>6} {'out n':>6} {'out':>6} {'corr.':>6} {'1-sided':>7} {'bias':>6} {'s':>5}"
+    print(
+        f"{'design':>9} {'N':>4} {'U':>3} {'prior':>8} {'core n':>7} {'pct':>6} {'exp':>6}"
+        f" {'width':>6} {'slope':>6} {'out n':>6} {'pct':>6} {'exp':>6} {'1-sided':>7}"
+        f" {'bias':>6} {'s':>5}"
     )
-    print(header)
     for design, n, observers, per_condition, experiments in cells:
         start = time.perf_counter()
-        records = _coverage_cell(design, n, observers, per_condition, experiments, samples)
+        r = _coverage_cell(design, n, observers, per_condition, experiments, samples)
         seconds = time.perf_counter() - start
         for prior in ("gaussian", "none"):
-            r = {k.split(":", 1)[1]: v for k, v in records.items() if k.startswith(prior)}
-            outside = r["outside"]
+            true, est = r[f"{prior}:true_core"], r[f"{prior}:est_core"]
+            slope = np.polyfit(true, est, 1)[0] if true.size > 2 else np.nan
+            outside = r[f"{prior}:percentile:outside"]
             print(
-                f"{design:>9} {n:>4} {observers:>3} {prior:>8} {r['core'].size:>7}"
-                f" {r['core'].mean():>6.3f} {r['core_corrected'].mean():>6.3f}"
-                f" {np.median(r['width']):>6.2f} {outside.size:>6}"
-                f" {_mean(outside):>6} {_mean(r['outside_corrected']):>6}"
-                f" {_mean(r['one_sided']):>7} {_bias(r):>6} {seconds:>5.0f}"
+                f"{design:>9} {n:>4} {observers:>3} {prior:>8} {true.size:>7}"
+                f" {r[f'{prior}:percentile:core'].mean():>6.3f}"
+                f" {r[f'{prior}:expanded:core'].mean():>6.3f}"
+                f" {np.median(r[f'{prior}:width']):>6.2f} {slope:>6.3f} {outside.size:>6}"
+                f" {_mean(outside):>6} {_mean(r[f'{prior}:expanded:outside']):>6}"
+                f" {_mean(r[f'{prior}:one_sided']):>7}"
+                f" {_bias(r[f'{prior}:true_out'], r[f'{prior}:est_out']):>6} {seconds:>5.0f}"
             )
 
 
@@ -194,14 +212,13 @@ def _mean(values: np.ndarray) -> str:
     return f"{values.mean():.3f}" if values.size else "-"
 
 
-def _bias(records: dict[str, np.ndarray]) -> str:
-    """Mean error of the outside scores, signed towards the end of the scale they sit at
-    (positive: pushed outwards, beyond their true score)."""
-    errors, truth = records["outside_error"], records["outside_truth_end"]
-    finite = np.isfinite(errors)
+def _bias(true: np.ndarray, estimate: np.ndarray) -> str:
+    """Mean error, signed towards the end of the scale each score sits at (positive:
+    pushed outwards, beyond its true score)."""
+    finite = np.isfinite(estimate)
     if not finite.any():
         return "-"
-    return f"{np.mean(np.sign(truth[finite]) * errors[finite]):.2f}"
+    return f"{np.mean(np.sign(true[finite]) * (estimate - true)[finite]):.2f}"
 
 
 def optimum() -> None:

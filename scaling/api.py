@@ -48,6 +48,7 @@ from scaling.solvers import (
     restrict_constraints,
 )
 from scaling.threads import single_threaded_blas
+from scaling.thurstone import expanded_alpha
 from scaling.version import __version__
 
 
@@ -316,6 +317,7 @@ def scale(
     bootstrap: int = 0,
     resample: str = "observer",
     seed: int = 0,
+    interval: str = "percentile",
     solver: str = "exact",
     orderings: Sequence[OrderingSpec] = (),
     fixed: Sequence[FixedSpec] = (),
@@ -344,6 +346,10 @@ def scale(
         Bootstrap unit; ``observer`` (pwcmp's choice) needs an ``observer`` column.
     seed : int
         Bootstrap seed; the same seed gives the same intervals.
+    interval : {"percentile", "expanded"}
+        pwcmp's 2.5 and 97.5 percentiles, or the expanded percentile interval that
+        corrects for few resampling units (:func:`scaling.thurstone.expanded_alpha`;
+        docs/scaling.md gives the coverage of both).
     solver : {"exact", "cvxpy"}
         ``cvxpy`` for constrained scaling (``orderings``, ``fixed``; prior "none").
     orderings, fixed : sequences of OrderingSpec, FixedSpec
@@ -375,6 +381,7 @@ def scale(
         bootstrap=bootstrap,
         resample=resample,
         seed=seed,
+        interval=interval,
     )
     if config is not None and keywords != ScaleConfig():
         raise ValueError("give the scaling options either as config or as keywords, not both")
@@ -426,7 +433,10 @@ def scale(
                 disconnected=config.disconnected,
             )
             units = _unit_counts(group, conditions, config.ties, config.resample)
-            jobs.append(BootstrapJob(units, solve, q0=result.jod))
+            alpha = (
+                ALPHA if config.interval == "percentile" else expanded_alpha(ALPHA, units.shape[0])
+            )
+            jobs.append(BootstrapJob(units, solve, q0=result.jod, alpha=alpha))
     boots = (
         bootstrap_many(
             jobs, n_samples=config.bootstrap, seed=config.seed, n_jobs=n_jobs, progress=progress
@@ -475,6 +485,9 @@ def _metadata(
         "notes": notes,
     }
 
+
+ALPHA = 0.05
+"""The intervals are 95% intervals."""
 
 POOL_WORK = 200_000
 """Sum of N^2 over the groups above which their point estimates are solved in a process

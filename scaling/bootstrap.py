@@ -109,6 +109,9 @@ class BootstrapJob:
     unit_counts: np.ndarray | sparray | spmatrix
     solve: SolveFn
     q0: np.ndarray | None = None
+    alpha: float | None = None
+    """This job's interval level, when not the call's (e.g. an expanded interval, whose
+    level depends on the job's number of units)."""
 
 
 def bootstrap_scores(
@@ -180,7 +183,7 @@ def bootstrap_many(
             units = _validate(job.unit_counts, n_samples, alpha)
         except ValueError as err:
             raise ValueError(f"bootstrap job {index}: {err}") from err
-        data.append(BootstrapJob(units, job.solve, job.q0))
+        data.append(BootstrapJob(units, job.solve, job.q0, job.alpha))
     chunk_seeds = np.random.SeedSequence(seed).spawn(-(-n_samples // CHUNK_SIZE))
     sizes = [min(CHUNK_SIZE, n_samples - k * CHUNK_SIZE) for k in range(len(chunk_seeds))]
     tasks = [(j, i) for j in range(len(data)) for i in range(len(sizes))]
@@ -220,7 +223,7 @@ def bootstrap_many(
     return [
         summarise(
             np.concatenate([chunks[j, i][0] for i in range(len(sizes))]),
-            alpha,
+            alpha if data[j].alpha is None else data[j].alpha,
             np.concatenate([chunks[j, i][1] for i in range(len(sizes))]),
         )
         for j in range(len(data))

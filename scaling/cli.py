@@ -12,6 +12,7 @@ from scaling.errors import InputError
 from scaling.options import (
     ANCHORS,
     DISCONNECTED_POLICIES,
+    INTERVALS,
     PRIORS,
     RESAMPLE_UNITS,
     SOLVERS,
@@ -48,6 +49,7 @@ def _parse_fixed(values: list[str]):
 
 
 Resample = choice_type("Resample", RESAMPLE_UNITS)
+Interval = choice_type("Interval", INTERVALS)
 Prior = choice_type("Prior", PRIORS)
 Anchor = choice_type("Anchor", ANCHORS)
 Ties = choice_type("Ties", TIE_POLICIES)
@@ -85,6 +87,13 @@ def scale_command(
         Resample, typer.Option(help="Bootstrap unit: observer (as pwcmp) or trial.")
     ] = Resample["observer"],
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap's random resampling.")] = 0,
+    interval: Annotated[
+        Interval,
+        typer.Option(
+            help="percentile (pwcmp's 2.5/97.5) or expanded (corrected for few observers; "
+            "docs/scaling.md gives both coverages)."
+        ),
+    ] = Interval["percentile"],
     prior: Annotated[
         Prior, typer.Option(help="gaussian (pwcmp's default distance prior) or none.")
     ] = Prior["gaussian"],
@@ -195,7 +204,13 @@ def scale_command(
     }
     trials = None
     if is_matrix:
-        _warn_unused_on_matrix(by=by, bootstrap=bootstrap, ties=ties.value, resample=resample.value)
+        _warn_unused_on_matrix(
+            by=by,
+            bootstrap=bootstrap,
+            ties=ties.value,
+            resample=resample.value,
+            interval=interval.value,
+        )
         counts, conditions = io.read_count_matrix(input_path, variable)
         table = api.scale_counts(counts, conditions, source=str(input_path), **common)
     else:
@@ -209,6 +224,7 @@ def scale_command(
             bootstrap=bootstrap,
             resample=resample.value,
             seed=seed,
+            interval=interval.value,
             n_jobs=jobs,
             progress=not quiet,
             **common,
@@ -259,12 +275,19 @@ def _table_outputs(option: str, path: Path) -> dict[str, Path]:
 
 def _warn_unused_on_matrix(**given: object) -> None:
     """A count matrix has no observers, trials or columns: say which options cannot apply."""
-    defaults = {"by": None, "bootstrap": 0, "ties": "drop", "resample": "observer"}
+    defaults = {
+        "by": None,
+        "bootstrap": 0,
+        "ties": "drop",
+        "resample": "observer",
+        "interval": "percentile",
+    }
     reasons = {
         "by": "a count matrix is one group",
         "bootstrap": "a count matrix has no observers or trials to resample",
         "ties": "a count matrix holds no ties",
         "resample": "there is no bootstrap",
+        "interval": "there is no bootstrap",
     }
     for name, value in given.items():
         if value != defaults[name]:

@@ -15,6 +15,7 @@ from typing import Any
 from scaling.options import (
     ANCHORS,
     DISCONNECTED_POLICIES,
+    INTERVALS,
     PRIORS,
     RESAMPLE_UNITS,
     SOLVERS,
@@ -49,7 +50,9 @@ class ScaleConfig:
     ``fix0``; ``ties``: ``drop`` or ``split``; ``solver``: ``exact``, or ``cvxpy`` (prior
     ``none``) for the constraints ``orderings`` and ``fixed``; ``disconnected``:
     ``separate`` or ``pwcmp``; ``bootstrap``: resamples (0: none) of ``resample`` units
-    (``observer`` or ``trial``) drawn from ``seed``.
+    (``observer`` or ``trial``) drawn from ``seed``; ``interval``: pwcmp's 2.5 and 97.5
+    ``percentile`` or the small-sample ``expanded`` one
+    (:func:`scaling.thurstone.expanded_alpha`).
     """
 
     prior: str = "gaussian"
@@ -62,6 +65,7 @@ class ScaleConfig:
     bootstrap: int = 0
     resample: str = "observer"
     seed: int = 0
+    interval: str = "percentile"
 
     def __post_init__(self) -> None:
         for name, allowed in (
@@ -71,6 +75,7 @@ class ScaleConfig:
             ("solver", SOLVERS),
             ("disconnected", DISCONNECTED_POLICIES),
             ("resample", RESAMPLE_UNITS),
+            ("interval", INTERVALS),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
@@ -103,6 +108,7 @@ class ScaleConfig:
             "bootstrap_samples": self.bootstrap,
             "bootstrap_unit": self.resample if self.bootstrap else None,
             "seed": self.seed,
+            "interval": self.interval,
         }
 
     @classmethod
@@ -124,4 +130,5 @@ class ScaleConfig:
             bootstrap=int(metadata.get("bootstrap_samples", defaults.bootstrap)),
             resample=metadata.get("bootstrap_unit") or defaults.resample,
             seed=int(metadata.get("seed", defaults.seed)),
+            interval=metadata.get("interval", defaults.interval),
         )

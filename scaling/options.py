@@ -20,3 +20,6 @@ def choice_type(name: str, values: tuple[str, ...]) -> type[Enum]:
     """A command-line option type taking one of ``values``: ``--help`` lists them and the
     command line refuses any other (every stage's CLI builds its choices with this)."""
     return Enum(name, {value: value for value in values}, type=str)
+
+
+INTERVALS = ("percentile", "expanded")

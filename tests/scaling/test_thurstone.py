@@ -13,6 +13,7 @@ from scipy.stats import binom
 from scaling.thurstone import (
     SIGMA,
     component_labels,
+    expanded_alpha,
     label_components,
     log_binomial_probability,
     normal_terms,
@@ -150,3 +151,16 @@ def test_named_components() -> None:
     assert label_components(["x", "y"], []) == {"x": 0, "y": 1}
     with pytest.raises(KeyError):
         label_components(["x"], [("x", "z")])
+
+
+def test_expanded_alpha_widens_for_few_units_and_vanishes_for_many() -> None:
+    """Hesterberg's expanded percentile interval: Phi(-sqrt(U / (U - 1)) t_{0.975, U - 1})."""
+    from scipy.stats import t
+
+    assert expanded_alpha(0.05, 10) == pytest.approx(
+        2 * ndtr(-np.sqrt(10 / 9) * t.ppf(0.975, 9)), rel=1e-12
+    )
+    assert expanded_alpha(0.05, 10) == pytest.approx(0.0171, abs=1e-4)
+    levels = [expanded_alpha(0.05, u) for u in (3, 5, 10, 20, 40, 1000)]
+    assert np.all(np.diff(levels) > 0) and 0.049 < levels[-1] < 0.05
+    assert expanded_alpha(0.05, 1) == 0.05
