@@ -16,7 +16,8 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from scaling.likelihood import arcsine_scores
-from scaling.thurstone import first_and_sizes, largest_first
+from scaling.thurstone import component_labels as thurstone_components
+from scaling.thurstone import first_and_sizes
 
 
 def _win_graph(counts: np.ndarray) -> csr_matrix:
@@ -31,54 +32,20 @@ def _win_graph(counts: np.ndarray) -> csr_matrix:
 
 
 def component_labels(counts: np.ndarray) -> np.ndarray:
-    """Component of every condition, numbered by size: 0 is the largest.
-
-    Ties in size go to the component holding the lower condition index. A condition never
-    compared forms a component of its own. (The components of the compared pairs are the
-    weak components of the win graph.)
-    """
-    _, raw = connected_components(_win_graph(counts), directed=True, connection="weak")
-    return largest_first(raw)
+    """Component of every condition of a count matrix, numbered by size: 0 is the largest
+    (:func:`scaling.thurstone.component_labels` of the compared pairs). Ties in size go to
+    the component holding the lower condition index; a condition never compared forms a
+    component of its own."""
+    winners, losers = np.nonzero(counts)
+    return thurstone_components(counts.shape[0], winners, losers)
 
 
-def components_and_cores(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`component_labels`, and the determined core (:func:`determined_core`) of
-    every component at once, from one graph: what :func:`scaling.api.pw_scale` needs."""
-    graph = _win_graph(counts)
-    _, strong = connected_components(graph, directed=True, connection="strong")
-    labels = _single_component_around_largest(counts, strong)
-    if labels is None:
-        _, weak = connected_components(graph, directed=True, connection="weak")
-        labels = largest_first(weak)
-    return labels, _largest_strong(strong, labels)
-
-
-def _single_component_around_largest(counts: np.ndarray, strong: np.ndarray) -> np.ndarray | None:
-    """All zeros when every condition is in the largest strongly connected component or
-    compared with one of its members (then the graph is connected: the common case, a
-    few one-sided conditions around a core); None when that does not settle it."""
-    in_largest = strong == np.argmax(np.bincount(strong))
-    outside = np.flatnonzero(~in_largest)
-    if outside.size > 0:
-        inside = np.flatnonzero(in_largest)
-        touching = (counts[np.ix_(outside, inside)] + counts[np.ix_(inside, outside)].T) > 0
-        if not touching.any(axis=1).all():
-            return None
-    return np.zeros(strong.size, dtype=np.intp)
-
-
-def _largest_strong(strong: np.ndarray, within: np.ndarray) -> np.ndarray:
-    """Membership of the largest strongly connected component inside each group of
-    ``within`` (ties to the lowest condition index); none where every one is a single
-    condition (no condition both beat and was beaten within a cycle)."""
+def _core_label(strong: np.ndarray) -> int:
+    """The largest strongly connected component (ties to the one holding the lowest
+    condition index), or -1 where every one is a single condition (no cycle of wins)."""
     first, sizes = first_and_sizes(strong)
-    group = within[first]
-    order = np.lexsort((first, -sizes, group))  # per group: largest, then lowest index
-    ordered = group[order]
-    leaders = order[np.concatenate([[True], ordered[1:] != ordered[:-1]])]
-    chosen = np.zeros(first.size, dtype=bool)
-    chosen[leaders[sizes[leaders] > 1]] = True
-    return chosen[strong]
+    largest = int(np.lexsort((first, -sizes))[0])
+    return largest if sizes[largest] > 1 else -1
 
 
 def link_like_pwcmp(counts: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -110,10 +77,12 @@ def determined_core(counts: np.ndarray) -> np.ndarray:
     every other condition they met, and nothing bounds how far above them it lies. A
     condition that never lost is the simplest case, but two groups where one always beat the
     other are another, although every condition has wins and losses. The core is the largest
-    strongly connected component (ties go to the one holding the lowest condition index).
+    strongly connected component (ties go to the one holding the lowest condition index;
+    none where every such component is a single condition). ``counts`` is one connected
+    comparison graph.
     """
-    _, strong = connected_components(_win_graph(counts), directed=True, connection="strong")
-    return _largest_strong(strong, np.zeros(counts.shape[0], dtype=np.intp))
+    order = WinOrder.from_counts(counts)
+    return order.strong == order.core
 
 
 @dataclass(frozen=True)
@@ -160,8 +129,7 @@ class WinOrder:
         for node in reversed(order):
             if children[node]:
                 reach[node] |= np.logical_or.reduce(reach[children[node]], axis=0)
-        core = _largest_strong(strong, np.zeros(strong.size, dtype=np.intp))
-        return cls(strong, reach, int(strong[np.argmax(core)]) if core.any() else -1)
+        return cls(strong, reach, _core_label(strong))
 
     @property
     def n_components(self) -> int:
