@@ -91,10 +91,16 @@ def distance_below_quartile(values: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(values), np.nan, dist)
 
 
-def _solve_exact(counts: np.ndarray, q0: np.ndarray | None, prior: str, anchor: str) -> np.ndarray:
-    from scaling.solvers import solve_exact
+def _scale(counts: np.ndarray, q0: np.ndarray | None, prior: str, anchor: str) -> np.ndarray:
+    """The others' scores by the scale's own estimator (pwcmp's optimum where finite,
+    placement where not), quietly: screening reports no scale."""
+    import warnings
 
-    return solve_exact(counts, prior=prior, anchor=anchor, q0=q0).q
+    from scaling.api import _pw_scale
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _pw_scale(counts, prior, anchor, q0=q0).jod
 
 
 def screen_observers(
@@ -148,7 +154,7 @@ def screen_observers(
         )
     from scaling.io import counts_from_trials
 
-    solve = solve or partial(_solve_exact, prior=prior, anchor=anchor)
+    solve = solve or partial(_scale, prior=prior, anchor=anchor)
     by_observer = trials.assign(observer=trials["observer"].astype(str))
     groups = by_observer.groupby(keys, sort=True) if keys else [((), by_observer)]
     index = {name: o for o, name in enumerate(observers)}

@@ -12,7 +12,7 @@ from scipy.stats import binom, norm
 
 from scaling.errors import InputError
 from scaling.outliers import (
-    _solve_exact,
+    _scale,
     distance_below_quartile,
     log10_binomial,
     observer_log_likelihoods,
@@ -57,7 +57,7 @@ def test_observer_absent_from_a_group_has_no_pairs_there() -> None:
         np.fill_diagonal(s, 0.0)
     other = stack.copy()
     other[3] = 0.0
-    solve = partial(_solve_exact, prior="none", anchor="mean0")
+    solve = partial(_scale, prior="none", anchor="mean0")
     one, pairs_one = observer_log_likelihoods([stack], solve)
     two, pairs_two = observer_log_likelihoods([stack, other], solve)
     assert pairs_two[3] == pairs_one[3] == 10
