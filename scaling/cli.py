@@ -165,7 +165,7 @@ def scale_command(
         jod scale comparisons.csv --by scene,attribute -o scales.csv --bootstrap 500 --plots plots/
 
     The table has the group columns, then condition, jod, jod_std, ci_low, ci_high,
-    n_comparisons, n_wins, n_losses, component, determined; run metadata goes to
+    n_comparisons, n_wins, n_losses, component, determined, bound; run metadata goes to
     OUTPUT.meta.json (CSV) or the Parquet schema. Outputs appear only when everything
     succeeded; none may overwrite the input.
     """
@@ -260,9 +260,12 @@ def scale_command(
         typer.echo(f"wrote {len(written)} plots: {' and '.join(where)}")
     undetermined = int((~table["determined"].astype(bool)).sum())
     if undetermined:
+        placed = int((table["bound"] != "two-sided").sum())
         typer.echo(
-            f"{undetermined} score(s) are not determined by the data (never won, never lost, "
-            "or outside the main component): see the 'determined' column."
+            f"{undetermined} score(s) are not determined by the data alone (outside the main "
+            "component's core: held by pwcmp's prior, or in another component); "
+            f"{placed} of them have no finite optimum and are placed: see the 'determined' "
+            "and 'bound' columns."
         )
 
 
