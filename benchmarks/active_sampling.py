@@ -153,11 +153,11 @@ def accuracy(args: argparse.Namespace) -> None:
                "spearman", "rmse_flat", "spearman_flat", "planning_s"]  # fmt: skip
     done = pd.read_csv(out) if out.exists() else pd.DataFrame(columns=columns)
     finished = set(zip(done.method, done.n, done.jod_range, done.rep, strict=True))
-    tasks = [
+    tasks = [  # repetition-major: a run stopped early has every range and method alike
         (method, n, float(r), rep, args.asap_full_max)
         for n in args.conditions
-        for r in args.ranges
         for rep in range(args.repetitions)
+        for r in args.ranges
         for method in args.methods
         if (method, n, float(r), rep) not in finished
     ]
