@@ -50,6 +50,22 @@ def _check_plan_was_followed(app) -> int:
     return len(taken)
 
 
+def _record_takes(planner, monkeypatch) -> list[tuple[int, int, int, int]]:
+    """(session, seq, image A, image B) of every pair the plan hands to the scheduler."""
+    handed_out: list[tuple[int, int, int, int]] = []
+    take, lock = planner.take, threading.Lock()
+
+    def recording_take(db, sess, seq, *args, **kwargs):
+        pair = take(db, sess, seq, *args, **kwargs)
+        if pair is not None:
+            with lock:
+                handed_out.append((sess.id, seq, *pair))
+        return pair
+
+    monkeypatch.setattr(planner, "take", recording_take)
+    return handed_out
+
+
 def test_normal_trials_come_from_the_plan_with_the_rest_of_the_design(
     app, campaign, login, run_session
 ):
@@ -118,6 +134,7 @@ def test_fifty_concurrent_observers_never_share_a_planned_pair(app, campaign, lo
     )
     cid = campaign(extra=ACTIVE, length=4, repeat=0.25)
     planner = _planner(app, background=True)
+    handed_out = _record_takes(planner, monkeypatch)
     names = [f"par{k}" for k in range(50)]
     for name in names:
         add_observer(app, name, cid)
@@ -145,7 +162,15 @@ def test_fifty_concurrent_observers_never_share_a_planned_pair(app, campaign, lo
         trials = trials_of(app)
         assert len(trials) == 200
         assert_exact_balance(trials)
-        assert _check_plan_was_followed(app) > 0
+        taken = _check_plan_was_followed(app)
+        assert taken > 0
+        # every pair the plan handed out is one planned row, taken by that trial only
+        assert len(handed_out) == taken
+        assert set(handed_out) == {
+            (r.session_id, r.seq, r.image_a_id, r.image_b_id)
+            for r in _rows(app, ActivePair)
+            if r.session_id is not None
+        }
         deadline = time.monotonic() + 30
         while max(g.batch_no for g in _rows(app, ActiveGroup)) < 2:  # replanned meanwhile
             assert time.monotonic() < deadline
@@ -165,6 +190,25 @@ def test_dashboard_shows_each_groups_width_prediction_and_state(app, campaign, l
     assert page.count(">done<") == 4  # a 50 JOD target: every group is done at once
     with app.app_context():
         assert get_db().scalar(select(Image.id).limit(1)) is not None
+
+
+def test_dashboard_rows_give_the_groups_stored_status(app, campaign, login, run_session):
+    cid = campaign(extra=ACTIVE, length=12)
+    planner = _planner(app)
+    planner.refresh(cid)
+    run_session(login("obs1"), cid)
+    planner.refresh(cid)
+    page = login("exp").client.get(f"/dashboard/{cid}").get_data(as_text=True)
+    groups = [g for g in _rows(app, ActiveGroup) if g.scene]
+    assert groups and all(g.further_judgments and not g.done for g in groups)
+    for g in groups:  # scene, attribute, conditions, answered, width now, judgments to target
+        row = (
+            f"<td>{g.scene}</td><td>{g.attribute}</td><td>{g.n_conditions}</td>"
+            f"<td>{g.n_answered}</td>\n      <td>{g.interval_width:.2f}</td>\n"
+            f"      <td>{g.further_judgments:.0f}</td>"
+        )
+        assert row in page
+    assert page.count(">sampling<") == 4
 
 
 def test_balanced_campaigns_show_no_active_section(app, campaign, login):
