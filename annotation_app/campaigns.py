@@ -22,6 +22,8 @@ from sqlalchemy.orm import Session
 
 from annotation_app.db import begin_write
 from annotation_app.models import (
+    ActiveGroup,
+    ActivePair,
     Assignment,
     Campaign,
     Image,
@@ -346,21 +348,27 @@ def list_campaigns(db: Session) -> list[CampaignRow]:
 
 
 def delete_campaign(db: Session, name: str) -> None:
-    """Delete a campaign that has no answers (one with answers must be archived)."""
+    """Delete a campaign that has no answers (one with answers must be archived).
+
+    Under the campaign lock (no planning meanwhile), the unanswered trials go first and the
+    answers are counted after: an answer committed in between keeps its row and is counted,
+    so no answer is ever deleted."""
     begin_write(db)
     campaign = get_campaign(db, name)
-    answered = db.scalar(
-        select(func.count()).where(Trial.campaign_id == campaign.id, Trial.answered_at.is_not(None))
-    )
+    cid = campaign.id
+    db.execute(select(Campaign.id).where(Campaign.id == cid).with_for_update())
+    db.execute(delete(Trial).where(Trial.campaign_id == cid, Trial.answered_at.is_(None)))
+    answered = db.scalar(select(func.count()).where(Trial.campaign_id == cid))
     if answered:
+        db.rollback()
         raise InputError(
             f"campaign {name!r} has {answered} answers: it cannot be deleted; "
             "archive it instead (its answers stay exportable)",
             field="campaign",
         )
-    cid = campaign.id
     for table, column in (
-        (Trial, Trial.campaign_id),
+        (ActivePair, ActivePair.campaign_id),
+        (ActiveGroup, ActiveGroup.campaign_id),
         (PairCount, PairCount.campaign_id),
         (ObserverSession, ObserverSession.campaign_id),
         (Assignment, Assignment.campaign_id),

@@ -78,8 +78,11 @@ def _database(home: Path, db_url: str | None, *, create: bool = False) -> Iterat
             field="--home",
         )
     app = _app(home, db_url)
-    with app.app_context():
-        yield app, get_db()
+    try:
+        with app.app_context():
+            yield app, get_db()
+    finally:  # no connection left open for the garbage collector (a warning on PostgreSQL)
+        app.extensions["jodkit_db"].kw["bind"].dispose()
 
 
 def serve_command(

@@ -16,6 +16,7 @@ from annotation_app.models import Campaign, Image
 from annotation_app.spec import parse_spec
 from jodkit.cli import app as jod
 from scaling.errors import InputError
+from tests.app.conftest import PASSWORD, Browser
 
 
 def counts(app) -> tuple[int, int]:
@@ -238,3 +239,135 @@ def test_cli_prints_conversions_and_warnings(make_spec, tmp_path):
         "converted s2/c1: TIFF I;16 16-bit -> PNG 16-bit, 1 channel(s), lossless" in result.output
     )
     assert "warning: byte-identical images: s3/c0, s3/c2" in result.output
+
+
+def test_cli_runs_campaigns_and_accounts(app, db_url, make_spec, tmp_path):
+    """campaign list/pause/resume/close/archive/delete and user list/disable/passwd/assign
+    on the app's database; a campaign with answers cannot be deleted, and stays exportable
+    once archived."""
+    runner = CliRunner()
+    where = ["--home", str(tmp_path / "h"), "--db", db_url]
+
+    def jodc(*args: str, password: str | None = None):
+        env = {"JODKIT_PASSWORD": password} if password else None
+        result = runner.invoke(jod, [*args, *where], env=env)
+        return result.exit_code, result.output
+
+    def table(command: str) -> dict[str, list[str]]:
+        code, out = jodc(command, "list")
+        assert code == 0, out
+        return {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:]}
+
+    assert jodc("campaign", "create", str(make_spec()))[0] == 0
+    assert jodc("user", "add", "ana", password=PASSWORD)[0] == 0
+    assert jodc("user", "assign", "ana", "test") == (
+        0,
+        "user 'ana' assigned to campaign 'test'\n",
+    )
+    assert "(already so)" in jodc("user", "assign", "ana", "test")[1]
+    assert table("user")["ana"] == ["observer", "active", "test"]
+    assert table("campaign")["test"] == ["active", "12", "1", "0"]
+
+    ana = Browser(app, "ana")  # logs in with the password set by the CLI
+    sid = ana.start(1)
+    trial = ana.next(sid)["trials"][0]["id"]
+    assert ana.answer(trial).status_code == 200
+    assert table("campaign")["test"] == ["active", "12", "1", "1"]
+
+    code, out = jodc("campaign", "delete", "test")
+    assert code == 2 and "has 1 answers: it cannot be deleted; archive it instead" in out
+    for action, status in (("pause", "paused"), ("resume", "active"), ("close", "closed")):
+        assert jodc("campaign", action, "test") == (0, f"campaign 'test' is now {status}\n")
+    code, out = jodc("campaign", "pause", "test")
+    assert code == 2 and "is closed: cannot pause it" in out and "Traceback" not in out
+    assert jodc("campaign", "archive", "test")[0] == 0
+    assert table("campaign")["test"][0] == "archived"
+    out_dir = tmp_path / "out"
+    assert jodc("export", "test", "-o", str(out_dir))[0] == 0
+    rows = (out_dir / "trials_per_scene.csv").read_text().splitlines()
+    assert len(rows) == 2  # the header and the one answer
+
+    assert jodc("user", "disable", "ana")[0] == 0
+    assert table("user")["ana"][:2] == ["observer", "disabled"]
+    assert ana.client.get(f"/api/sessions/{sid}/next").status_code == 401  # session ended
+    assert jodc("user", "disable", "ana", "--enable")[0] == 0
+    assert jodc("user", "passwd", "ana", password="another-pw-2")[0] == 0
+    with pytest.raises(AssertionError):
+        Browser(app, "ana")  # the old password no longer logs in
+    assert jodc("user", "assign", "ana", "test", "--remove")[0] == 0
+    assert table("user")["ana"] == ["observer", "active"]
+    for bad in (("user", "passwd", "nobody"), ("user", "assign", "ana", "nothing")):
+        code, out = jodc(*bad, password="another-pw-2")
+        assert code == 2 and "no " in out and "Traceback" not in out
+
+    assert jodc("campaign", "create", str(make_spec(name="empty")))[0] == 0
+    assert jodc("campaign", "delete", "empty") == (0, "campaign 'empty' deleted\n")
+    assert "empty" not in table("campaign")
+
+
+def test_a_campaign_without_answers_is_deleted_whole(app, campaign, login):
+    """Served trials, sittings, pair counts, assignments and an active-sampling plan all
+    go; a trial served before the deletion can no longer be answered."""
+    from annotation_app.campaigns import delete_campaign
+    from annotation_app.models import (
+        ActiveGroup,
+        ActivePair,
+        Assignment,
+        ObserverSession,
+        PairCount,
+        Trial,
+    )
+
+    cid = campaign(extra="sampling: active\nactive: {target_width: 0.4}")
+    app.extensions["jodkit_active"].background = False
+    app.extensions["jodkit_active"].refresh(cid)
+    obs = login("obs1")
+    trial = obs.next(obs.start(cid))["trials"][0]["id"]
+    tables = (Trial, ObserverSession, PairCount, Assignment, Image, ActiveGroup, ActivePair)
+    with app.app_context():
+        db = get_db()
+        assert all(db.scalar(select(func.count()).select_from(t)) for t in tables)
+        delete_campaign(db, "test")
+        assert [db.scalar(select(func.count()).select_from(t)) for t in tables] == [0] * 7
+        assert db.scalar(select(func.count(Campaign.id))) == 0
+    assert obs.answer(trial).status_code == 404
+
+
+@pytest.mark.postgres
+def test_an_answer_committed_during_a_deletion_is_kept(app, db_url, campaign, login):
+    """The deletion waits on a trial row an answer holds; once that answer commits, the
+    campaign is refused deletion instead of the answer being deleted with it."""
+    import threading
+
+    from annotation_app.campaigns import delete_campaign
+    from annotation_app.models import Trial, utcnow
+
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite serialises every writer: no transaction runs beside another")
+    cid = campaign()
+    obs = login("obs1")
+    trial_id = obs.next(obs.start(cid))["trials"][0]["id"]
+    outcome: list[BaseException | None] = []
+
+    def delete() -> None:
+        with app.app_context():
+            try:
+                delete_campaign(get_db(), "test")
+                outcome.append(None)
+            except InputError as err:
+                outcome.append(err)
+
+    with app.app_context():
+        answering = get_db()  # an answer in flight: its trial row locked and written
+        trial = answering.get(Trial, trial_id)
+        trial.answer_token, trial.is_a_selected, trial.answered_at = "t" * 32, True, utcnow()
+        answering.flush()
+        deleting = threading.Thread(target=delete)
+        deleting.start()
+        deleting.join(1.0)
+        assert deleting.is_alive()  # waiting on the answer's row
+        answering.commit()
+    deleting.join(10)
+    assert len(outcome) == 1 and "has 1 answers: it cannot be deleted" in str(outcome[0])
+    with app.app_context():
+        assert get_db().get(Trial, trial_id).answer_token == "t" * 32
