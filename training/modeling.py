@@ -270,12 +270,19 @@ def read_model_card(directory: Path) -> tuple[dict, dict[str, JodRescaling]]:
     """The card of a trained model directory and its JOD mappings."""
     card_path = directory / MODEL_CARD
     if not card_path.is_file():
-        raise FileNotFoundError(
-            f"{directory} is not a trained jodkit model (no {MODEL_CARD}); train one with "
-            "`jod train config.yaml`"
+        raise InputError(
+            f"not a trained jodkit model (no {MODEL_CARD}); pass the output folder of "
+            "`jod train config.yaml`",
+            source=str(directory),
         )
-    card = json.loads(card_path.read_text())
-    rescalings = {a: JodRescaling.model_validate(r) for a, r in card["rescalings"].items()}
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        rescalings = {a: JodRescaling.model_validate(r) for a, r in card["rescalings"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise InputError(
+            f"unreadable model card ({type(err).__name__}); re-export the model with `jod train`",
+            source=str(card_path),
+        ) from None
     return card, rescalings
 
 

@@ -100,8 +100,8 @@ def predict_images(
 ) -> pd.DataFrame:
     """Every image x attribute (default: all the model was trained on) through a trained model."""
     model_dir = Path(model_dir)
-    config = TrainConfig.from_yaml(model_dir / "config.yaml")
     card, rescalings = read_model_card(model_dir)
+    config = TrainConfig.from_yaml(model_dir / "config.yaml")
     if card.get("task", "score") != "score":
         raise InputError(
             f"{model_dir} holds a comparator: ask it with `jod predict --pairs` or `jod compare`",

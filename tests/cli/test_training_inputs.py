@@ -76,3 +76,32 @@ def test_train_config_errors_are_one_line(tmp_path, monkeypatch, content, line):
     result = runner.invoke(app, ["train", name])
     assert result.exit_code == 2
     assert result.output == f"error: {line}\n"
+
+
+@pytest.mark.parametrize(
+    ("card", "line"),
+    [
+        (
+            None,
+            "error: model: not a trained jodkit model (no jodkit_model.json); pass the output "
+            "folder of `jod train config.yaml`\n",
+        ),
+        (
+            '{"rescalings": 3',
+            "error: model/jodkit_model.json: unreadable model card (JSONDecodeError); "
+            "re-export the model with `jod train`\n",
+        ),
+        (
+            '{"task": "score"}',
+            "error: model/jodkit_model.json: unreadable model card (KeyError); "
+            "re-export the model with `jod train`\n",
+        ),
+    ],
+)
+def test_predict_names_a_folder_that_is_no_model(tables, card, line):
+    Path("model").mkdir()
+    if card is not None:
+        Path("model/jodkit_model.json").write_text(card)
+    result = runner.invoke(app, ["predict", "model", "a.png"])
+    assert result.exit_code == 2
+    assert result.output == line
