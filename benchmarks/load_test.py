@@ -70,6 +70,7 @@ class Server:
     db: str | None
     workers: int
     threads: int
+    log: Path | None = None
     proc: subprocess.Popen | None = None
 
     def start(self) -> float:
@@ -78,9 +79,10 @@ class Server:
         cmd += ["--port", str(self.port), "--workers", str(self.workers)]
         cmd += ["--threads", str(self.threads)] + (["--db", self.db] if self.db else [])
         t0 = time.monotonic()
-        self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
+        out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=out, start_new_session=True)
+        if self.log:
+            out.close()  # the server holds its own descriptor
         import requests
 
         for _ in range(1200):  # the first start renders the example campaign
@@ -484,7 +486,7 @@ async def crash(args, server: Server, observers: list[Observer], acked_before: l
 
 async def main_async(args) -> int:
     home = Path(tempfile.mkdtemp(prefix="jod-load-"))
-    server = Server(home, free_port(), args.db, args.workers, args.threads)
+    server = Server(home, free_port(), args.db, args.workers, args.threads, args.server_log)
     server.start()
     target = setup(home, args.db, args.observers, args.conditions, args.sampling)
     base = f"http://127.0.0.1:{server.port}"
@@ -543,6 +545,9 @@ def main() -> None:
     )
     parser.add_argument("--sampling", choices=("balanced", "active"), default="balanced")
     parser.add_argument("--no-crash", action="store_true", help="skip the crash test")
+    parser.add_argument(
+        "--server-log", type=Path, help="append the server's output to this file (errors)"
+    )
     args = parser.parse_args()
     sys.exit(asyncio.run(main_async(args)))
 

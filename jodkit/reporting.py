@@ -109,7 +109,8 @@ def passes_through(err: BaseException) -> bool:
 
 class _LevelPrefix(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return f"{record.levelname.lower()}: {record.getMessage()}"
+        tb = "\n" + self.formatException(record.exc_info) if record.exc_info else ""
+        return f"{record.levelname.lower()}: {record.getMessage()}{tb}"
 
 
 @contextmanager

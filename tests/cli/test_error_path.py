@@ -50,6 +50,11 @@ def fail(kind: str) -> None:
         logging.getLogger("study.faces").warning("no face found; using a centred crop")
         logging.getLogger("some_library").warning("a library's chatter")
         logging.getLogger("some_library").error("a library's error")
+    if kind == "logged-bug":
+        try:
+            1 / 0
+        except ZeroDivisionError:
+            logging.getLogger("annotation_app.active").exception("planning failed")
     if kind == "warnings":
         warnings.warn("group s1 is disconnected", DisconnectedGraphWarning)
         warnings.warn("old API", DeprecationWarning)
@@ -124,6 +129,17 @@ def test_log_records_ours_as_warning_lines_libraries_from_errors_up(fake):
     assert result.exit_code == 0
     assert result.stderr.splitlines()[0] == "warning: no face found; using a centred crop"
     assert "chatter" not in result.stderr and "a library's error" in result.stderr
+
+
+def test_a_logged_exception_keeps_its_traceback(fake):
+    """A bug caught and logged in a long-running command (the app's background planner) is
+    not hidden: the server's log shows where it happened."""
+    result = runner.invoke(app, ["fake", "logged-bug"])
+    assert result.exit_code == 0
+    lines = result.stderr.splitlines()
+    assert lines[0] == "error: planning failed"
+    assert lines[1] == "Traceback (most recent call last):"
+    assert lines[-1] == "ZeroDivisionError: division by zero"
 
 
 def test_the_console_command_prints_no_traceback(tmp_path):
