@@ -178,12 +178,15 @@ class _PlacementProblem:
         until it times the number of ordered pairs is below ``gap``."""
         x = self.start
         m = self.win_slot.size
+        # The last weight is compared with itself, not its product with m tested against
+        # gap: (gap / m) * m can round above gap, and such a loop never ended.
+        last = gap / m if m else 0.0
         mu = 1.0 if m else 0.0
         while True:
             x = self._newton(x, mu)
-            if mu * m <= gap:
+            if mu <= last:
                 return x
-            mu = max(mu * 0.1, gap / m)
+            mu = max(mu * 0.1, last)
 
     def _newton(self, x: np.ndarray, mu: float) -> np.ndarray:
         value, grad, hess = self._derivatives(x, mu)
