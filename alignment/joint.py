@@ -5,18 +5,21 @@ between two noisy scales, fit everything at once. Image i of scene j has a laten
 x_i on its scene's scale; its cross-content score is y_i = a_j x_i + b_j. A per-scene trial
 between i and k is answered with P = Phi((x_i - x_k) / SIGMA), a cross-content trial with
 P = Phi((y_i - y_k) / SIGMA). The unified score is then u = (a_j x + b_j - b_r) / a_r,
-exactly as in the paper's method. The Thurstone pieces are scaling's, not copies:
-``scaling.thurstone``'s SIGMA, pair likelihood (its normal-distribution terms) and graph
-components, and the bootstrap's percentile interval (``scaling.bootstrap.summarise``).
+exactly as in the paper's method. The objective is scaling's, not a copy: pwcmp's
+(``scaling.likelihood.ThurstoneObjective``: ``scaling.thurstone``'s SIGMA and likelihood,
+pwcmp's Gaussian distance prior) of every scene's counts on x and of the cross counts on
+y, halved (see :class:`JointObjective`); it is minimised by L-BFGS and polished by
+scaling's trust-region Newton method; the graph components and the bootstrap's percentile
+interval (``scaling.bootstrap.summarise``) are scaling's too.
 
-Gauges: each scene's x has mean 0 (pwcmp's ``mean0`` penalty, ``MEAN0_WEIGHT``), b of the
-first scene is 0 (the cross scale's offset; it cancels in u), a_j = exp(alpha_j) > 0. A
-ridge of :data:`RIDGE` keeps never-losing images finite, and a Gaussian prior on alpha_j
-(:data:`SLOPE_PRIOR`) keeps every slope finite and positive where the cross-content data do
-not determine it. Images or scenes that no chain of comparisons links are refused. The fit
-reports its convergence and the profile of the objective around the reference slope
-(:func:`reference_profile`); both, and the checks of ``alignment.checks``, give warnings
-(errors with ``strict``).
+Gauges: each scene's x has mean 0 (pwcmp's ``mean0`` term), b of the first scene is 0 (the
+cross scale's offset; it cancels in u), a_j = exp(alpha_j) > 0. Nothing else is added to
+the objective (no ridge): pwcmp's prior keeps images that never lost (or never won) finite,
+as in scaling, and a Gaussian prior on alpha_j (:data:`SLOPE_PRIOR`) keeps every slope
+finite and positive where the cross-content data do not determine it. Images or scenes
+that no chain of comparisons links are refused. The fit reports its convergence and the
+profile of the objective around the reference slope (:func:`reference_profile`); both,
+and the checks of ``alignment.checks``, give warnings (errors with ``strict``).
 
 Inputs: per-scene trials and cross-content trials (``scaling.formats`` trial layout; cross
 trials with ``scene_A/scene_B``). Output: the unified-scale table of
@@ -40,9 +43,10 @@ from alignment.trials import CROSS_TRIALS, SCENE_TRIALS, check_trial_pair
 from scaling.bootstrap import summarise
 from scaling.errors import InputError
 from scaling.formats import split_image_keys
-from scaling.likelihood import MEAN0_WEIGHT
+from scaling.likelihood import ThurstoneObjective
+from scaling.solvers import _newton as newton
 from scaling.threads import single_threaded_blas
-from scaling.thurstone import SIGMA, component_labels, pair_negative_log_likelihood
+from scaling.thurstone import component_labels
 
 SLOPE_PRIOR = 1.0
 """Default standard deviation of the Gaussian prior on each log a_j.
@@ -53,16 +57,13 @@ finite optimum, and the unified scale with it (ALSaRR, ``docs/alignment.md``). W
 sd 1 a slope of 1/e or e costs half a unit of log-likelihood: slopes the data determine
 hardly move."""
 
-RIDGE = 1e-6
-"""Penalty on squared per-scene scores. An image that never lost (or never won) has no finite
-optimum; scaling's objective is pwcmp's, term for term, and has no such term (it places
-those scores instead), so the joint model keeps its own."""
-
 MAX_ITERATIONS = 5000
 GRADIENT_TOL = 1e-7
-CONVERGED_GRADIENT = 0.1
-"""Largest gradient component accepted at a solution. L-BFGS also stops when the objective
-stalls, which on a ridge with no finite optimum (a slope running to 0) is no solution."""
+NEWTON_ITERATIONS = 200
+CONVERGED_GRADIENT = 1e-3
+"""Largest gradient component accepted at a solution: a fit that stalls where the
+objective is nearly flat (a slope running to 0, a score with no finite optimum) is no
+solution."""
 PROFILE_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 """Multiples of the fitted reference slope at which its profile is evaluated."""
 PROFILE_RISE = 1.92
@@ -71,16 +72,15 @@ PROFILE_RISE = 1.92
 
 @dataclass
 class JointData:
-    """Pairs of global image indices with their counts, and which pairs are cross."""
+    """Every image, and the count matrices of each scene's trials and of the cross trials."""
 
     images: pd.DataFrame  # scene, condition, in_cross
-    first: np.ndarray
-    second: np.ndarray
-    wins: np.ndarray  # times first chosen over second
-    losses: np.ndarray
-    cross: np.ndarray  # bool per pair
     scene_idx: np.ndarray  # per image
     n_scenes: int
+    scene_members: list[np.ndarray]  # image indices of each scene, in image order
+    scene_counts: list[np.ndarray]  # D[i, j] over each scene's members
+    cross_members: np.ndarray  # image indices of the images in the cross trials
+    cross_counts: np.ndarray  # D[i, j] over the cross members
 
 
 def _pairs(trials: pd.DataFrame, a_ids: pd.Series, b_ids: pd.Series) -> pd.DataFrame:
@@ -98,6 +98,17 @@ def _pairs(trials: pd.DataFrame, a_ids: pd.Series, b_ids: pd.Series) -> pd.DataF
     return df.groupby(["first", "second"], as_index=False).sum()
 
 
+def _counts(pairs: pd.DataFrame, members: np.ndarray, n_images: int) -> np.ndarray:
+    """The count matrix of ``pairs`` (global image indices) over ``members``."""
+    local = np.full(n_images, -1)
+    local[members] = np.arange(members.size)
+    counts = np.zeros((members.size, members.size))
+    i, j = local[pairs["first"].to_numpy()], local[pairs["second"].to_numpy()]
+    np.add.at(counts, (i, j), pairs["wins"].to_numpy(float))
+    np.add.at(counts, (j, i), pairs["losses"].to_numpy(float))
+    return counts
+
+
 def _decided(trials: pd.DataFrame) -> pd.DataFrame:
     """Checked trials without ties and training trials."""
     keep = np.ones(len(trials), bool)
@@ -112,7 +123,7 @@ def build_data(
     cross_trials: pd.DataFrame,
     sources: tuple[str, str] = (SCENE_TRIALS, CROSS_TRIALS),
 ) -> JointData:
-    """Index every image and collapse both trial tables into pair counts.
+    """Index every image and count both trial tables per scene and across scenes.
 
     Both tables as :func:`alignment.trials.check_trial_pair` returns them (one attribute).
     ``sources``: the two tables' names in error messages.
@@ -137,17 +148,17 @@ def build_data(
             )
     scene_idx = images["scene"].map({s: j for j, s in enumerate(scenes)}).to_numpy()
     _check_scenes_linked(scenes, scene_idx, cross_pairs, sources[1])
-    both = pd.concat([scene_pairs, cross_pairs], ignore_index=True)
-    _check_images_linked(ids, both, sources[0])
+    _check_images_linked(ids, pd.concat([scene_pairs, cross_pairs]), sources[0])
+    members = [np.flatnonzero(scene_idx == j) for j in range(len(scenes))]
+    cross_members = np.flatnonzero(images["in_cross"].to_numpy())
     return JointData(
         images=images,
-        first=both["first"].to_numpy(),
-        second=both["second"].to_numpy(),
-        wins=both["wins"].to_numpy(float),
-        losses=both["losses"].to_numpy(float),
-        cross=np.r_[np.zeros(len(scene_pairs), bool), np.ones(len(cross_pairs), bool)],
         scene_idx=scene_idx,
         n_scenes=len(scenes),
+        scene_members=members,
+        scene_counts=[_counts(scene_pairs, m, len(ids)) for m in members],
+        cross_members=cross_members,
+        cross_counts=_counts(cross_pairs, cross_members, len(ids)),
     )
 
 
@@ -185,19 +196,31 @@ def _check_images_linked(ids: list[str], pairs: pd.DataFrame, source: str) -> No
 
 
 class JointObjective:
-    """Negative log-likelihood of all comparisons, with its gauges and slope prior, and its
-    gradient.
+    """Half of scaling's objective (pwcmp's, :class:`scaling.likelihood.ThurstoneObjective`)
+    of every scene's counts on x and of the cross counts on y = a_j x + b_j, plus the slope
+    prior, with its gradient.
+
+    Half, because pwcmp counts each compared pair twice (both ordered positions): the sum is
+    then the negative log-likelihood of all trials plus half of pwcmp's prior and anchor
+    terms, so that likelihood-ratio levels (:data:`PROFILE_RISE`) and the slope prior keep
+    their meaning. With a_j and b_j fixed and no cross trials, each scene's x is exactly
+    scaling's optimum for that scene.
 
     Parameter vector: x (one per image), alpha (log a, one per scene), b (one per scene
     but the first). ``slope_prior``: standard deviation of the Gaussian prior on each
-    alpha (0: none).
+    alpha (0: none). ``prior``: scaling's ``gaussian`` (pwcmp's distance prior, default) or
+    ``none`` (pure likelihood: images that never lost, or never won, have no finite optimum).
     """
 
-    def __init__(self, data: JointData, slope_prior: float = SLOPE_PRIOR) -> None:
+    def __init__(
+        self, data: JointData, slope_prior: float = SLOPE_PRIOR, prior: str = "gaussian"
+    ) -> None:
         self.d = data
         self.n = len(data.images)
-        self.counts = np.bincount(data.scene_idx, minlength=data.n_scenes).astype(float)
         self.slope_prior = slope_prior
+        self.scene_parts = [ThurstoneObjective(c, prior, "mean0") for c in data.scene_counts]
+        # fix0: no mean penalty; the cross scale's offset is fixed by b of the first scene.
+        self.cross_part = ThurstoneObjective(data.cross_counts, prior, "fix0")
 
     @property
     def size(self) -> int:
@@ -207,31 +230,70 @@ class JointObjective:
         n, m = self.n, self.d.n_scenes
         return theta[:n], np.exp(theta[n : n + m]), np.r_[0.0, theta[n + m :]]
 
+    def value(self, theta: np.ndarray) -> float:
+        """The objective alone (the trust-region solver's trial points)."""
+        return self._evaluate(theta, order=0)[0]
+
     def value_and_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        value, grad, _ = self._evaluate(theta, order=1)
+        return value, grad
+
+    def value_grad_hess(self, theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """Value, gradient and exact Hessian (the Newton polish of :func:`fit_joint`)."""
+        return self._evaluate(theta, order=2)
+
+    def _evaluate(
+        self, theta: np.ndarray, order: int
+    ) -> tuple[float, np.ndarray | None, np.ndarray | None]:
+        """Value (order 0), gradient (1) and Hessian (2) by the chain rule through
+        y = a_j x + b_j from the parts' own derivatives."""
         d, n, m = self.d, self.n, self.d.n_scenes
         x, a, b = self.unpack(theta)
-        sa, sb = d.scene_idx[d.first], d.scene_idx[d.second]
-        scale_f = np.where(d.cross, a[sa], 1.0)
-        scale_s = np.where(d.cross, a[sb], 1.0)
-        diff = scale_f * x[d.first] - scale_s * x[d.second]
-        diff = diff + np.where(d.cross, b[sa] - b[sb], 0.0)
-        value, d_u, _ = pair_negative_log_likelihood(diff / SIGMA, d.wins, d.losses)
-        g = d_u / SIGMA  # d value / d diff
-        gx = np.bincount(d.first, g * scale_f, n) - np.bincount(d.second, g * scale_s, n)
-        ga = np.bincount(sa, np.where(d.cross, g * a[sa] * x[d.first], 0.0), m)
-        ga -= np.bincount(sb, np.where(d.cross, g * a[sb] * x[d.second], 0.0), m)
-        gb = np.bincount(sa, np.where(d.cross, g, 0.0), m) - np.bincount(
-            sb, np.where(d.cross, g, 0.0), m
-        )
-        means = np.bincount(d.scene_idx, x, m) / self.counts
-        value += MEAN0_WEIGHT * np.sum(means**2) + RIDGE * np.sum(x**2)
-        gx += 2 * MEAN0_WEIGHT * means[d.scene_idx] / self.counts[d.scene_idx]
-        gx += 2 * RIDGE * x
-        if self.slope_prior:
-            alpha = theta[n : n + m]
-            value += 0.5 * np.sum(alpha**2) / self.slope_prior**2
-            ga += alpha / self.slope_prior**2
-        return float(value), np.r_[gx, ga, gb[1:]]
+        cross, s = d.cross_members, d.scene_idx[d.cross_members]
+        y = a[s] * x[cross] + b[s]
+        parts = [*zip(d.scene_members, self.scene_parts, strict=True)]
+        if order == 0:
+            value = sum(part.value(x[members]) for members, part in parts)
+            value = 0.5 * (value + self.cross_part.value(y))
+            return value + self._slope_prior(theta)[0], None, None
+        # dy/dtheta, one row per cross image: x (a_j), alpha (a_j x), b (1; not the first's)
+        jac = np.zeros((cross.size, self.size))
+        rows = np.arange(cross.size)
+        jac[rows, cross] = a[s]
+        jac[rows, n + s] = a[s] * x[cross]
+        jac[rows[s > 0], n + m + s[s > 0] - 1] = 1.0
+        hess = np.zeros((self.size, self.size)) if order == 2 else None
+        value, grad = 0.0, np.zeros(self.size)
+        for members, part in parts:
+            v, g, *h = (part.value_grad_hess if order == 2 else part.value_and_grad)(x[members])
+            value += v
+            grad[members] += g
+            if order == 2:
+                hess[np.ix_(members, members)] += h[0]
+        if order == 2:
+            v, gy, hy = self.cross_part.value_grad_hess(y)
+            hess += jac.T @ hy @ jac
+            # second derivatives of y: d2y/dx dalpha = a_j, d2y/dalpha2 = a_j x
+            np.add.at(hess, (cross, n + s), gy * a[s])
+            np.add.at(hess, (n + s, cross), gy * a[s])
+            np.add.at(hess, (n + s, n + s), gy * a[s] * x[cross])
+            hess *= 0.5
+        else:
+            v, gy = self.cross_part.value_and_grad(y)
+        value, grad = 0.5 * (value + v), 0.5 * (grad + jac.T @ gy)
+        prior_value, prior_grad, prior_curvature = self._slope_prior(theta)
+        grad[n : n + m] += prior_grad
+        if order == 2:
+            hess[np.arange(n, n + m), np.arange(n, n + m)] += prior_curvature
+        return float(value + prior_value), grad, hess
+
+    def _slope_prior(self, theta: np.ndarray) -> tuple[float, np.ndarray, float]:
+        """The Gaussian prior on each alpha: value, gradient, curvature (0 when off)."""
+        alpha = theta[self.n : self.n + self.d.n_scenes]
+        if not self.slope_prior:
+            return 0.0, np.zeros_like(alpha), 0.0
+        precision = 1.0 / self.slope_prior**2
+        return 0.5 * precision * float(alpha @ alpha), precision * alpha, precision
 
 
 @dataclass(frozen=True)
@@ -261,7 +323,9 @@ def fit_joint(
     start: np.ndarray | None = None,
     fixed: tuple[int, float] | None = None,
 ) -> JointFit:
-    """Minimise the objective (L-BFGS with the analytic gradient).
+    """Minimise the objective: L-BFGS with the analytic gradient, then scaling's
+    trust-region Newton method with the exact Hessian (``scaling.solvers``) until no
+    parameter moves by more than its step tolerance.
 
     ``fixed``: ``(index, value)`` of one parameter held at ``value`` (the profile).
     """
@@ -284,15 +348,17 @@ def fit_joint(
             method="L-BFGS-B",
             options={"maxiter": MAX_ITERATIONS, "gtol": GRADIENT_TOL},
         )
-    theta0[free] = res.x
-    max_gradient = float(np.max(np.abs(res.jac), initial=0.0))
+        theta0[free] = res.x
+        theta, steps, stopped, (value, grad) = newton(obj, theta0, free, NEWTON_ITERATIONS)
+    max_gradient = float(np.max(np.abs(grad[free]), initial=0.0))
     return JointFit(
-        theta=theta0.copy(),
-        objective=float(res.fun),
-        converged=bool(res.success) and max_gradient <= CONVERGED_GRADIENT,
-        iterations=int(res.nit),
+        theta=theta,
+        objective=float(value),
+        converged=stopped and max_gradient <= CONVERGED_GRADIENT,
+        iterations=int(res.nit) + steps,
         max_gradient=max_gradient,
-        message=str(res.message),
+        message=f"L-BFGS: {res.message}; Newton: {'stopped' if stopped else 'did not stop'} "
+        f"after {steps} steps",
     )
 
 

@@ -162,7 +162,7 @@ def test_joint_on_alsarr_is_finite_and_says_what_the_data_do_not_determine():
     texts = " | ".join(str(w.message) for w in caught)
     assert "the joint fit did not converge" in texts  # a slope runs off: no finite optimum
     assert "is tiny" in texts or "is not positive" in texts
-    assert "far outside the per-scene scores" in texts
+    assert "the unified scale stretches it" in texts
     assert bare.attrs["jodkit"]["attributes"]["BlockVR_v75"]["problems"]
     with pytest.raises(AlignmentRefused, match="scene 'Noise'"):
         align_joint(per_scene[keep], cross[cross["attribute"] == "BlockVR_v75"], strict=True)

@@ -42,6 +42,11 @@ def test_gradient_matches_finite_differences(panel, slope_prior):
     grad = obj.value_and_grad(theta)[1]
     num = approx_fprime(theta, lambda z: obj.value_and_grad(z)[0], 1e-7)
     assert np.allclose(grad, num, rtol=1e-4, atol=1e-3 * np.abs(grad).max())
+    value, grad2, hess = obj.value_grad_hess(theta)
+    assert value == obj.value(theta) and np.array_equal(grad2, grad)
+    num_hess = approx_fprime(theta, lambda z: obj.value_and_grad(z)[1], 1e-6)
+    assert np.allclose(hess, hess.T)
+    assert np.allclose(hess, num_hess, rtol=1e-3, atol=1e-3 * np.abs(hess).max())
 
 
 def test_joint_recovers_the_global_truth(panel):
