@@ -32,7 +32,7 @@ def check_trial_pair(
     that no per-scene trial (of that attribute) shows.
     """
     crossed = [c for c in CROSS_SCENE_COLUMNS if c in scene_trials.columns]
-    if crossed:
+    if crossed and "scene" not in scene_trials.columns:  # both: scaling.io says it is mixed
         raise InputError(
             f"per-scene trials carry 'scene', not '{crossed[0]}': give the cross-content "
             "trials as the second table",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 import scaling
 from alignment.align import align
 from jodkit.cli import app
-from scaling.formats import TRAINING_COLUMNS, image_key
+from scaling.formats import TRAINING_COLUMNS, image_key, trial_columns
 
 runner = CliRunner()
 
@@ -36,9 +37,24 @@ def _write(tmp_path, maps=None):
     pd.DataFrame(cross).to_csv(tmp_path / "cross.csv", index=False)
 
 
+def _export_layout(trials: pd.DataFrame, cross: bool) -> pd.DataFrame:
+    """``trials`` as ``jod export`` writes them (annotation_app.export): every column of
+    the formats contract in its order, plus two training trials and two ties per table
+    with the answers the simulated observers did not give (both must be left out)."""
+    extra = trials.iloc[:4].copy()
+    extra["is_A_selected"] = 1 - extra["is_A_selected"]
+    extra["is_training"] = [1, 1, 0, 0]
+    extra["tie"] = [0, 0, 1, 1]
+    out = pd.concat([extra, trials.assign(is_training=0, tie=0)], ignore_index=True)
+    out = out.assign(rt_ms=900, is_gold=0, repeat_of=pd.NA, timestamp="2026-01-01T00:00:00Z")
+    return out[list(trial_columns(cross_content=cross))]
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """A small simulated study written as ``jod export`` writes it, plus an image manifest."""
+    """A small simulated study written as ``jod export`` writes it (``st.csv``, ``ct.csv``),
+    the same trials without the export's ties and training trials (``st_plain.csv``,
+    ``ct_plain.csv``), and an image manifest."""
     from study.panel import cross_trials, make_truth, per_scene_trials
     from study.renditions import ladder
 
@@ -50,9 +66,13 @@ def exported(tmp_path_factory):
     )  # fmt: skip
     truth = make_truth(manifest, seed=2)
     truth = truth[truth["attribute"] == "detail"]
-    per_scene_trials(truth, n_observers=6, seed=3).to_csv(folder / "st.csv", index=False)
+    st = per_scene_trials(truth, n_observers=6, seed=3)
     chosen = truth[truth["condition"].isin(["r0", "r3", "r5"])]
-    cross_trials(truth, chosen, n_observers=6, seed=4).to_csv(folder / "ct.csv", index=False)
+    ct = cross_trials(truth, chosen, n_observers=6, seed=4)
+    st.to_csv(folder / "st_plain.csv", index=False)
+    ct.to_csv(folder / "ct_plain.csv", index=False)
+    _export_layout(st, cross=False).to_csv(folder / "st.csv", index=False)
+    _export_layout(ct, cross=True).to_csv(folder / "ct.csv", index=False)
     manifest.assign(image_path="img/" + manifest["scene"] + "_" + manifest["condition"] + ".png")[
         ["scene", "condition", "image_path"]
     ].to_csv(folder / "manifest.csv", index=False)
@@ -96,6 +116,15 @@ def test_every_method_runs_from_the_exported_trials(exported, tmp_path, method):
     assert res.exit_code == 0, res.output
     unified, train = pd.read_csv(out), pd.read_csv(training)
     assert len(unified) == 18 and unified["jod_unified"].notna().all()
+    # the export's ties and training trials are left out: the plain trials give the same
+    plain = _invoke(
+        "--trials", exported / "st_plain.csv", "--cross-trials", exported / "ct_plain.csv",
+        "--method", method, *spread, "-o", tmp_path / "plain.csv", "--quiet",
+    )  # fmt: skip
+    assert plain.exit_code == 0, plain.output
+    np.testing.assert_allclose(
+        pd.read_csv(tmp_path / "plain.csv")["jod_unified"], unified["jod_unified"], atol=1e-9
+    )
     assert tuple(train.columns) == TRAINING_COLUMNS and len(train) == 18
     np.testing.assert_allclose(train["jod"], unified["jod_unified"])
     assert np.isfinite(train["jod_std"]).all() and (train["jod_std"] > 0).any()
@@ -270,3 +299,144 @@ def test_training_refuses_one_sided_scores(tmp_path):
     assert not (tmp_path / "u.csv").exists() and not (tmp_path / "t.csv").exists()
     assert _invoke(*args).exit_code == 0  # the unified table itself keeps the infinite std
     assert np.isinf(pd.read_csv(tmp_path / "u.csv")["jod_unified_std"]).sum() == 1
+
+
+def _turned_over(exported, tmp_path):
+    """The exported cross trials with scene s1's r0 and r5 swapped: the cross-content
+    judgments then order s1's images against its own scale."""
+    ct = pd.read_csv(exported / "ct.csv")
+    swap = {"r0": "r5", "r5": "r0"}
+    for side in "AB":
+        mine = ct[f"scene_{side}"] == "s1"
+        ct.loc[mine, f"condition_{side}"] = ct.loc[mine, f"condition_{side}"].replace(swap)
+    ct.to_csv(tmp_path / "ct.csv", index=False)
+    return ["--trials", exported / "st.csv", "--cross-trials", tmp_path / "ct.csv", "--quiet"]
+
+
+@pytest.mark.parametrize(
+    ("method", "reason"),
+    [
+        ("paper", r"slope a = -0\.\d+ is not positive: the scene's scale would be turned over"),
+        ("weighted", r"slope a = -0\.\d+ is not positive: the scene's scale would be turned over"),
+        ("eiv", r"slope a = -0\.\d+ is not positive: the scene's scale would be turned over"),
+        # the joint model's slopes are positive by construction: s1's is stretched instead
+        ("joint", r"the unified scale stretches it by a_j / a_ref = \d+\.?\d*; unified scores "
+                  r"reach [\d.]+ JOD, far outside the per-scene scores \[-?[\d.]+, -?[\d.]+\] JOD"),
+    ],
+)  # fmt: skip
+def test_each_method_names_a_turned_over_scene_and_strict_refuses(
+    exported, tmp_path, method, reason
+):
+    args = [*_turned_over(exported, tmp_path), "--method", method]
+    args += ["--scale-bootstrap", "20"] if method in ("weighted", "eiv") else []
+    res = _invoke(*args, "-o", tmp_path / "u.csv")
+    assert res.exit_code == 0, res.output
+    warned = [line for line in res.output.splitlines() if line.startswith("warning: ")]
+    assert len(warned) == 1, res.output
+    problem = warned[0].removeprefix("warning: ")
+    assert re.fullmatch(rf"attribute detail, scene 's1': {reason}", problem), problem
+    meta = json.loads((tmp_path / "u.csv.meta.json").read_text())
+    assert meta["warnings"] == [problem]
+    res = _invoke(*args, "-o", tmp_path / "v.csv", "--strict")
+    assert res.exit_code == 2
+    assert res.output.splitlines()[-1] == f"error: alignment refused (strict): {problem}"
+    assert not (tmp_path / "v.csv").exists()
+
+
+def test_offset_names_a_scene_far_outside_and_strict_refuses(tmp_path):
+    """The offset method has slope 1 everywhere; its check is the unified spread. Here s1's
+    offset (b = 10.5 against s0's -10.5) lifts it 21 JOD, beyond the cross range (20) above
+    the per-scene scores [-1, 1]."""
+    scales = pd.DataFrame(
+        {"scene": ["s0"] * 3 + ["s1"] * 3, "condition": ["c0", "c1", "c2"] * 2,
+         "jod": [-1.0, 0.0, 1.0] * 2, "jod_std": 0.2}
+    )  # fmt: skip
+    cross = pd.DataFrame(
+        {"condition": ["s0/c1", "s0/c2", "s1/c0", "s1/c1"], "jod": [-10.0, -10.0, 10.0, 10.0],
+         "jod_std": 0.3}
+    )  # fmt: skip
+    scales.to_csv(tmp_path / "scales.csv", index=False)
+    cross.to_csv(tmp_path / "cross.csv", index=False)
+    args = [tmp_path / "scales.csv", "--cross", tmp_path / "cross.csv", "--method", "offset"]
+    args += ["--reference", "s0"]
+    res = _invoke(*args, "-o", tmp_path / "u.csv")
+    problem = (
+        "scene 's1': unified scores reach 22 JOD, far outside the per-scene scores "
+        "[-1.00, 1.00] JOD"
+    )
+    assert res.exit_code == 0 and f"warning: {problem}\n" in res.output, res.output
+    res = _invoke(*args, "-o", tmp_path / "v.csv", "--strict")
+    assert res.exit_code == 2
+    assert res.output.splitlines()[-1] == f"error: alignment refused (strict): {problem}"
+    assert not (tmp_path / "v.csv").exists()
+
+
+def _bad_tables(folder, exported):
+    """Broken variants of the exported tables: (per-scene, cross) paths and the error line
+    (the file that carries the fault first)."""
+    st, ct = pd.read_csv(exported / "st.csv"), pd.read_csv(exported / "ct.csv")
+    mixed = folder / "mixed.csv"
+    pd.concat([st, ct], ignore_index=True).to_csv(mixed, index=False)
+    unknown = ct.copy()
+    unknown.loc[4, "scene_A"] = "s9"
+    unknown.to_csv(folder / "unknown.csv", index=False)
+    st.drop(columns="scene").to_csv(folder / "no_scene.csv", index=False)
+    ct.drop(columns="scene_B").to_csv(folder / "no_scene_b.csv", index=False)
+    st.drop(columns="is_A_selected").to_csv(folder / "no_choice.csv", index=False)
+    good_st, good_ct = exported / "st.csv", exported / "ct.csv"
+    mix = (
+        "mixes per-scene trials (column 'scene') with cross-content trials ('scene_A', "
+        "'scene_B'): split it into two tables, the rows with 'scene' and the rows with "
+        "'scene_A'/'scene_B', and scale each; or, to scale all images as one graph, give each "
+        "per-scene trial scene_A = scene_B = its scene and drop the 'scene' column"
+    )
+    needs = "the trial format needs observer, condition_A, condition_B, is_A_selected, scene"
+    return {
+        "mixed per-scene": (mixed, good_ct, f"{mixed}, field 'scene': {mix}"),
+        "mixed cross": (good_st, mixed, f"{mixed}, field 'scene': {mix}"),
+        "swapped": (
+            good_ct, good_st,
+            f"{good_ct}, field 'scene_A': per-scene trials carry 'scene', not 'scene_A': give "
+            "the cross-content trials as the second table",
+        ),
+        "unknown scene": (
+            good_st, folder / "unknown.csv",
+            f"{folder / 'unknown.csv'}, row 5, field 'condition_A': image "
+            f"'s9/{ct.loc[4, 'condition_A']}' (attribute 'detail') never appears in the "
+            "per-scene trials",
+        ),
+        "no scene": (
+            folder / "no_scene.csv", good_ct,
+            f"{folder / 'no_scene.csv'}, field 'scene': missing column(s) 'scene'; {needs} "
+            "(see scaling.formats)",
+        ),
+        "no scene_B": (
+            good_st, folder / "no_scene_b.csv",
+            f"{folder / 'no_scene_b.csv'}, field 'scene_B': missing column: cross-content "
+            "trials carry 'scene_A' and 'scene_B'",
+        ),
+        "no is_A_selected": (
+            folder / "no_choice.csv", good_ct,
+            f"{folder / 'no_choice.csv'}, field 'is_A_selected': missing column(s) "
+            f"'is_A_selected'; {needs} (see scaling.formats)",
+        ),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("method", ["paper", "weighted", "eiv", "offset", "joint"])
+def test_bad_trial_tables_are_one_line_errors_for_every_method(exported, tmp_path, method):
+    for case, (per_scene, cross, message) in _bad_tables(tmp_path, exported).items():
+        out = tmp_path / "u.csv"
+        res = _invoke("--trials", per_scene, "--cross-trials", cross, "--method", method, "-o", out)
+        assert res.exit_code == 2, (case, res.output)
+        assert res.output == f"error: {message}\n", case
+        assert not out.exists()
+    res = _invoke(
+        "--trials", exported / "st.csv", "--cross-trials", exported / "ct.csv",
+        "--method", method, "--reference", "s9", "-o", tmp_path / "u.csv", "--quiet",
+    )  # fmt: skip
+    assert res.exit_code == 2
+    assert res.output == (
+        "error: reference 's9' is neither a rule ('auto', 'range', 'size', 'connected') nor a "
+        "scene (['s0', 's1', 's2'])\n"
+    )
