@@ -93,6 +93,56 @@ def held_out_pairs(demo: Path, trials: list[Path], split: Path, attribute: str) 
     return pairs[keep].reset_index(drop=True)
 
 
+def example_study(out: Path, seed: int = 0, bootstrap: int = 100) -> Path:
+    """``jod demo`` on the photographs of :func:`write_photos` (36 scenes of 12 renditions,
+    simulated panel of ``seed``) in ``out/demo``, unless it is there already. ``bootstrap``:
+    resamples for the scales' and the unified scale's intervals (0: none, faster)."""
+    from study.demo import DemoConfig, run_demo
+    from study.example import CROP_CORNERS, SAMPLE_PHOTOS
+    from study.pipeline import PanelConfig
+
+    demo = out / "demo"
+    if not (demo / "demo.json").is_file():
+        config = DemoConfig(
+            images=str(write_photos(out / "photos")),
+            scenes=len(SAMPLE_PHOTOS) * len(CROP_CORNERS),
+            panel=PanelConfig(seed=seed, bootstrap=bootstrap),
+            align_bootstrap=2 * bootstrap,
+        )
+        run_demo(demo, config, force=True, progress=False)
+    return demo
+
+
+def comparator_config(
+    path: Path,
+    steps: int,
+    model: Path,
+    demo: Path,
+    split: Path,
+    output_dir: Path,
+    attributes: list[str] | None,
+    scene_scales: Path | None = None,
+) -> Path:
+    """The comparator on the example study's per-scene judgments (2k training pairs, not the
+    13k cross-content ones), Thurstone targets of ``scene_scales`` (default: the demo's)."""
+    return write_config(
+        path,
+        steps,
+        model=str(model),
+        task="pairwise",
+        data={"attributes": attributes} if attributes else {},
+        pairs={
+            "trials": [str(demo / "trials" / "scene_trials.csv")],
+            "scene_scales": str(scene_scales or demo / "scales" / "scene_scales.csv"),
+            "cross_scales": str(demo / "scales" / "cross_scales.csv"),
+            "images": str(demo / "example" / "manifest.csv"),
+            "split_table": str(split),
+            "kl_weight": 5.0,
+        },
+        run={"output_dir": str(output_dir)},
+    )
+
+
 def write_config(path: Path, steps: int, **sections) -> Path:
     config = {**RECIPE, **sections}
     config["optim"] = {**RECIPE["optim"], "max_steps": steps}
@@ -116,9 +166,6 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
 
     import torch
 
-    from study.demo import DemoConfig, run_demo
-    from study.example import CROP_CORNERS, SAMPLE_PHOTOS
-    from study.pipeline import PanelConfig
     from training.comparator import predict_pairs
     from training.config import TrainConfig
     from training.pairwise_data import read_pair_trials
@@ -130,14 +177,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     torch.set_num_threads(1)
     out = args.out.resolve()
     started = time.perf_counter()
-    demo = out / "demo"
-    if not (demo / "demo.json").is_file():
-        config = DemoConfig(
-            images=str(write_photos(out / "photos")),
-            scenes=len(SAMPLE_PHOTOS) * len(CROP_CORNERS),
-            panel=PanelConfig(seed=args.seed),
-        )
-        run_demo(demo, config, force=True, progress=False)
+    demo = example_study(out, args.seed)
     model = save_tiny_model(out / "tiny")
     trials = [demo / "trials" / "scene_trials.csv", demo / "trials" / "cross_trials.csv"]
     table = split_table(demo, out / "training_split.csv")
@@ -155,21 +195,14 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         loss={"kl_weight": 1.0},
         run={"output_dir": str(out / "score")},
     )
-    comparator_yaml = write_config(
+    comparator_yaml = comparator_config(
         out / "comparator.yaml",
         args.comparator_steps or args.steps,
-        model=str(model),
-        task="pairwise",
-        data=attributes,
-        pairs={
-            "trials": [str(trials[0])],  # per-scene judgments: 2k pairs, not 13k cross ones
-            "scene_scales": str(demo / "scales" / "scene_scales.csv"),
-            "cross_scales": str(demo / "scales" / "cross_scales.csv"),
-            "images": str(demo / "example" / "manifest.csv"),
-            "split_table": str(out / "score" / "split.csv"),
-            "kl_weight": 5.0,
-        },
-        run={"output_dir": str(out / "comparator")},
+        model,
+        demo,
+        out / "score" / "split.csv",
+        out / "comparator",
+        attributes.get("attributes"),
     )
     timings = {}
     for name, path in (("score", score_yaml), ("comparator", comparator_yaml)):

@@ -287,10 +287,11 @@ class PairwiseTask:
         self.units_per_step = config.optim.pairs_per_batch
 
     def units(self, epoch: int) -> list[tuple[int, int]]:
-        """Every training pair in both orders (0: A first, 1: B first), shuffled per epoch."""
-        units = [(i, order) for i in range(len(self.train_rows)) for order in (0, 1)]
-        random.Random(hash((self.config.run.seed, epoch))).shuffle(units)
-        return units
+        """Every training pair in both orders (0: A first, 1: B first), pairs shuffled per
+        epoch, the two orders of a pair side by side (in one batch)."""
+        pairs = list(range(len(self.train_rows)))
+        random.Random(hash((self.config.run.seed, epoch))).shuffle(pairs)
+        return [(i, order) for i in pairs for order in (0, 1)]
 
     def collate(self, units: list[tuple[int, int]], positions: list[int], epoch: int) -> dict:
         rows = self.train_rows.iloc[[i for i, _ in units]]

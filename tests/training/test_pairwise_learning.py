@@ -1,12 +1,19 @@
-"""The comparator's learning test: a tiny random VLM trained on CPU on the noise ladders must
-tell which of two unseen scenes' renditions is less noisy, answer the same whichever image
-comes first, and beat an untrained model and one trained on shuffled answers.
+"""The comparator's learning test on the example study: a tiny random VLM trained on CPU on the
+study's noise ladders must tell which of two renditions of an unseen scene is less noisy,
+answer the same whichever image comes first, and beat an untrained model and one trained on
+shuffled answers.
 
-Data: the synthetic noise study (``conftest.py``: 12 photos x 3 crops, five noise levels,
-JOD = -20 sigma); all crops of two photos are test scenes. Targets: Thurstone probabilities
-of the true scale; five simulated observers per scene provide the trials. The shuffled
-control permutes the true JOD among the training images, so its answers carry no rule.
+Data: ``jod demo`` on three crops of each of 12 scikit-image photographs
+(``benchmarks/pairwise_example.py``, the evaluation of docs/training.md): 36 scenes of 12
+renditions (4 detail levels x noise 0, 0.03, 0.07 at 192 px), 15 simulated observers per
+scene; the noise attribute's per-scene judgments with the Thurstone targets of the experts'
+scale. Every crop of two photographs is a test scene (content unseen in training). The
+shuffled control permutes the experts' JOD among the training images, so its answers carry
+no rule; the untrained model is the same random model before training.
 """
+
+import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,6 +21,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
+pytest.importorskip("skimage.data")
+pytest.importorskip("cv2")
 
 from training.comparator import (  # noqa: E402
     PairwiseTask,
@@ -26,51 +35,15 @@ from training.modeling import load_vlm  # noqa: E402
 from training.run import Run  # noqa: E402
 from training.tiny import save_tiny_model  # noqa: E402
 
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "pairwise_example.py"
 STEPS = 300
-RECIPE = {
-    "image": {"size": 112},
-    "adapter": {"rank": 16, "alpha": 32, "dropout": 0.0, "lm_head": "full"},
-    "optim": {
-        "lr": 3e-3,
-        "vision_lr": 1e-4,
-        "max_steps": STEPS,
-        "pairs_per_batch": 8,
-        "warmup_ratio": 0.05,
-    },
-    "run": {
-        "gradient_checkpointing": False,
-        "progress": False,
-        "log_every": 25,
-        "eval_every": None,
-        "checkpoint_every": None,
-        "num_workers": 0,
-        "tensorboard": False,
-    },
-}
 
 
-def config_for(model, study, scale, out) -> TrainConfig:
-    pairs = {
-        "trials": [str(study["trials"])],
-        "scene_scales": str(scale),
-        "images": str(study["index"]),
-        "split_table": str(study["split"]),
-        "kl_weight": 5.0,
-    }
-    raw = {"model": str(model), "task": "pairwise", "pairs": pairs, **RECIPE}
-    raw["run"] = {**RECIPE["run"], "output_dir": str(out)}
-    return TrainConfig.model_validate(raw)
-
-
-def held_out_pairs(study, out) -> pd.DataFrame:
-    """The test scenes' pairs with their true JOD (from the unshuffled scale)."""
-    pairs = pd.read_csv(out / "split.csv")
-    pairs = pairs[pairs["split"] == "test"].drop(columns=["jod_A", "jod_B"])
-    truth = pd.read_csv(study["scale"]).set_index(["scene", "condition"])["jod"]
-    for side in ("A", "B"):
-        keys = list(zip(pairs[f"scene_{side}"], pairs[f"condition_{side}"], strict=True))
-        pairs[f"jod_{side}"] = truth.loc[keys].to_numpy()
-    return pairs.reset_index(drop=True)
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("pairwise_example", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def far_accuracy(pred: pd.DataFrame) -> float:
@@ -82,41 +55,65 @@ def far_accuracy(pred: pd.DataFrame) -> float:
     return float(right[far.to_numpy()].mean())
 
 
-@pytest.mark.slow
-def test_comparator_learns_noise_and_beats_untrained_and_shuffled(pair_study, tmp_path):
-    torch.set_num_threads(1)
-    model = save_tiny_model(tmp_path / "tiny")
-    scale = pd.read_csv(pair_study["scale"])
-    split = pd.read_csv(pair_study["split"]).set_index("scene")["split"]
-    train = (scale["scene"].map(split) == "train").to_numpy()
-    shuffled = scale.copy()
-    shuffled.loc[train, "jod"] = np.random.default_rng(0).permutation(scale.loc[train, "jod"])
-    shuffled.to_csv(tmp_path / "shuffled_scale.csv", index=False)
+def shuffled_scales(scales: Path, split: Path, out: Path) -> Path:
+    """The experts' scale with the training scenes' JOD permuted within each attribute."""
+    table = pd.read_csv(scales)
+    scene_split = pd.read_csv(split).groupby("scene")["split"].first()
+    rng = np.random.default_rng(0)
+    for attribute in table["attribute"].unique():
+        rows = (table["attribute"] == attribute) & (table["scene"].map(scene_split) == "train")
+        table.loc[rows, "jod"] = rng.permutation(table.loc[rows, "jod"].to_numpy())
+    table.to_csv(out, index=False)
+    return out
 
+
+@pytest.mark.slow
+def test_comparator_learns_the_example_studys_noise_and_beats_the_controls(tmp_path):
+    torch.set_num_threads(1)
+    bench = load_benchmark()
+    demo = bench.example_study(tmp_path, seed=0, bootstrap=0)
+    split = bench.split_table(demo, tmp_path / "training_split.csv")
+    model = save_tiny_model(tmp_path / "tiny")
+    scales = {
+        "real": None,
+        "shuffled": shuffled_scales(
+            demo / "scales" / "scene_scales.csv", split, tmp_path / "shuffled_scales.csv"
+        ),
+    }
     results = {}
-    for name, table in (
-        ("real", pair_study["scale"]),
-        ("shuffled", tmp_path / "shuffled_scale.csv"),
-    ):
-        config = config_for(model, pair_study, table, tmp_path / name)
+    for name, scene_scales in scales.items():
+        path = bench.comparator_config(
+            tmp_path / f"{name}.yaml",
+            STEPS,
+            model,
+            demo,
+            split,
+            tmp_path / name,
+            ["noise"],
+            scene_scales,
+        )
+        config = TrainConfig.from_yaml(path)
         Run(config, PairwiseTask, prepare_pairs(config)).fit()
         loaded, loaded_config, card = load_comparator(tmp_path / name)
-        rows = held_out_pairs(pair_study, tmp_path / name)
-        results[name] = predict_pair_rows(loaded, rows, loaded_config, card["layout"], 40)
-    results["untrained"] = predict_pair_rows(
-        load_vlm(model), held_out_pairs(pair_study, tmp_path / "real"), config, "two_images", 40
-    )
+        if name == "real":  # the held-out scenes' pairs, with the experts' JOD
+            pairs = pd.read_csv(tmp_path / name / "split.csv")
+            held_out = pairs[pairs["split"] == "test"].reset_index(drop=True)
+        results[name] = predict_pair_rows(loaded, held_out, loaded_config, card["layout"], 40)
+    results["untrained"] = predict_pair_rows(load_vlm(model), held_out, config, "two_images", 40)
     accuracy = {name: far_accuracy(pred) for name, pred in results.items()}
     log = pd.read_csv(tmp_path / "real" / "metrics.csv")
     real = results["real"]
     signal = float(np.mean(np.abs(real["p_ab"] - 0.5)))
     gap = float(np.mean(np.abs(real["p_ab"] - real["p_ba"])))
-    print(log.to_string(), accuracy, f"|P - 1/2| {signal:.3f}, order gap {gap:.3f}", sep="\n")
     n_far = int(((real["jod_A"] - real["jod_B"]).abs() >= 1).sum())
-    assert n_far == 6 * 7  # 6 unseen scenes x 7 pairs of noise levels at least 1 JOD apart
+    print(log.to_string(), accuracy, f"|P - 1/2| {signal:.3f}, order gap {gap:.3f}", sep="\n")
+    print(f"{n_far} of {len(real)} held-out pairs at least 1 JOD apart")
+    assert set(held_out["attribute"]) == {"noise"} and set(held_out["task"]) == {"per_scene"}
+    assert n_far >= 200  # 6 unseen scenes, most of their 66 pairs
     assert accuracy["real"] >= 0.85
     assert accuracy["real"] >= accuracy["untrained"] + 0.25
     assert accuracy["real"] >= accuracy["shuffled"] + 0.25
     assert log["kl"].iloc[-1] < 0.5 * log["kl"].iloc[0]
-    # trained on both orders, it answers the same whichever image is shown first
+    # trained on both orders, it answers the same whichever image is shown first: P(A better)
+    # asked with A first (p_ab) and with B first (p_ba) differ by less than half the signal
     assert gap < 0.5 * signal
