@@ -256,6 +256,14 @@ def test_command_line(trained, pair_study, tmp_path):
         app, ["compare", str(trained), str(root / "coffee0_0.png"), str(root / "coffee0_0.png")]
     )
     assert result.exit_code == 2 and "compare two different images" in result.output
+    bad = tmp_path / "unknown_image.csv"
+    pd.DataFrame(
+        {"image_A": [str(root / "coffee0_0.png")], "image_B": ["nope.png"], "attribute": "noise"}
+    ).to_csv(bad, index=False)
+    result = runner.invoke(app, ["predict", str(trained), "--pairs", str(bad), "-o", str(out)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "row 1, field 'image_B'" in result.output and "nope.png" in result.output
+    assert len(pd.read_csv(out)) == len(pred)  # the earlier output is left as it was
 
 
 # --- bad input -----------------------------------------------------------------------------------
