@@ -288,7 +288,9 @@ class PairwiseTask:
 
     def units(self, epoch: int) -> list[tuple[int, int]]:
         """Every training pair in both orders (0: A first, 1: B first), pairs shuffled per
-        epoch, the two orders of a pair side by side (in one batch)."""
+        epoch, the two orders of a pair side by side: in one optimiser step (for an even
+        ``pairs_per_batch``), where their position terms cancel and only the comparison is
+        learnt."""
         pairs = list(range(len(self.train_rows)))
         random.Random(hash((self.config.run.seed, epoch))).shuffle(pairs)
         return [(i, order) for i in pairs for order in (0, 1)]
