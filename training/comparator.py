@@ -285,6 +285,14 @@ class PairwiseTask:
         self.encoder = self.loaded.encoder(decision_ids=ids)
         self.layout = resolve_layout(config.pairs.layout, self.loaded, config.image.size)
         self.units_per_step = config.optim.pairs_per_batch
+        if self.units_per_step % 2:
+            warnings.warn(
+                f"optim.pairs_per_batch is {self.units_per_step}: the comparator's steps hold "
+                "a pair in both orders (two units) only when it is even, and its position "
+                "terms then cancel; with an odd number, a pair's orders may fall in different "
+                "steps",
+                stacklevel=2,
+            )
 
     def units(self, epoch: int) -> list[tuple[int, int]]:
         """Every training pair in both orders (0: A first, 1: B first), pairs shuffled per

@@ -142,6 +142,9 @@ def test_units_hold_every_training_pair_in_both_orders(tiny, pair_study, tmp_pat
     # learnt only a position bias on the example study)
     assert [i for i, _ in units[0::2]] == [i for i, _ in units[1::2]]
     assert {o for _, o in units[0::2]} == {0} and {o for _, o in units[1::2]} == {1}
+    odd = pair_config(tiny, pair_study, tmp_path / "odd", optim={"pairs_per_batch": 3})
+    with pytest.warns(UserWarning, match="pairs_per_batch is 3: .* only when it is even"):
+        PairwiseTask(odd, data, "no")
     batch = task.collate([(0, 0), (0, 1)], [0, 1], 0)
     target = task.train_rows["target"].iloc[0]
     assert batch["target"].tolist() == pytest.approx([target, 1 - target])
